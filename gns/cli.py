@@ -1,0 +1,304 @@
+"""Command-line interface: ``gns --help``.
+
+Every subcommand is a thin wrapper over the public API, so whatever the CLI does a notebook
+can do too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from gns.errors import GnsInputError
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file overriding the defaults (see gns/config.py)")
+    p.add_argument("--preset", help="a shipped preset: gns/configs/<name>.yaml (e.g. demo)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. --set train.steps=2000 (repeatable)")
+    p.add_argument("--dataset", help="dataset directory (overrides config 'dataset')")
+    p.add_argument("--out", help="run directory (overrides config 'out_dir')")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (overrides config 'device')")
+
+
+def _config(args: argparse.Namespace):
+    from gns.config import load_config, preset_path
+
+    base = load_config(preset_path(args.preset)) if getattr(args, "preset", None) else None
+    overrides = list(args.overrides)
+    for key, attr in (("dataset", "dataset"), ("out_dir", "out"), ("device", "device")):
+        if getattr(args, attr, None):
+            overrides.append(f"{key}={getattr(args, attr)}")
+    return load_config(args.config, overrides, base=base)
+
+
+# --- data ----------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from gns.solvers.water2d import Water2DConfig, generate_water2d
+
+    overrides = {}
+    for item in args.param:
+        k, v = item.split("=", 1)
+        overrides[k] = yaml.safe_load(v)
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    base = Water2DConfig.small() if args.small else Water2DConfig()
+    import dataclasses
+    config = dataclasses.replace(base, **overrides)
+    t0 = time.perf_counter()
+    out = generate_water2d(args.out, config)
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from gns.data import inspect_dataset
+
+    print(json.dumps(inspect_dataset(args.dataset), indent=2, default=str))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from gns.data import convert_dataset
+
+    out = convert_dataset(args.src, args.dst, src_format=args.src_format, dst_format=args.dst_format)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from gns.data import compute_statistics, load_metadata, open_split, save_metadata
+
+    meta = load_metadata(args.dataset)
+    with open_split(args.dataset, args.split, meta) as split:
+        stats = compute_statistics(split, meta.bounds, meta.periodic_boundary_conditions)
+    print(json.dumps(stats, indent=2))
+    if args.write:
+        save_metadata(meta.with_statistics(stats), args.dataset)
+        print(f"updated {Path(args.dataset) / 'metadata.json'}")
+    return 0
+
+
+# --- model ---------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from gns.train.loop import Trainer
+    from gns.train.particles import ParticleTask
+
+    config = _config(args)
+    if config.train.num_threads:
+        import torch
+        torch.set_num_threads(config.train.num_threads)
+    task = ParticleTask(config)
+    trainer = Trainer(config, task, config.out_dir)
+    if not args.no_resume and trainer.resume():
+        print(f"resumed from {trainer.ckpt_dir / 'latest.pt'} at step {trainer.step}")
+    print(f"training on {task.device}; logs: {trainer.log_path} (CSV), checkpoints: {trainer.ckpt_dir}")
+    result = trainer.train(progress=not args.quiet)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _checkpoint_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint file, or a run directory (uses checkpoints/best.pt if present)")
+
+
+def _resolve_checkpoint(path: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.pt", "latest.pt"):
+            if (p / "checkpoints" / name).exists():
+                return p / "checkpoints" / name
+        raise GnsInputError("run directory holds no checkpoints", file=p / "checkpoints")
+    return p
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gns.data import open_split
+    from gns.evaluate import evaluate_split, format_table
+    from gns.train.particles import load_simulator
+
+    simulator, config, metadata = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
+    dataset = args.dataset or config.dataset
+    split = open_split(dataset, args.split or config.eval.split, metadata)
+    horizons = tuple(args.horizons) if args.horizons else config.eval.horizons
+    summary = evaluate_split(simulator, split, metadata, horizons, args.max_trajectories or config.eval.max_trajectories,
+                             config.eval.batch_trajectories, args.steps, save_path=args.out)
+    print(format_table(summary))
+    if args.out:
+        print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    args.max_trajectories = args.max_trajectories or None
+    if not args.out:
+        args.out = "rollouts.h5"
+    return cmd_evaluate(args)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from gns.evaluate import read_rollouts
+    from gns.viz import render_rollout
+
+    rollouts = read_rollouts(args.rollouts)
+    key = args.trajectory or sorted(rollouts)[0]
+    if key not in rollouts:
+        raise GnsInputError("no such trajectory in the rollout file", file=args.rollouts, key=key,
+                            expected=sorted(rollouts)[:10])
+    r = rollouts[key]
+    bounds = None
+    if args.dataset:
+        from gns.data import load_metadata
+        bounds = load_metadata(args.dataset).bounds
+    out = render_rollout(args.out, r["predicted"], r["ground_truth"], particle_type=r["particle_type"],
+                         bounds=bounds, stride=args.stride, fps=args.fps)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the default dataset, train briefly, evaluate on the test split and render."""
+    from gns.config import load_config, preset_path
+    from gns.data import load_metadata
+    from gns.evaluate import evaluate_split, format_table
+    from gns.data import open_split
+    from gns.train.loop import Trainer
+    from gns.train.particles import ParticleTask, load_simulator
+    from gns.viz import plot_error_vs_horizon, render_rollout
+
+    t0 = time.perf_counter()
+    dataset = Path(args.dataset)
+    if not (dataset / "metadata.json").exists():
+        from gns.solvers.water2d import Water2DConfig, generate_water2d
+        print(f"[1/4] generating {dataset} (Taichi MPM) ...")
+        generate_water2d(dataset, Water2DConfig())
+    else:
+        print(f"[1/4] reusing {dataset}")
+    t1 = time.perf_counter()
+    config = load_config(args.config or preset_path("demo"),
+                         list(args.overrides) + [f"dataset={dataset}", f"out_dir={args.out}"]
+                         + ([f"device={args.device}"] if args.device else []))
+    print(f"[2/4] training {config.train.steps} steps ({config.train.loss} loss) -> {config.out_dir}")
+    task = ParticleTask(config)
+    trainer = Trainer(config, task, config.out_dir)
+    if trainer.resume():
+        print(f"      resumed at step {trainer.step}")
+    trainer.train(progress=not args.quiet)
+    t2 = time.perf_counter()
+    print(f"[3/4] rolling out the test split")
+    run = Path(config.out_dir)
+    simulator, _, metadata = load_simulator(run / "checkpoints" / "latest.pt", config.device)
+    summary = evaluate_split(simulator, open_split(dataset, "test", metadata), metadata, config.eval.horizons,
+                             config.eval.max_trajectories, config.eval.batch_trajectories,
+                             save_path=run / "rollouts_test.h5", progress=not args.quiet)
+    print(format_table(summary))
+    t3 = time.perf_counter()
+    print(f"[4/4] rendering")
+    from gns.evaluate import read_rollouts
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rollouts = read_rollouts(run / "rollouts_test.h5")
+    key = sorted(rollouts)[0]
+    r = rollouts[key]
+    gif = render_rollout(run / "rollout_test.gif", r["predicted"], r["ground_truth"], particle_type=r["particle_type"],
+                         bounds=metadata.bounds, stride=args.stride, progress=not args.quiet)
+    ax = plot_error_vs_horizon({m: {int(k): v for k, v in summary[m]["mse"].items() if k != "full"}
+                                for m in ("model", "constant_velocity", "constant_acceleration")},
+                               title="held-out test split")
+    ax.figure.savefig(run / "error_vs_horizon.png", dpi=100, bbox_inches="tight")
+    plt.close(ax.figure)
+    t4 = time.perf_counter()
+    print(f"wrote {gif}, {run / 'error_vs_horizon.png'}, {run / 'rollouts_test.json'}")
+    print(f"time: generate {t1 - t0:.0f} s, train {t2 - t1:.0f} s, evaluate {t3 - t2:.0f} s, render {t4 - t3:.0f} s, "
+          f"total {t4 - t0:.0f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gns", description="Learned physics simulators built from graph networks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("generate", help="generate a dataset with a reference solver")
+    p.add_argument("solver", choices=["water2d"], help="which reference solver")
+    p.add_argument("--out", required=True, help="output dataset directory")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--small", action="store_true", help="a tiny dataset (for tests and quick looks)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a Water2DConfig field, e.g. --param num_train=64")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("inspect", help="summarise a dataset")
+    p.add_argument("dataset")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("convert", help="convert between formats (h5, DeepMind tfrecord, geoelements npz)")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--from", dest="src_format", default="auto", choices=["auto", "h5", "tfrecord", "npz"])
+    p.add_argument("--to", dest="dst_format", default="h5", choices=["h5", "tfrecord", "npz"])
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("stats", help="compute velocity/acceleration statistics (and write them with --write)")
+    p.add_argument("dataset")
+    p.add_argument("--split", default="train")
+    p.add_argument("--write", action="store_true", help="store them in metadata.json")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("train", help="train a learned simulator (resumes from the run directory)")
+    _add_config_args(p)
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    for name, func, helptext in (("evaluate", cmd_evaluate, "roll out a split and report metrics vs baselines"),
+                                 ("rollout", cmd_rollout, "roll out and save predictions with ground truth")):
+        p = sub.add_parser(name, help=helptext)
+        _checkpoint_arg(p)
+        p.add_argument("--dataset", help="dataset directory (default: the one trained on)")
+        p.add_argument("--split", help="split (default: test)")
+        p.add_argument("--steps", type=int, help="steps to roll out (default: whole trajectory)")
+        p.add_argument("--max-trajectories", type=int)
+        p.add_argument("--horizons", type=int, nargs="+")
+        p.add_argument("--device", help="cpu, cuda, auto")
+        p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("render", help="animate a saved rollout (gif, or mp4 with ffmpeg)")
+    p.add_argument("rollouts", help="file written by `gns rollout`")
+    p.add_argument("--trajectory", help="trajectory key (default: the first)")
+    p.add_argument("--dataset", help="dataset directory, for the box bounds")
+    p.add_argument("--out", default="rollout.gif")
+    p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--fps", type=int, default=20)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("demo", help="the main job: generate water2d, train briefly, evaluate, render")
+    p.add_argument("--dataset", default="datasets/water2d")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--config", help="YAML overriding the demo preset")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--device")
+    p.add_argument("--stride", type=int, default=3)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GnsInputError as exc:
+        print(f"gns {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""One source of defaults.
+
+Every default of the toolkit lives in the frozen dataclasses below, with a comment on each
+field. A YAML file and ``--set section.key=value`` command-line overrides only *override*
+them (:func:`load_config`); unknown keys are an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from gns.errors import GnsInputError
+
+# GNS (Sanchez-Gonzalez et al. 2020) used noise_std = 6.7e-4 on WaterDrop, whose mean
+# per-step velocity std is 1.355e-3 (metadata vel_std [1.397e-3, 1.313e-3]). With
+# ``noise_std=None`` we keep that ratio on any dataset: noise = 0.494 * mean(vel_std).
+WATERDROP_NOISE_STD = 6.7e-4
+WATERDROP_MEAN_VEL_STD = 1.355e-3
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    history: int = 5                   # C: number of past velocities in the node features
+    latent_size: int = 128             # width of node/edge latents (GNS: 128)
+    message_passing_steps: int = 10    # processor blocks, unshared weights (GNS: 10)
+    hidden_layers: int = 2             # hidden layers per MLP (GNS: 2)
+    type_embedding_size: int = 16      # learned particle-type embedding (GNS: 16)
+    radius: float | None = None        # connectivity radius; None: the dataset's default_connectivity_radius
+    self_loops: bool = True            # keep i->i edges, as DeepMind's KD-tree query does
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 20_000                # optimizer steps
+    batch_size: int = 2                # trajectories windows (graphs) per step
+    lr_init: float = 1e-4              # GNS: 1e-4 decaying to 1e-6
+    lr_final: float = 1e-6
+    lr_decay: float = 0.1              # lr = final + (init - final) * decay ** (step / lr_decay_steps)
+    lr_decay_steps: int = 100_000      # GNS: 5e6 at 20M steps; scaled to our shorter runs
+    grad_clip: float = 1.0             # max global gradient norm (0 disables)
+    noise_std: float | None = None     # random-walk noise std on the last velocity; None: scaled from WaterDrop
+    loss: str = "onestep"              # "onestep" | "pushforward" | "bptt"
+    # pushforward (LagrangeBench): from step pushforward_steps[i] on, unroll pushforward_unrolls[i] may be drawn,
+    # with relative probability pushforward_probs[i]; the unroll runs without gradient, the loss is on the last step.
+    pushforward_steps: tuple[int, ...] = (0, 2_000, 30_000, 40_000)
+    pushforward_unrolls: tuple[int, ...] = (0, 1, 2, 3)
+    pushforward_probs: tuple[float, ...] = (18.0, 2.0, 1.0, 1.0)
+    bptt_steps: int = 3                # "bptt": steps unrolled with full backprop, loss averaged over them
+    seed: int = 0                      # model init, batch sampling, noise: all derived from (seed, step)
+    log_every: int = 50                # steps between CSV log rows
+    eval_every: int = 1_000            # steps between validations (and "best" checkpoints)
+    checkpoint_every: int = 1_000      # steps between "latest" checkpoints
+    valid_windows: int = 64            # fixed one-step validation windows
+    valid_rollouts: int = 2            # validation trajectories rolled out
+    valid_rollout_steps: int = 50      # steps per validation rollout
+    num_threads: int = 0               # torch CPU threads (0: torch's default)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "test"                                   # split evaluated by `gns evaluate`
+    horizons: tuple[int, ...] = (1, 5, 10, 20, 50, 100)   # rollout steps at which position MSE is reported
+    max_trajectories: int | None = None                   # None: every trajectory of the split
+    batch_trajectories: int = 4                           # trajectories rolled out together as one batch
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = "datasets/water2d"  # canonical dataset directory
+    out_dir: str = "runs/water2d"      # checkpoints, logs, rollouts
+    device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+
+def _to_plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _to_plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_to_plain(v) for v in x]
+    return x
+
+
+def _coerce(value: Any, current: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the type of the default it overrides."""
+    if isinstance(current, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value if value.startswith("[") else f"[{value}]")
+        if not isinstance(value, (list, tuple)):
+            raise GnsInputError("expected a list", key=where, found=repr(value))
+        return tuple(value)
+    if isinstance(value, str) and not isinstance(current, str):
+        value = yaml.safe_load(value)
+    if isinstance(current, bool) and not isinstance(value, bool):
+        raise GnsInputError("expected true/false", key=where, found=repr(value))
+    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if current is not None and value is not None and not isinstance(value, type(current)):
+        raise GnsInputError("wrong type", key=where, expected=type(current).__name__, found=repr(value))
+    return value
+
+
+def _apply(obj: Any, updates: dict[str, Any], prefix: str, source: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in updates.items():
+        where = f"{prefix}{key}"
+        if key not in names:
+            raise GnsInputError(f"unknown setting (known: {', '.join(sorted(names))})", file=source, key=where)
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise GnsInputError("expected a mapping", file=source, key=where, found=repr(value))
+            changes[key] = _apply(current, value, f"{where}.", source)
+        else:
+            changes[key] = _coerce(value, current, where)
+    return dataclasses.replace(obj, **changes)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["train.steps=100", "model.latent_size=64"]`` -> nested dict of strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise GnsInputError("override must look like section.key=value", found=repr(item))
+        path, value = item.split("=", 1)
+        node = out
+        parts = path.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), base: Config | None = None) -> Config:
+    """Defaults, then the YAML file at ``path`` (may be partial), then ``overrides``."""
+    config = base or Config()
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise GnsInputError("config file not found", file=path)
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise GnsInputError("config must be a mapping", file=path, found=type(data).__name__)
+        config = _apply(config, data, "", str(path))
+    if overrides:
+        config = _apply(config, parse_overrides(overrides), "", "command line")
+    return config
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Inverse of :meth:`Config.to_dict` (used for checkpoints)."""
+    return _apply(Config(), data, "", "checkpoint")
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
+def preset_path(name: str) -> Path:
+    """Path of a shipped preset (``gns/configs/<name>.yaml``)."""
+    p = PRESETS_DIR / f"{name}.yaml"
+    if not p.exists():
+        known = sorted(q.stem for q in PRESETS_DIR.glob("*.yaml"))
+        raise GnsInputError(f"unknown preset '{name}'", expected=known, found=name)
+    return p

@@ -1,0 +1,119 @@
+"""The learned particle simulator (GNS): features, normalization and integration around the network.
+
+Data flow for one step::
+
+    positions (N, C+1, D) --build_graph--> normalized Graph --EncodeProcessDecode--> (N, D)
+        --acceleration_normalizer.denormalize--> per-step acceleration --integrate--> next position (N, D)
+
+and the training target is the exact inverse of the last two arrows
+(:meth:`ParticleSimulator.target_normalized_acceleration`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gns.config import ModelConfig
+from gns.data import DatasetMetadata
+from gns.errors import GnsInputError
+from gns.geometry import as_bounds, as_periodic
+from gns.graph import EdgeSet, Graph
+from gns.nn import EncodeProcessDecode
+from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
+from gns.particles.batch import ParticleBatch
+from gns.particles.features import edge_features, num_wall_features, velocity_history, wall_distances
+from gns.particles.integrate import integrate, inverse_integrate
+from gns.particles.neighbors import radius_graph
+
+
+class ParticleSimulator(nn.Module):
+    """GNS learned simulator for one dataset's box, statistics and particle types.
+
+    Args:
+        config: network and feature settings.
+        metadata: the dataset's metadata (bounds, periodicity, statistics, particle types).
+        noise_std: training noise std; inflates the velocity/acceleration normalization stds.
+    """
+
+    def __init__(self, config: ModelConfig, metadata: DatasetMetadata, noise_std: float) -> None:
+        super().__init__()
+        if not metadata.has_statistics():
+            raise GnsInputError("dataset metadata has no vel/acc statistics; run `gns stats` to back-fill them",
+                                key="vel_mean/vel_std/acc_mean/acc_std")
+        self.config = config
+        self.dim = metadata.dim
+        self.history = config.history
+        self.radius = float(config.radius or metadata.default_connectivity_radius)
+        self.num_particle_types = metadata.num_particle_types
+        self.register_buffer("bounds", as_bounds(metadata.bounds))
+        self.register_buffer("periodic", as_periodic(metadata.periodic_boundary_conditions, self.dim))
+        self.register_buffer("kinematic_types", torch.as_tensor(list(metadata.kinematic_particle_types),
+                                                                 dtype=torch.long))
+        self.velocity_normalizer = Normalizer(metadata.vel_mean, inflate_std(metadata.vel_std, noise_std))
+        self.acceleration_normalizer = Normalizer(metadata.acc_mean, inflate_std(metadata.acc_std, noise_std))
+        self.context_size = metadata.context_size
+        self.context_normalizer = OnlineNormalizer(self.context_size) if self.context_size else None
+        self.type_embedding = nn.Embedding(self.num_particle_types, config.type_embedding_size)
+        node_in = (self.history * self.dim + num_wall_features(self.periodic) + config.type_embedding_size
+                   + self.context_size)
+        self.network = EncodeProcessDecode(node_in, {"neighbors": self.dim + 1}, self.dim, config.latent_size,
+                                           config.message_passing_steps, config.hidden_layers)
+
+    # --- masks -----------------------------------------------------------------------------
+    def is_kinematic(self, particle_type: Tensor) -> Tensor:
+        """``(N,)`` bool: particles that follow prescribed positions and get no loss."""
+        return torch.isin(particle_type, self.kinematic_types.to(particle_type.device))
+
+    # --- graph -----------------------------------------------------------------------------
+    def build_graph(self, batch: ParticleBatch) -> Graph:
+        """Normalized graph from the last ``C+1`` positions of ``batch.position`` ``(N, W, D)``."""
+        position_seq = batch.position[:, -(self.history + 1):]  # (N, C+1, D)
+        self._check(batch, position_seq)
+        last = position_seq[:, -1]
+        edge_index = radius_graph(last.detach(), self.radius, batch=batch.batch, bounds=self.bounds,
+                                  periodic=self.periodic, self_loops=self.config.self_loops)  # (2, E)
+        senders, receivers = edge_index[0], edge_index[1]
+        velocities = self.velocity_normalizer.normalize(velocity_history(position_seq, self.bounds, self.periodic))
+        parts = [velocities.flatten(1),                                               # (N, C*D)
+                 wall_distances(last, self.bounds, self.periodic, self.radius),      # (N, 2*D_np)
+                 self.type_embedding(batch.particle_type)]                           # (N, E_t)
+        if self.context_normalizer is not None:
+            context = self.context_normalizer.normalize(batch.context, accumulate=self.training)  # (B, G)
+            parts.append(context[batch.batch])
+        nodes = torch.cat(parts, dim=-1)
+        edges = edge_features(last, senders, receivers, self.bounds, self.periodic, self.radius)
+        return Graph(nodes, {"neighbors": EdgeSet(edges, senders, receivers)}, batch.n_particles)
+
+    def _check(self, batch: ParticleBatch, position_seq: Tensor) -> None:
+        if position_seq.ndim != 3 or position_seq.shape[1] != self.history + 1 or position_seq.shape[2] != self.dim:
+            raise GnsInputError("position window has the wrong shape", key="position",
+                                expected=f"(N, >={self.history + 1}, {self.dim})",
+                                found=tuple(batch.position.shape))
+        if batch.particle_type.numel() and int(batch.particle_type.max()) >= self.num_particle_types:
+            raise GnsInputError("particle type out of range", key="particle_type",
+                                expected=f"< {self.num_particle_types}", found=int(batch.particle_type.max()))
+        if self.context_size and (batch.context is None or batch.context.shape[-1] != self.context_size):
+            raise GnsInputError("context missing or of the wrong width", key="context",
+                                expected=self.context_size,
+                                found=None if batch.context is None else tuple(batch.context.shape))
+
+    # --- model -----------------------------------------------------------------------------
+    def forward(self, batch: ParticleBatch) -> Tensor:
+        """``(N, D)`` normalized acceleration predicted for the step after the window."""
+        return self.network(self.build_graph(batch))
+
+    def predict_next_position(self, batch: ParticleBatch) -> Tensor:
+        """``(N, D)``: decode the network output and integrate one step."""
+        acceleration = self.acceleration_normalizer.denormalize(self(batch))
+        return integrate(batch.position, acceleration, self.bounds, self.periodic)
+
+    def target_normalized_acceleration(self, position_seq: Tensor, next_position: Tensor) -> Tensor:
+        """The inverse of decoding + integrating: what the network should output.
+
+        Args:
+            position_seq: ``(N, W, D)`` input positions (noisy during training).
+            next_position: ``(N, D)`` target positions (shifted by the last input's noise in training).
+        """
+        acceleration = inverse_integrate(position_seq, next_position, self.bounds, self.periodic)
+        return self.acceleration_normalizer.normalize(acceleration)

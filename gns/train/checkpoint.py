@@ -1,0 +1,72 @@
+"""Checkpoints: written atomically, loaded with clear errors, checked for compatibility."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gns.errors import CheckpointMismatchError, GnsInputError
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, fsync, then rename.
+
+    A crash mid-write leaves the previous checkpoint intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save({"format_version": FORMAT_VERSION, **state}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (a run folder loads its ``latest.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "latest.pt"
+    if not path.exists():
+        raise GnsInputError("checkpoint not found", file=path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # truncated, not a torch file, ...
+        raise GnsInputError(f"cannot read checkpoint ({type(exc).__name__}: {exc})", file=path) from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise GnsInputError("not a gns checkpoint", file=path, expected="keys model, config",
+                            found=sorted(state) if isinstance(state, dict) else type(state).__name__)
+    return state
+
+
+def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: str | Path, what: str) -> None:
+    """Raise :class:`CheckpointMismatchError` listing every key where ``saved`` and ``current`` differ."""
+    diffs = [f"{what}.{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
+             for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    if diffs:
+        raise CheckpointMismatchError("checkpoint was written by an incompatible configuration:\n  "
+                                      + "\n  ".join(diffs), file=path)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

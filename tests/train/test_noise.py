@@ -1,0 +1,48 @@
+import math
+
+import torch
+
+from gns.particles.integrate import inverse_integrate
+from gns.train.noise import default_noise_std, random_walk_noise
+
+NO_BOX = (torch.tensor([[0.0, 1.0], [0.0, 1.0]]), torch.zeros(2, dtype=torch.bool))
+
+
+def test_noise_shape_first_column_and_kinematic():
+    pos = torch.zeros(50, 6, 2)
+    kin = torch.zeros(50, dtype=torch.bool)
+    kin[:10] = True
+    n = random_walk_noise(pos, 1e-3, kin, torch.Generator().manual_seed(0))
+    assert n.shape == pos.shape
+    assert n[:, 0].abs().max() == 0
+    assert n[:10].abs().max() == 0 and n[10:].abs().max() > 0
+
+
+def test_random_walk_statistics():
+    c, std = 5, 6.7e-4
+    pos = torch.zeros(200_000, c + 1, 2)
+    n = random_walk_noise(pos, std, None, torch.Generator().manual_seed(0))
+    vel = n[:, 1:] - n[:, :-1]                      # (N, C, D) velocity noise
+    increments = vel[:, 1:] - vel[:, :-1]
+    # per-step increments have std noise_std / sqrt(C); the last velocity's noise has std noise_std
+    assert math.isclose(float(vel[:, 0].std()), std / math.sqrt(c), rel_tol=0.01)
+    assert math.isclose(float(increments.std()), std / math.sqrt(c), rel_tol=0.01)
+    assert math.isclose(float(vel[:, -1].std()), std, rel_tol=0.01)
+    for k in range(c):                              # variance grows linearly along the walk
+        assert math.isclose(float(vel[:, k].var()), (k + 1) * std**2 / c, rel_tol=0.02)
+
+
+def test_target_correction_removes_only_velocity_noise():
+    torch.manual_seed(0)
+    true = torch.cumsum(torch.randn(30, 7, 2) * 1e-3, dim=1) + 0.5   # (N, C+2, D)
+    hist, nxt = true[:, :6], true[:, 6]
+    noise = random_walk_noise(hist, 1e-3, None, torch.Generator().manual_seed(1))
+    target = inverse_integrate(hist + noise, nxt + noise[:, -1], *NO_BOX)
+    true_acc = inverse_integrate(hist, nxt, *NO_BOX)
+    last_velocity_noise = noise[:, -1] - noise[:, -2]
+    # the corrected target = true acceleration minus the noise on the last velocity
+    assert torch.allclose(target, true_acc - last_velocity_noise, atol=1e-6)
+
+
+def test_default_noise_std_reproduces_waterdrop():
+    assert math.isclose(default_noise_std([1.397e-3, 1.313e-3]), 6.7e-4, rel_tol=1e-3)
