@@ -1,0 +1,48 @@
+"""gns: learned physics simulators built from graph networks.
+
+The public API; notebooks and user code import only from here.
+"""
+
+from gns.config import Config, EvalConfig, ModelConfig, TrainConfig, load_config
+from gns.errors import CheckpointMismatchError, GnsInputError, GraphTooLargeError
+from gns.graph import EdgeSet, Graph, batch_graphs
+from gns.nn import EncodeProcessDecode, GraphNetBlock, build_mlp
+from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    # data layer
+    "DatasetMetadata": "gns.data", "Trajectory": "gns.data", "TrajectorySplit": "gns.data",
+    "load_metadata": "gns.data", "save_metadata": "gns.data", "open_split": "gns.data", "write_split": "gns.data",
+    "compute_statistics": "gns.data", "convert_dataset": "gns.data", "inspect_dataset": "gns.data",
+    # particles
+    "ParticleSimulator": "gns.particles.simulator", "ParticleBatch": "gns.particles.batch",
+    "radius_graph": "gns.particles.neighbors", "WindowSampler": "gns.particles.windows",
+    # training, rollouts, metrics
+    "Trainer": "gns.train.loop", "ParticleTask": "gns.train.particles", "load_simulator": "gns.train.particles",
+    "build_simulator": "gns.train.particles", "rollout": "gns.rollout", "baseline_rollout": "gns.rollout",
+    "evaluate_split": "gns.evaluate", "read_rollouts": "gns.evaluate", "format_table": "gns.evaluate",
+    "rollout_metrics": "gns.metrics",
+    # reference solvers and plots (optional dependencies are imported on use)
+    "Water2DConfig": "gns.solvers.water2d", "generate_water2d": "gns.solvers.water2d",
+    "animate_rollout": "gns.viz", "render_rollout": "gns.viz", "plot_error_vs_horizon": "gns.viz",
+    "plot_error_over_time": "gns.viz", "animation_html": "gns.viz",
+}
+
+
+def __getattr__(name: str):
+    """Import heavier parts on first use, so ``import gns`` stays fast."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gns' has no attribute {name!r}")
+
+
+__all__ = ["Config", "ModelConfig", "TrainConfig", "EvalConfig", "load_config", "GnsInputError",
+           "GraphTooLargeError", "CheckpointMismatchError", "Graph", "EdgeSet", "batch_graphs",
+           "EncodeProcessDecode", "GraphNetBlock", "build_mlp", "Normalizer", "OnlineNormalizer", "inflate_std",
+           *_LAZY]

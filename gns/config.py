@@ -90,6 +90,16 @@ def _to_plain(x: Any) -> Any:
     return x
 
 
+def _parse_scalar(text: str) -> Any:
+    """A command-line/YAML string as int, float (``3e-3`` included, which YAML 1.1 leaves a string) or YAML."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
+
+
 def _coerce(value: Any, current: Any, where: str) -> Any:
     """Convert a YAML/CLI value to the type of the default it overrides."""
     if isinstance(current, tuple):
@@ -99,7 +109,7 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
             raise GnsInputError("expected a list", key=where, found=repr(value))
         return tuple(value)
     if isinstance(value, str) and not isinstance(current, str):
-        value = yaml.safe_load(value)
+        value = _parse_scalar(value)
     if isinstance(current, bool) and not isinstance(value, bool):
         raise GnsInputError("expected true/false", key=where, found=repr(value))
     if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float) and value.is_integer():

@@ -70,12 +70,14 @@ class Trainer:
             self.optimizer, lambda s: learning_rate(s, self.train_cfg) / self.train_cfg.lr_init)
         self.step = 0
         self.best = math.inf
+        self.window = [0.0, 0]  # loss sum and count since the last regular log row (kept in checkpoints)
         self._stop_requested = False
 
     # --- checkpoints -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "best": self.best,
+                "loss_window": list(self.window),
                 "rng": rng_state(), "config": self.config.to_dict(), **self.task.checkpoint_extra()}
 
     def resume(self, path: str | Path | None = None) -> bool:
@@ -89,6 +91,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best = int(state["step"]), float(state["best"])
+        self.window = list(state.get("loss_window", [0.0, 0]))
         set_rng_state(state["rng"])
         self._truncate_log()
         return True
@@ -130,7 +133,8 @@ class Trainer:
                 signal.signal(s, self._on_signal)
         except ValueError:  # not in the main thread
             previous = {}
-        start, window_loss, window_n, last_log_t = time.perf_counter(), 0.0, 0, time.perf_counter()
+        start = last_log_t = time.perf_counter()
+        steps_since_log = 0
         last_valid: dict[str, float] = {}
         saved_at = -1
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not progress, dynamic_ncols=True)
@@ -149,16 +153,19 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
-                window_loss += float(loss)
-                window_n += 1
+                self.window[0] += float(loss.detach())
+                self.window[1] += 1
+                steps_since_log += 1
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     now = time.perf_counter()
-                    row = {"step": self.step, "loss": window_loss / window_n, "lr": self.scheduler.get_last_lr()[0],
-                           "grad_norm": float(grad_norm), "steps_per_s": window_n / (now - last_log_t),
-                           "elapsed_s": now - start}
+                    row = {"step": self.step, "loss": self.window[0] / self.window[1],
+                           "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
+                           "steps_per_s": steps_since_log / (now - last_log_t), "elapsed_s": now - start}
                     bar.set_postfix(loss=f"{row['loss']:.3g}")
-                    window_loss, window_n, last_log_t = 0.0, 0, now
+                    steps_since_log, last_log_t = 0, now
+                    if self.step % cfg.log_every == 0:  # an off-schedule final row does not reset the window
+                        self.window = [0.0, 0]
                     if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                         last_valid = self.task.validate()
                         row.update(last_valid)

@@ -1,0 +1,104 @@
+import csv
+
+import pytest
+import torch
+
+from gns.config import load_config
+from gns.errors import CheckpointMismatchError, GnsInputError
+from gns.train.checkpoint import load_checkpoint, save_checkpoint
+from gns.train.loop import Trainer
+from gns.train.particles import ParticleTask, load_simulator
+
+SMALL = ["model.latent_size=16", "model.message_passing_steps=2", "model.hidden_layers=1",
+         "train.lr_init=3e-3", "train.lr_decay_steps=1000", "train.log_every=10", "train.eval_every=30",
+         "train.checkpoint_every=20", "train.valid_windows=8", "train.valid_rollouts=1",
+         "train.valid_rollout_steps=5", "device=cpu"]
+
+
+def config_for(dataset, out, *extra):
+    return load_config(overrides=SMALL + [f"dataset={dataset}", f"out_dir={out}", *extra])
+
+
+def run(config, steps=None):
+    if steps is not None:
+        config = config.__class__(**{**config.__dict__, "train": config.train.__class__(
+            **{**config.train.__dict__, "steps": steps})})
+    task = ParticleTask(config)
+    trainer = Trainer(config, task, config.out_dir)
+    trainer.resume()
+    trainer.train(progress=False)
+    return trainer
+
+
+def read_log(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_short_training_run_loss_falls(bouncing_dataset, tmp_path):
+    trainer = run(config_for(bouncing_dataset, tmp_path / "run", "train.steps=150"))
+    rows = read_log(trainer.log_path)
+    losses = [float(r["loss"]) for r in rows]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    assert any(r["valid_rollout_mse"] for r in rows)
+
+
+def test_resume_after_interrupt_continues_exactly(bouncing_dataset, tmp_path):
+    straight = run(config_for(bouncing_dataset, tmp_path / "a", "train.steps=40"))
+    interrupted = config_for(bouncing_dataset, tmp_path / "b", "train.steps=40")
+    run(interrupted, steps=25)                       # stops at 25, checkpoint written
+    resumed = run(interrupted)                       # picks up at 25, runs to 40
+    assert resumed.step == 40
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    log_a, log_b = read_log(straight.log_path), read_log(resumed.log_path)
+    assert [r["step"] for r in log_b] == ["10", "20", "25", "30", "40"]  # the stop at 25 left its own row
+    regular_b = [r for r in log_b if r["step"] != "25"]
+    assert [(r["step"], r["loss"]) for r in log_a] == [(r["step"], r["loss"]) for r in regular_b]
+
+
+@pytest.mark.parametrize("loss", ["pushforward", "bptt"])
+def test_rollout_losses_train(bouncing_dataset, tmp_path, loss):
+    extra = ["train.steps=20", f"train.loss={loss}", "train.pushforward_steps=[0,5]",
+             "train.pushforward_unrolls=[0,2]", "train.pushforward_probs=[1,1]", "train.bptt_steps=3"]
+    trainer = run(config_for(bouncing_dataset, tmp_path / loss, *extra))
+    assert trainer.step == 20
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_checkpoint_from_incompatible_config_is_refused(bouncing_dataset, tmp_path):
+    run(config_for(bouncing_dataset, tmp_path / "run", "train.steps=5"))
+    other = config_for(bouncing_dataset, tmp_path / "run", "train.steps=10", "model.latent_size=32")
+    trainer = Trainer(other, ParticleTask(other), other.out_dir)
+    with pytest.raises(CheckpointMismatchError, match="latent_size: checkpoint 16 vs now 32"):
+        trainer.resume()
+
+
+def test_checkpoint_is_atomic_and_corruption_is_reported(tmp_path):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"model": {}, "config": {}})
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]     # no temp file left behind
+    path.write_bytes(path.read_bytes()[:20])                      # truncated by a crash elsewhere
+    with pytest.raises(GnsInputError, match="cannot read checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(GnsInputError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_load_simulator_from_checkpoint_alone(bouncing_dataset, tmp_path):
+    trainer = run(config_for(bouncing_dataset, tmp_path / "run", "train.steps=5"))
+    sim, config, meta = load_simulator(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert config.model.latent_size == 16 and meta.dim == 2
+    for (name, a), (_, b) in zip(sim.state_dict().items(), trainer.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_unknown_config_key_is_a_clear_error(tmp_path):
+    with pytest.raises(GnsInputError, match="train.stepz"):
+        load_config(overrides=["train.stepz=3"])
+    bad = tmp_path / "c.yaml"
+    bad.write_text("model:\n  latent_size: abc\n")
+    with pytest.raises(GnsInputError, match="model.latent_size"):
+        load_config(bad)
