@@ -46,7 +46,7 @@ def make_bouncing_dataset(root: Path, num_trajectories=(3, 2, 2), steps: int = 4
     for name, trajs in splits.items():
         write_split(root / f"{name}.h5", trajs)
     stats = compute_statistics(splits["train"], bounds, [False, False])
-    meta = DatasetMetadata(dim=2, dt=0.01, bounds=bounds, sequence_length=steps, default_connectivity_radius=0.2,
+    meta = DatasetMetadata(dim=2, dt=0.01, bounds=bounds, sequence_length=steps - 1, default_connectivity_radius=0.2,
                            vel_mean=None, vel_std=None, acc_mean=None, acc_std=None,
                            periodic_boundary_conditions=[False, False], kinematic_particle_types=[3],
                            gravity=g.tolist()).with_statistics(stats)

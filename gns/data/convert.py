@@ -1,0 +1,236 @@
+"""Format detection, conversion between layouts, and a dataset summary for the CLI.
+
+Three layouts hold the same information (trajectories + ``metadata.json``):
+
+- ``"h5"``: the canonical LagrangeBench-style HDF5 layout (``gns.data.hdf5``);
+- ``"tfrecord"``: DeepMind ``learning_to_simulate`` (``gns.data.tfrecord``);
+- ``"npz"``: geoelements/gns (``gns.data.npz``).
+
+Conversion streams one trajectory at a time and, on the way, fills in what the metadata lacks:
+normalization statistics (from the train split), ``sequence_length`` and context sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from tqdm.auto import tqdm
+
+from gns.data.hdf5 import H5_SUFFIX, SPLITS, Trajectory, TrajectorySplit, open_split, write_split
+from gns.data.metadata import DatasetMetadata, load_metadata, save_metadata
+from gns.data.npz import NPZ_SUFFIX, NpzSplit, write_npz_file
+from gns.data.stats import StatisticsAccumulator
+from gns.data.tfrecord import TFRECORD_SUFFIX, TfRecordSplit, write_tfrecord_file
+from gns.errors import GnsInputError
+
+FORMAT_SUFFIXES = {"h5": H5_SUFFIX, "tfrecord": TFRECORD_SUFFIX, "npz": NPZ_SUFFIX}
+_WRITERS: dict[str, Callable[[Path, Iterable[Trajectory]], Path]] = {
+    "h5": write_split, "tfrecord": write_tfrecord_file, "npz": write_npz_file,
+}
+
+
+def _present_splits(directory: Path, fmt: str) -> list[str]:
+    suffix = FORMAT_SUFFIXES[fmt]
+    return [s for s in SPLITS if (directory / f"{s}{suffix}").is_file()]
+
+
+def detect_format(dataset_dir: str | os.PathLike) -> str:
+    """Which layout a dataset directory uses, from its ``train/valid/test`` split files.
+
+    Returns:
+        ``"h5"``, ``"tfrecord"`` or ``"npz"``.
+
+    Raises:
+        GnsInputError: no split file of any format, or split files of several formats.
+    """
+    directory = Path(dataset_dir)
+    present = [fmt for fmt in FORMAT_SUFFIXES if _present_splits(directory, fmt)]
+    if len(present) == 1:
+        return present[0]
+    names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+    if not present:
+        raise GnsInputError("no dataset split files found", file=directory,
+                            expected="train/valid/test with suffix .h5, .tfrecord or .npz",
+                            found=", ".join(names) or "nothing")
+    raise GnsInputError(f"split files of several formats ({', '.join(present)}); say which to "
+                        "read with src_format", file=directory)
+
+
+def _check_format(fmt: str, argument: str) -> None:
+    if fmt not in FORMAT_SUFFIXES:
+        raise GnsInputError(f"unknown dataset format for {argument}",
+                            expected=" or ".join(FORMAT_SUFFIXES), found=repr(fmt))
+
+
+def open_source(dataset_dir: str | os.PathLike, fmt: str, split: str,
+                metadata: DatasetMetadata,
+                verify_crc: bool = True) -> TrajectorySplit | TfRecordSplit | NpzSplit:
+    """A sized, iterable reader of one split in any of the three layouts."""
+    directory = Path(dataset_dir)
+    path = directory / f"{split}{FORMAT_SUFFIXES[fmt]}"
+    if fmt == "h5":
+        return open_split(directory, split, metadata)
+    if not path.is_file():
+        found = ", ".join(f"{s}{FORMAT_SUFFIXES[fmt]}" for s in _present_splits(directory, fmt))
+        raise GnsInputError(f"dataset has no {split} split: found {found or 'no split files'}",
+                            file=path)
+    if fmt == "tfrecord":
+        return TfRecordSplit(path, metadata.dim, verify_crc)
+    return NpzSplit(path, metadata.dim)
+
+
+class _Observer:
+    """Watches trajectories stream past to fill in missing metadata afterwards."""
+
+    def __init__(self, meta: DatasetMetadata, want_statistics: bool) -> None:
+        self.statistics = (StatisticsAccumulator(meta.bounds, meta.periodic_boundary_conditions)
+                           if want_statistics else None)
+        self.num_frames: dict[bool, int] = {}  # first trajectory's T, keyed by "is train"
+        self.context_sizes: set[int] = set()
+        self.step_context_sizes: set[int] = set()
+
+    def watch(self, trajectories: Iterable[Trajectory], train: bool) -> Iterator[Trajectory]:
+        for traj in trajectories:
+            if train and self.statistics is not None:
+                self.statistics.start_trajectory()
+                self.statistics.add_positions(traj.position)
+            self.num_frames.setdefault(train, traj.sequence_length)
+            if traj.context is not None:
+                self.context_sizes.add(len(traj.context))
+            if traj.step_context is not None:
+                self.step_context_sizes.add(traj.step_context.shape[1])
+            yield traj
+
+    def completed(self, meta: DatasetMetadata) -> DatasetMetadata:
+        """``meta`` with statistics, sequence length and context sizes filled where missing."""
+        updates: dict[str, Any] = {}
+        if self.statistics is not None:
+            if self.statistics.acceleration.count:
+                meta = meta.with_statistics(self.statistics.result())
+            else:
+                warnings.warn("no train split with 3+ frames: normalization statistics stay "
+                              "missing", stacklevel=3)
+        num_frames = self.num_frames.get(True, self.num_frames.get(False, 0))
+        if meta.sequence_length is None and num_frames > 1:
+            updates["sequence_length"] = num_frames - 1  # steps, DeepMind convention
+        if meta.context_size == 0 and len(self.context_sizes) == 1:
+            updates["context_size"] = next(iter(self.context_sizes))
+        if meta.step_context_size == 0 and len(self.step_context_sizes) == 1:
+            updates["step_context_size"] = next(iter(self.step_context_sizes))
+        return dataclasses.replace(meta, **updates) if updates else meta
+
+
+def convert_dataset(src_dir: str | os.PathLike, dst_dir: str | os.PathLike,
+                    src_format: str = "auto", dst_format: str = "h5",
+                    splits: Iterable[str] | None = None, progress: bool = True,
+                    recompute_statistics: bool = False, verify_crc: bool = True) -> Path:
+    """Convert a dataset between layouts, completing its metadata.
+
+    Every split that exists (or those in ``splits``) is streamed trajectory by trajectory into
+    ``dst_dir``; then ``metadata.json`` is written there with, where missing, the statistics
+    of the train split (``compute_statistics`` definitions), ``sequence_length`` (steps of
+    the first trajectory) and context sizes. LagrangeBench's ``sequence_length_train`` is
+    mapped to ``sequence_length`` when the metadata is loaded.
+
+    Args:
+        src_dir: source dataset directory.
+        dst_dir: destination directory (may equal ``src_dir`` when the formats differ).
+        src_format: ``"auto"`` (see ``detect_format``), ``"h5"``, ``"tfrecord"`` or ``"npz"``.
+        dst_format: ``"h5"`` (canonical), ``"tfrecord"`` or ``"npz"``.
+        splits: split names to convert (default: all of train/valid/test present).
+        progress: show a tqdm bar over trajectories.
+        recompute_statistics: recompute statistics even when the metadata has them.
+        verify_crc: check TFRecord CRCs when reading TFRecord.
+
+    Returns:
+        ``dst_dir`` as a Path.
+    """
+    src, dst = Path(src_dir), Path(dst_dir)
+    fmt = detect_format(src) if src_format == "auto" else src_format
+    _check_format(fmt, "src_format")
+    _check_format(dst_format, "dst_format")
+    if fmt == dst_format and src.resolve() == dst.resolve():
+        raise GnsInputError("source and destination are the same dataset", file=src)
+    meta = load_metadata(src)
+    wanted = list(splits) if splits is not None else _present_splits(src, fmt)
+    if not wanted:
+        raise GnsInputError(f"no {fmt} split files to convert", file=src)
+    observer = _Observer(meta, recompute_statistics or not meta.has_statistics())
+    for split in wanted:
+        source = open_source(src, fmt, split, meta, verify_crc)
+        try:
+            bar = tqdm(source, total=len(source), desc=f"{split} -> {dst_format}", unit="traj",
+                       disable=not progress)
+            _WRITERS[dst_format](dst / f"{split}{FORMAT_SUFFIXES[dst_format]}",
+                                 observer.watch(bar, train=split == "train"))
+        finally:
+            if hasattr(source, "close"):
+                source.close()
+    save_metadata(observer.completed(meta), dst)
+    return dst
+
+
+def inspect_dataset(dataset_dir: str | os.PathLike) -> dict[str, Any]:
+    """Summary of a dataset in any layout, for ``gns inspect``.
+
+    Returns:
+        A JSON-ready dict: ``format``, the geometry and metadata (``dim``, ``dt``, ``bounds``,
+        ``periodic_boundary_conditions``, ``default_connectivity_radius``,
+        ``sequence_length`` (steps), particle-type settings, context sizes, ``gravity``,
+        ``statistics`` or None) and per split: ``num_trajectories``, ``num_frames`` and
+        ``num_particles`` as ``[min, max]``, ``particle_type_counts`` (type -> particles
+        over all trajectories), ``has_context``, ``has_step_context``.
+    """
+    directory = Path(dataset_dir)
+    fmt = detect_format(directory)
+    meta = load_metadata(directory)
+    summary: dict[str, Any] = {"path": str(directory), "format": fmt}
+    for key in ("dim", "dt", "bounds", "periodic_boundary_conditions",
+                "default_connectivity_radius", "sequence_length", "kinematic_particle_types",
+                "num_particle_types", "context_size", "step_context_size", "gravity"):
+        summary[key] = getattr(meta, key)
+    summary["statistics"] = ({k: getattr(meta, k) for k in ("vel_mean", "vel_std", "acc_mean",
+                                                            "acc_std")}
+                             if meta.has_statistics() else None)
+    summary["splits"] = {}
+    for split in _present_splits(directory, fmt):
+        source = open_source(directory, fmt, split, meta)
+        try:
+            summary["splits"][split] = _summarize_split(source)
+        finally:
+            if hasattr(source, "close"):
+                source.close()
+    return summary
+
+
+def _summarize_split(source: TrajectorySplit | TfRecordSplit | NpzSplit) -> dict[str, Any]:
+    frames, particles, types = [], [], Counter()
+    has_context = has_step_context = False
+    if isinstance(source, TrajectorySplit):
+        # Shapes and types only: no position is read.
+        for i in range(len(source)):
+            frames.append(source.sequence_length(i))
+            particles.append(source.num_particles(i))
+            types.update(source.particle_type(i).tolist())
+            has_context |= source.context(i) is not None
+            has_step_context |= source.step_context_window(i, 0, 1) is not None
+    else:
+        for traj in source:
+            frames.append(traj.sequence_length)
+            particles.append(traj.num_particles)
+            types.update(traj.particle_type.tolist())
+            has_context |= traj.context is not None
+            has_step_context |= traj.step_context is not None
+    return {
+        "num_trajectories": len(frames),
+        "num_frames": [min(frames), max(frames)] if frames else None,
+        "num_particles": [min(particles), max(particles)] if particles else None,
+        "particle_type_counts": {int(t): int(c) for t, c in sorted(types.items())},
+        "has_context": has_context,
+        "has_step_context": has_step_context,
+    }
