@@ -1,0 +1,92 @@
+"""The command line: help texts, every subcommand on tiny data, and clear errors for bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gns.cli import build_parser, main
+from gns.config import ModelConfig
+from gns.data import load_metadata
+from gns.errors import GraphTooLargeError
+from gns.particles.batch import ParticleBatch
+from gns.train.particles import build_simulator
+
+SMALL = ["--set", "model.latent_size=16", "--set", "model.message_passing_steps=2", "--set", "train.steps=12",
+         "--set", "train.log_every=6", "--set", "train.eval_every=12", "--set", "train.valid_rollout_steps=4",
+         "--set", "train.valid_windows=4", "--device", "cpu"]
+
+
+def test_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "gns.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for cmd in ("generate", "inspect", "convert", "stats", "train", "evaluate", "rollout", "render", "demo"):
+        assert cmd in out
+    for cmd in ("generate", "train", "evaluate", "render", "convert"):
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args([cmd, "--help"])
+        assert exc.value.code == 0
+
+
+def test_train_evaluate_rollout_render_pipeline(bouncing_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(bouncing_dataset), "--out", str(run), "--quiet", *SMALL]) == 0
+    assert (run / "log.csv").exists() and (run / "checkpoints" / "latest.pt").exists()
+    out = tmp_path / "roll.h5"
+    assert main(["evaluate", str(run), "--out", str(out), "--horizons", "1", "5", "10"]) == 0
+    table = capsys.readouterr().out
+    assert "constant_velocity" in table and "better baseline / model" in table
+    metrics = json.loads(out.with_suffix(".json").read_text())
+    assert set(metrics["model"]["mse"]) == {"1", "5", "10", "full"}
+    npz = tmp_path / "roll.npz"
+    assert main(["rollout", str(run / "checkpoints" / "latest.pt"), "--out", str(npz), "--steps", "8"]) == 0
+    gif = tmp_path / "roll.gif"
+    assert main(["render", str(npz), "--out", str(gif), "--dataset", str(bouncing_dataset)]) == 0
+    assert gif.stat().st_size > 0
+
+
+def test_inspect_stats_convert(tmp_path, capsys):
+    src = tmp_path / "dm"
+    shutil.copytree("tests/fixtures/deepmind_tiny", src)
+    dst = tmp_path / "h5"
+    assert main(["convert", str(src), str(dst)]) == 0
+    assert main(["inspect", str(dst)]) == 0
+    assert '"dim": 2' in capsys.readouterr().out
+    assert main(["stats", str(dst), "--write"]) == 0
+    assert load_metadata(dst).has_statistics()
+
+
+def test_missing_test_split_is_a_clear_error(bouncing_dataset, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(bouncing_dataset, data)
+    (data / "test.h5").unlink()
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(data), "--out", str(run), "--quiet", *SMALL]) == 0
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "test.h5" in err and "train.h5" in err  # names what is missing and what exists
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "metadata.json" in capsys.readouterr().err
+
+
+def test_radius_that_would_exhaust_memory_is_refused_before_allocating(bouncing_dataset):
+    meta = load_metadata(bouncing_dataset)
+    sim = build_simulator(ModelConfig(latent_size=8, message_passing_steps=1, radius=0.45), meta, 1e-4)
+    n = 200_000  # every particle within 0.45 of most others: ~10^10 edges
+    batch = ParticleBatch(torch.rand(n, 6, 2) * 0.8 + 0.1, torch.full((n,), 5), torch.tensor([n]))
+    with pytest.raises(GraphTooLargeError, match="radius"):
+        sim(batch)
+
+
+def test_nan_positions_are_reported(bouncing_dataset):
+    meta = load_metadata(bouncing_dataset)
+    sim = build_simulator(ModelConfig(latent_size=8, message_passing_steps=1), meta, 1e-4)
+    pos = torch.rand(10, 6, 2)
+    pos[3, -1, 0] = float("nan")
+    with pytest.raises(ValueError, match="position"):
+        sim(ParticleBatch(pos, torch.full((10,), 5), torch.tensor([10])))
