@@ -101,6 +101,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training on {task.device}; logs: {trainer.log_path} (CSV), checkpoints: {trainer.ckpt_dir}")
     result = trainer.train(progress=not args.quiet)
     print(json.dumps(result, indent=2))
+    if trainer.interrupted:
+        print(f"interrupted at step {trainer.step}; checkpoint saved, rerun the same command to resume")
+        return 130
     return 0
 
 
@@ -190,6 +193,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if trainer.resume():
         print(f"      resumed at step {trainer.step}")
     trainer.train(progress=not args.quiet)
+    if trainer.interrupted:
+        print(f"interrupted at step {trainer.step}; checkpoint saved, rerun `gns demo` to resume")
+        return 130
     t2 = time.perf_counter()
     print(f"[3/4] rolling out the test split")
     run = Path(config.out_dir)

@@ -59,6 +59,7 @@ class TrainConfig:
     valid_rollouts: int = 2            # validation trajectories rolled out
     valid_rollout_steps: int = 50      # steps per validation rollout
     num_threads: int = 0               # torch CPU threads (0: torch's default)
+    time_budget_s: float = 0.0         # stop (and checkpoint) once training has run this long; 0: no limit
 
 
 @dataclass(frozen=True)

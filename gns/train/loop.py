@@ -119,8 +119,17 @@ class Trainer:
             save_checkpoint(self.ckpt_dir / "best.pt", state)
 
     # --- loop ------------------------------------------------------------------------------
+    def _out_of_time(self, start: float) -> bool:
+        budget = self.train_cfg.time_budget_s
+        return budget > 0 and time.perf_counter() - start >= budget
+
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
         self._stop_requested = True
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the last :meth:`train` stopped on SIGINT/SIGTERM (the checkpoint is saved; rerun resumes)."""
+        return self._stop_requested
 
     def train(self, progress: bool = True) -> dict[str, float]:
         """Run to ``config.train.steps``; SIGINT/SIGTERM stop cleanly after the current step and save."""
@@ -140,7 +149,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not progress, dynamic_ncols=True)
         self.model.train()
         try:
-            while self.step < cfg.steps and not self._stop_requested:
+            while self.step < cfg.steps and not self._stop_requested and not self._out_of_time(start):
                 gen, dev_gen = step_generators(cfg.seed, self.step, self.task.device)
                 loss = self.task.training_loss(self.step, gen, dev_gen)
                 if not torch.isfinite(loss):
