@@ -46,14 +46,16 @@ def main() -> None:
         train_s = time.perf_counter() - t0
         simulator, _, metadata = load_simulator(out / "checkpoints" / "latest.pt", config.device)
         summary = evaluate_split(simulator, open_split(args.dataset, "test", metadata), metadata,
-                                 config.eval.horizons, progress=False)
-        results[loss] = {"steps": trainer.step, "train_s": train_s, "mse": summary["model"]["mse"],
-                         "baselines": {b: summary[b]["mse"] for b in ("constant_velocity", "constant_acceleration")}}
+                                 config.eval.horizons, progress=False, start_stride=config.eval.start_stride)
+        ms = summary["multistart"]
+        results[loss] = {"steps": trainer.step, "train_s": train_s, "mse": ms["model"]["mse"],
+                         "mse_from_first_frame": summary["model"]["mse"],
+                         "baselines": {b: ms[b]["mse"] for b in ("constant_velocity", "constant_acceleration")}}
         print(f"\n== {loss}: {trainer.step} steps in {train_s:.0f} s")
         print(format_table(summary))
     horizons = list(next(iter(results.values()))["mse"])
-    print("\nposition MSE on the test split at equal training time "
-          f"({args.budget_s:.0f} s each):")
+    print("\nposition MSE on the test split (rollouts started every "
+          f"{config.eval.start_stride} frames) at equal training time ({args.budget_s:.0f} s each):")
     print(f"{'loss':>12} {'steps':>7} " + " ".join(f"{h:>10}" for h in horizons))
     for loss, r in results.items():
         print(f"{loss:>12} {r['steps']:>7} " + " ".join(f"{r['mse'][h]:10.3e}" for h in horizons))

@@ -91,9 +91,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gns.train.particles import ParticleTask
 
     config = _config(args)
-    if config.train.num_threads:
-        import torch
-        torch.set_num_threads(config.train.num_threads)
     task = ParticleTask(config)
     trainer = Trainer(config, task, config.out_dir)
     if not args.no_resume and trainer.resume():
@@ -130,8 +127,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = args.dataset or config.dataset
     split = open_split(dataset, args.split or config.eval.split, metadata)
     horizons = tuple(args.horizons) if args.horizons else config.eval.horizons
+    stride = config.eval.start_stride if args.start_stride is None else args.start_stride
     summary = evaluate_split(simulator, split, metadata, horizons, args.max_trajectories or config.eval.max_trajectories,
-                             config.eval.batch_trajectories, args.steps, save_path=args.out)
+                             config.eval.batch_trajectories, args.steps, save_path=args.out, start_stride=stride)
     print(format_table(summary))
     if args.out:
         print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
@@ -202,7 +200,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     simulator, _, metadata = load_simulator(run / "checkpoints" / "latest.pt", config.device)
     summary = evaluate_split(simulator, open_split(dataset, "test", metadata), metadata, config.eval.horizons,
                              config.eval.max_trajectories, config.eval.batch_trajectories,
-                             save_path=run / "rollouts_test.h5", progress=not args.quiet)
+                             save_path=run / "rollouts_test.h5", progress=not args.quiet,
+                             start_stride=config.eval.start_stride)
     print(format_table(summary))
     t3 = time.perf_counter()
     print(f"[4/4] rendering")
@@ -272,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--steps", type=int, help="steps to roll out (default: whole trajectory)")
         p.add_argument("--max-trajectories", type=int)
         p.add_argument("--horizons", type=int, nargs="+")
+        p.add_argument("--start-stride", type=int, help="also score rollouts started every N frames (0: off)")
         p.add_argument("--device", help="cpu, cuda, auto")
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
         p.set_defaults(func=func)

@@ -68,6 +68,7 @@ class EvalConfig:
     horizons: tuple[int, ...] = (1, 5, 10, 20, 50, 100)   # rollout steps at which position MSE is reported
     max_trajectories: int | None = None                   # None: every trajectory of the split
     batch_trajectories: int = 4                           # trajectories rolled out together as one batch
+    start_stride: int = 100                               # also score rollouts started every this many frames (0: off)
 
 
 @dataclass(frozen=True)

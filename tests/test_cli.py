@@ -40,6 +40,9 @@ def test_train_evaluate_rollout_render_pipeline(bouncing_dataset, tmp_path, caps
     assert "constant_velocity" in table and "better baseline / model" in table
     metrics = json.loads(out.with_suffix(".json").read_text())
     assert set(metrics["model"]["mse"]) == {"1", "5", "10", "full"}
+    # rollouts from several start times: 40 frames, window 6, horizon 10 -> starts 0, 8, 16, 24 x 2 trajectories
+    assert main(["evaluate", str(run), "--horizons", "1", "5", "10", "--start-stride", "8"]) == 0
+    assert "8 rollouts started every 8 frames" in capsys.readouterr().out
     npz = tmp_path / "roll.npz"
     assert main(["rollout", str(run / "checkpoints" / "latest.pt"), "--out", str(npz), "--steps", "8"]) == 0
     gif = tmp_path / "roll.gif"

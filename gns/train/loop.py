@@ -134,6 +134,8 @@ class Trainer:
     def train(self, progress: bool = True) -> dict[str, float]:
         """Run to ``config.train.steps``; SIGINT/SIGTERM stop cleanly after the current step and save."""
         cfg = self.train_cfg
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.out_dir / "config.yaml")
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
