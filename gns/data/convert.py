@@ -6,8 +6,17 @@ Three layouts hold the same information (trajectories + ``metadata.json``):
 - ``"tfrecord"``: DeepMind ``learning_to_simulate`` (``gns.data.tfrecord``);
 - ``"npz"``: geoelements/gns (``gns.data.npz``).
 
+Mesh datasets have two layouts of their own, told apart from the particle ones by their
+metadata files:
+
+- ``"mesh"``: the canonical mesh layout (``gns.data.mesh``): ``.h5`` splits beside a
+  ``metadata.json`` with ``"kind": "mesh"``;
+- ``"meshgraphnets"``: DeepMind ``meshgraphnets`` (``gns.data.meshgraphnets``): ``.tfrecord``
+  splits beside a ``meta.json``.
+
 Conversion streams one trajectory at a time and, on the way, fills in what the metadata lacks:
-normalization statistics (from the train split), ``sequence_length`` and context sizes.
+normalization statistics (from the train split), ``sequence_length`` and context sizes. Mesh
+datasets convert to ``"h5"`` (the canonical mesh layout) or ``"tfrecord"`` (meshgraphnets).
 """
 
 from __future__ import annotations
@@ -22,34 +31,60 @@ from typing import Any, Callable, Iterable, Iterator
 from tqdm.auto import tqdm
 
 from gns.data.hdf5 import H5_SUFFIX, SPLITS, Trajectory, TrajectorySplit, open_split, write_split
-from gns.data.metadata import DatasetMetadata, load_metadata, save_metadata
+from gns.data.mesh import (MeshMetadata, MeshSplit, is_mesh_dataset, load_mesh_metadata,
+                           open_mesh_split, save_mesh_metadata, write_mesh_split)
+from gns.data.meshgraphnets import (META_FILE as MESHGRAPHNETS_META, MeshgraphnetsSplit,
+                                    convert_meshgraphnets, export_meshgraphnets,
+                                    load_meshgraphnets_meta, mesh_metadata_from_meshgraphnets,
+                                    save_meshgraphnets_meta, write_meshgraphnets_split)
+from gns.data.metadata import METADATA_FILE, DatasetMetadata, load_metadata, save_metadata
 from gns.data.npz import NPZ_SUFFIX, NpzSplit, write_npz_file
 from gns.data.stats import StatisticsAccumulator
 from gns.data.tfrecord import TFRECORD_SUFFIX, TfRecordSplit, write_tfrecord_file
 from gns.errors import GnsInputError
 
 FORMAT_SUFFIXES = {"h5": H5_SUFFIX, "tfrecord": TFRECORD_SUFFIX, "npz": NPZ_SUFFIX}
+# Mesh layouts share their split suffixes with particle layouts; metadata tells them apart.
+MESH_FORMAT_SUFFIXES = {"mesh": H5_SUFFIX, "meshgraphnets": TFRECORD_SUFFIX}
 _WRITERS: dict[str, Callable[[Path, Iterable[Trajectory]], Path]] = {
     "h5": write_split, "tfrecord": write_tfrecord_file, "npz": write_npz_file,
 }
 
 
 def _present_splits(directory: Path, fmt: str) -> list[str]:
-    suffix = FORMAT_SUFFIXES[fmt]
+    suffix = {**FORMAT_SUFFIXES, **MESH_FORMAT_SUFFIXES}[fmt]
     return [s for s in SPLITS if (directory / f"{s}{suffix}").is_file()]
+
+
+def _mesh_flavour(directory: Path, fmt: str) -> str:
+    """``"mesh"`` / ``"meshgraphnets"`` when the metadata files say the splits hold meshes.
+
+    ``.h5`` splits are a mesh dataset when ``metadata.json`` has ``"kind": "mesh"``;
+    ``.tfrecord`` splits are meshgraphnets when a ``meta.json`` lies beside them and no
+    particle ``metadata.json`` does.
+    """
+    if fmt == "h5" and is_mesh_dataset(directory):
+        return "mesh"
+    if fmt == "tfrecord" and (directory / MESHGRAPHNETS_META).is_file() and (
+            not (directory / METADATA_FILE).is_file() or is_mesh_dataset(directory)):
+        return "meshgraphnets"
+    return fmt
 
 
 def detect_format(dataset_dir: str | os.PathLike) -> str:
     """Which layout a dataset directory uses, from its ``train/valid/test`` split files.
 
     Returns:
-        ``"h5"``, ``"tfrecord"`` or ``"npz"``.
+        ``"h5"``, ``"tfrecord"`` or ``"npz"`` for particle datasets; ``"mesh"`` (canonical
+        ``.h5`` with a ``"kind": "mesh"`` metadata.json) or ``"meshgraphnets"`` (``.tfrecord``
+        with a DeepMind ``meta.json``) for mesh datasets.
 
     Raises:
         GnsInputError: no split file of any format, or split files of several formats.
     """
     directory = Path(dataset_dir)
-    present = [fmt for fmt in FORMAT_SUFFIXES if _present_splits(directory, fmt)]
+    present = [_mesh_flavour(directory, fmt) for fmt in FORMAT_SUFFIXES
+               if _present_splits(directory, fmt)]
     if len(present) == 1:
         return present[0]
     names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
@@ -151,7 +186,9 @@ def convert_dataset(src_dir: str | os.PathLike, dst_dir: str | os.PathLike,
         ``dst_dir`` as a Path.
     """
     src, dst = Path(src_dir), Path(dst_dir)
-    fmt = detect_format(src) if src_format == "auto" else src_format
+    fmt = detect_format(src) if src_format == "auto" else _mesh_flavour(src, src_format)
+    if fmt in MESH_FORMAT_SUFFIXES:
+        return _convert_mesh(src, dst, fmt, dst_format, splits, progress, verify_crc)
     _check_format(fmt, "src_format")
     _check_format(dst_format, "dst_format")
     if fmt == dst_format and src.resolve() == dst.resolve():
@@ -188,6 +225,8 @@ def inspect_dataset(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     """
     directory = Path(dataset_dir)
     fmt = detect_format(directory)
+    if fmt in MESH_FORMAT_SUFFIXES:
+        return _inspect_mesh(directory, fmt)
     meta = load_metadata(directory)
     summary: dict[str, Any] = {"path": str(directory), "format": fmt}
     for key in ("dim", "dt", "bounds", "periodic_boundary_conditions",
@@ -233,4 +272,101 @@ def _summarize_split(source: TrajectorySplit | TfRecordSplit | NpzSplit) -> dict
         "particle_type_counts": {int(t): int(c) for t, c in sorted(types.items())},
         "has_context": has_context,
         "has_step_context": has_step_context,
+    }
+
+
+# ============================================================================ mesh datasets
+def _convert_mesh(src: Path, dst: Path, fmt: str, dst_format: str, splits: Iterable[str] | None,
+                  progress: bool, verify_crc: bool) -> Path:
+    """``convert_dataset`` for mesh sources: to canonical ``"h5"`` or meshgraphnets
+    ``"tfrecord"``."""
+    if dst_format not in ("h5", "tfrecord"):
+        raise GnsInputError("a mesh dataset converts to h5 (canonical mesh layout) or tfrecord "
+                            "(DeepMind meshgraphnets)", file=src, expected="h5 or tfrecord",
+                            found=repr(dst_format))
+    same_layout = (fmt == "mesh") == (dst_format == "h5")
+    if same_layout and src.resolve() == dst.resolve():
+        raise GnsInputError("source and destination are the same dataset", file=src)
+    wanted = list(splits) if splits is not None else _present_splits(src, fmt)
+    if not wanted:
+        raise GnsInputError(f"no {fmt} split files to convert", file=src)
+    if fmt == "meshgraphnets" and dst_format == "h5":
+        return convert_meshgraphnets(src, dst, wanted, progress=progress, verify_crc=verify_crc)
+    if fmt == "mesh" and dst_format == "tfrecord":
+        return export_meshgraphnets(src, dst, wanted, progress=progress)
+    if fmt == "mesh":  # canonical -> canonical: rewritten (and so re-validated) split by split
+        metadata = load_mesh_metadata(src)
+        for split in wanted:
+            with open_mesh_split(src, split, metadata) as source:
+                bar = tqdm(source, total=len(source), desc=f"{split} -> h5", unit="traj",
+                           disable=not progress)
+                write_mesh_split(dst / f"{split}{H5_SUFFIX}", bar, metadata)
+        save_mesh_metadata(metadata, dst)
+        return dst
+    meta = load_meshgraphnets_meta(src)  # meshgraphnets -> meshgraphnets: a validated copy
+    for split in wanted:
+        source = MeshgraphnetsSplit(src / f"{split}{TFRECORD_SUFFIX}", meta, verify_crc)
+        bar = tqdm(source, total=len(source), desc=f"{split} -> tfrecord", unit="traj",
+                   disable=not progress)
+        write_meshgraphnets_split(dst / f"{split}{TFRECORD_SUFFIX}", bar, meta)
+    save_meshgraphnets_meta(meta, dst)
+    return dst
+
+
+def _inspect_mesh(directory: Path, fmt: str) -> dict[str, Any]:
+    """``inspect_dataset`` for mesh datasets.
+
+    Per split: ``num_trajectories``, ``num_frames``, ``num_nodes`` and ``num_cells`` as
+    ``[min, max]`` (a remeshed trajectory counts its largest frame), and
+    ``node_type_counts`` (type id -> nodes over all trajectories, first frame of remeshed ones).
+    A meshgraphnets dataset is decoded record by record; a canonical one reads no dynamic data.
+    """
+    splits: dict[str, Any] = {}
+    found_types: set[int] = set()
+    if fmt == "mesh":
+        metadata: MeshMetadata = load_mesh_metadata(directory)
+        for split in _present_splits(directory, fmt):
+            with open_mesh_split(directory, split, metadata) as source:
+                splits[split] = _summarize_mesh_split(source)
+    else:
+        meta = load_meshgraphnets_meta(directory)
+        frames = None
+        for split in _present_splits(directory, fmt):
+            source = MeshgraphnetsSplit(directory / f"{split}{TFRECORD_SUFFIX}", meta)
+            splits[split] = _summarize_mesh_split(source)
+            found_types.update(splits[split]["node_type_counts"])
+            frames = frames or (splits[split]["num_frames"] or [None])[0]
+        metadata = mesh_metadata_from_meshgraphnets(meta, found_types or [0], num_frames=frames,
+                                                    source=directory / MESHGRAPHNETS_META)
+    summary: dict[str, Any] = {"path": str(directory), "format": fmt,
+                               **metadata.to_dict(), "splits": splits}
+    return summary
+
+
+def _summarize_mesh_split(source: MeshSplit | MeshgraphnetsSplit) -> dict[str, Any]:
+    frames, nodes, cells, types = [], [], [], Counter()
+    if isinstance(source, MeshSplit):
+        for i in range(len(source)):
+            frames.append(source.num_frames(i))
+            nodes.append(source.num_nodes(i))
+            cells.append(source.num_cells(i))
+            first = int(source.nodes_per_frame(i)[0])
+            types.update(source.node_type(i)[:first].tolist())
+    else:
+        for traj in source:
+            frames.append(traj.num_frames)
+            nodes.append(traj.num_nodes)
+            cells.append(int(traj.row_lengths["cells"].max()) if "cells" in traj.row_lengths
+                         else len(traj.cells))
+            types.update(traj.node_type[:int(traj.nodes_per_frame()[0])].tolist())
+
+    def span(values: list[int]) -> list[int] | None:
+        return [min(values), max(values)] if values else None
+
+    return {
+        "num_trajectories": len(frames),
+        "num_frames": span(frames),
+        "num_nodes": span(nodes),
+        "num_cells": span(cells),
+        "node_type_counts": {int(t): int(c) for t, c in sorted(types.items())},
     }

@@ -14,6 +14,8 @@ per-trajectory globals; DeepMind's parser ignores context features it was not as
 TFRecord framing, per record: ``uint64`` little-endian length, ``uint32`` masked CRC-32C of
 those 8 bytes, the data, ``uint32`` masked CRC-32C of the data. The protobuf wire format is
 coded by hand below (varints and length-delimited fields are all these messages need).
+The plain ``tf.train.Example`` codec here serves DeepMind's ``meshgraphnets`` records
+(``gns.data.meshgraphnets``).
 """
 
 from __future__ import annotations
@@ -161,19 +163,58 @@ def iter_records(path: str | os.PathLike, verify_crc: bool = True) -> Iterator[b
 
 def count_records(path: str | os.PathLike) -> int:
     """Number of records in a TFRecord file, reading only the headers."""
+    return len(record_offsets(path))
+
+
+def record_offsets(path: str | os.PathLike) -> list[int]:
+    """Byte offset of each record's header in a TFRecord file, reading only the headers.
+
+    Raises:
+        GnsInputError: a truncated header or record.
+    """
     path = Path(path)
-    size, count, offset = path.stat().st_size, 0, 0
+    size, offsets, offset = path.stat().st_size, [], 0
     with path.open("rb") as fp:
         while offset < size:
             fp.seek(offset)
             header = fp.read(8)
             if len(header) < 8:
-                raise GnsInputError("truncated record header", file=path, key=f"record {count}")
+                raise GnsInputError("truncated record header", file=path,
+                                    key=f"record {len(offsets)}")
+            offsets.append(offset)
             offset += 16 + struct.unpack("<Q", header)[0]
-            count += 1
     if offset != size:
-        raise GnsInputError("truncated record", file=path, key=f"record {count - 1}")
-    return count
+        raise GnsInputError("truncated record", file=path, key=f"record {len(offsets) - 1}")
+    return offsets
+
+
+def read_record_at(fp: BinaryIO, offset: int, *, path: Path, index: int,
+                   verify_crc: bool = True) -> bytes:
+    """The data of the record whose header starts at ``offset`` (see ``record_offsets``).
+
+    Args:
+        fp: the TFRecord file, opened in binary mode.
+        offset: byte offset of the record's header.
+        path, index: the file and the record's index, for error messages.
+        verify_crc: check both CRCs.
+    """
+    fp.seek(offset)
+    header = fp.read(12)
+    if len(header) < 12:
+        raise GnsInputError("truncated record header", file=path, key=f"record {index}")
+    if verify_crc and masked_crc32c(header[:8]) != struct.unpack("<I", header[8:])[0]:
+        raise GnsInputError("record length CRC mismatch (corrupt file, or not a TFRecord file)",
+                            file=path, key=f"record {index}")
+    (length,) = struct.unpack("<Q", header[:8])
+    data = fp.read(length)
+    footer = fp.read(4)
+    if len(data) < length or len(footer) < 4:
+        raise GnsInputError("truncated record", file=path, key=f"record {index}",
+                            expected=f"{length} bytes", found=f"{len(data)} bytes")
+    if verify_crc and masked_crc32c(data) != struct.unpack("<I", footer)[0]:
+        raise GnsInputError("record data CRC mismatch (corrupt file; pass verify_crc=False to "
+                            "skip the check)", file=path, key=f"record {index}")
+    return data
 
 
 def _write_record(fp: BinaryIO, data: bytes) -> None:
@@ -315,6 +356,20 @@ def decode_sequence_example(data: bytes | memoryview) -> tuple[dict[str, Feature
     return context, feature_lists
 
 
+def decode_example(data: bytes | memoryview) -> dict[str, Feature]:
+    """Decode a serialized ``tf.train.Example``: ``Example{features(1): Features{feature(1):
+    map<string, Feature>}}``.
+
+    Returns:
+        The features by name (repeated ``features`` fields merge, as in protobuf).
+    """
+    features: dict[str, Feature] = {}
+    for number, wire_type, payload in _fields(memoryview(data)):
+        if number == 1 and wire_type == _LENGTH_DELIMITED:
+            features.update(_decode_map(payload, decode_feature))
+    return features
+
+
 def _varint(value: int) -> bytes:
     value &= (1 << 64) - 1  # negative int64 -> two's complement, 10 bytes
     out = bytearray()
@@ -358,6 +413,12 @@ def encode_sequence_example(context: dict[str, Feature],
         _encode_map_entry(k, b"".join(_length_delimited(1, encode_feature(f)) for f in features))
         for k, features in feature_lists.items())
     return _length_delimited(1, context_body) + _length_delimited(2, lists_body)
+
+
+def encode_example(features: dict[str, Feature]) -> bytes:
+    """Serialize a ``tf.train.Example`` (map entries in the given order)."""
+    body = b"".join(_encode_map_entry(k, encode_feature(f)) for k, f in features.items())
+    return _length_delimited(1, body)
 
 
 # ============================================================================ trajectories
@@ -533,7 +594,8 @@ def write_tfrecord_dataset(dataset_dir: str | os.PathLike, out_dir: str | os.Pat
 
 __all__ = [
     "Feature", "TfRecordSplit", "WireFormatError", "count_records", "crc32c",
-    "decode_feature", "decode_sequence_example", "encode_feature", "encode_sequence_example",
-    "example_to_trajectory", "iter_records", "masked_crc32c", "read_tfrecord_dataset",
-    "read_tfrecord_file", "trajectory_to_example", "write_tfrecord_dataset", "write_tfrecord_file",
+    "decode_example", "decode_feature", "decode_sequence_example", "encode_example",
+    "encode_feature", "encode_sequence_example", "example_to_trajectory", "iter_records",
+    "masked_crc32c", "read_record_at", "read_tfrecord_dataset", "read_tfrecord_file",
+    "record_offsets", "trajectory_to_example", "write_tfrecord_dataset", "write_tfrecord_file",
 ]
