@@ -24,6 +24,17 @@ _LAZY = {
     "build_simulator": "gns.train.particles", "rollout": "gns.rollout", "baseline_rollout": "gns.rollout",
     "evaluate_split": "gns.evaluate", "read_rollouts": "gns.evaluate", "format_table": "gns.evaluate",
     "rollout_metrics": "gns.metrics",
+    # meshes (MeshGraphNets)
+    "MeshMetadata": "gns.data.mesh", "MeshTrajectory": "gns.data.mesh", "open_mesh_split": "gns.data.mesh",
+    "write_mesh_split": "gns.data.mesh", "load_mesh_metadata": "gns.data.mesh",
+    "convert_meshgraphnets": "gns.data.meshgraphnets", "read_meshgraphnets_split": "gns.data.meshgraphnets",
+    "MeshSimulator": "gns.mesh.simulator", "MeshState": "gns.mesh.simulator", "MeshTask": "gns.train.meshes",
+    "load_mesh_simulator": "gns.train.meshes", "mesh_rollout": "gns.mesh.rollout",
+    "evaluate_mesh_split": "gns.mesh.evaluate", "read_mesh_rollouts": "gns.mesh.rollout_io",
+    "animate_cloth": "gns.mesh.viz", "animate_flow": "gns.mesh.viz", "render_mesh_rollout": "gns.mesh.viz",
+    "plot_rmse_vs_horizon": "gns.mesh.viz", "export_rollout": "gns.mesh.export",
+    "ClothConfig": "gns.solvers.cloth", "generate_cloth": "gns.solvers.cloth",
+    "Flow2DConfig": "gns.solvers.flow2d", "generate_flow2d": "gns.solvers.flow2d",
     # reference solvers and plots (optional dependencies are imported on use)
     "Water2DConfig": "gns.solvers.water2d", "generate_water2d": "gns.solvers.water2d",
     "animate_rollout": "gns.viz", "render_rollout": "gns.viz", "plot_error_vs_horizon": "gns.viz",

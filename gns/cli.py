@@ -39,20 +39,35 @@ def _config(args: argparse.Namespace):
 
 
 # --- data ----------------------------------------------------------------------------------
-def cmd_generate(args: argparse.Namespace) -> int:
-    from gns.solvers.water2d import Water2DConfig, generate_water2d
+SOLVERS = {  # name -> (module, config class, generate function)
+    "water2d": ("gns.solvers.water2d", "Water2DConfig", "generate_water2d"),
+    "cloth": ("gns.solvers.cloth", "ClothConfig", "generate_cloth"),
+    "flow2d": ("gns.solvers.flow2d", "Flow2DConfig", "generate_flow2d"),
+}
 
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import dataclasses
+    import importlib
+
+    module_name, config_name, generate_name = SOLVERS[args.solver]
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_name)
     overrides = {}
     for item in args.param:
+        if "=" not in item:
+            raise GnsInputError("--param must look like KEY=VALUE", found=repr(item))
         k, v = item.split("=", 1)
+        known = {f.name for f in dataclasses.fields(config_cls)}
+        if k not in known:
+            raise GnsInputError(f"unknown {config_name} field", key=k, expected=sorted(known), found=k)
         overrides[k] = yaml.safe_load(v)
     if args.seed is not None:
         overrides["seed"] = args.seed
-    base = Water2DConfig.small() if args.small else Water2DConfig()
-    import dataclasses
+    base = config_cls.small() if args.small else config_cls()
     config = dataclasses.replace(base, **overrides)
     t0 = time.perf_counter()
-    out = generate_water2d(args.out, config)
+    out = getattr(module, generate_name)(args.out, config)
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -88,10 +103,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 # --- model ---------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     from gns.train.loop import Trainer
-    from gns.train.particles import ParticleTask
 
     config = _config(args)
-    task = ParticleTask(config)
+    task = _task(config)
     trainer = Trainer(config, task, config.out_dir)
     if not args.no_resume and trainer.resume():
         print(f"resumed from {trainer.ckpt_dir / 'latest.pt'} at step {trainer.step}")
@@ -102,6 +116,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"interrupted at step {trainer.step}; checkpoint saved, rerun the same command to resume")
         return 130
     return 0
+
+
+def _task(config):
+    """The training task for the dataset's kind: particles or meshes."""
+    from gns.data.mesh import is_mesh_dataset
+
+    if is_mesh_dataset(config.dataset):
+        from gns.train.meshes import MeshTask
+        return MeshTask(config)
+    from gns.train.particles import ParticleTask
+    return ParticleTask(config)
+
+
+def _checkpoint_kind(path: Path) -> str:
+    from gns.train.checkpoint import load_checkpoint
+
+    return str(load_checkpoint(path, map_location="cpu").get("kind", "particles"))
 
 
 def _checkpoint_arg(p: argparse.ArgumentParser) -> None:
@@ -123,7 +154,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from gns.evaluate import evaluate_split, format_table
     from gns.train.particles import load_simulator
 
-    simulator, config, metadata = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
+    checkpoint = _resolve_checkpoint(args.checkpoint)
+    if _checkpoint_kind(checkpoint) == "mesh":
+        return _evaluate_mesh(args, checkpoint)
+    simulator, config, metadata = load_simulator(checkpoint, args.device or "auto")
     dataset = args.dataset or config.dataset
     split = open_split(dataset, args.split or config.eval.split, metadata)
     horizons = tuple(args.horizons) if args.horizons else config.eval.horizons
@@ -133,6 +167,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_table(summary))
     if args.out:
         print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
+def _evaluate_mesh(args: argparse.Namespace, checkpoint: Path) -> int:
+    from gns.data.mesh import open_mesh_split
+    from gns.mesh.evaluate import evaluate_mesh_split, format_mesh_table, print_mesh_summary
+    from gns.train.meshes import load_mesh_simulator
+
+    simulator, config, metadata = load_mesh_simulator(checkpoint, args.device or "auto")
+    split = open_mesh_split(args.dataset or config.dataset, args.split or config.eval.split, metadata)
+    horizons = tuple(args.horizons) if args.horizons else config.mesh.horizons
+    summary = evaluate_mesh_split(simulator, split, horizons, args.max_trajectories or config.eval.max_trajectories,
+                                  args.steps, save_path=args.out)
+    print(print_mesh_summary(summary))
+    if args.out:
+        json_path = Path(args.out).with_suffix(".json")
+        json_path.write_text(json.dumps(summary, indent=2))
+        print(f"wrote {args.out} and {json_path}")
     return 0
 
 
@@ -147,6 +199,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from gns.evaluate import read_rollouts
     from gns.viz import render_rollout
 
+    if _is_mesh_rollout(args.rollouts):
+        from gns.mesh.viz import render_mesh_rollout
+        out = render_mesh_rollout(args.rollouts, args.out, trajectory=args.trajectory or 0, field=args.field)
+        print(f"wrote {out}")
+        return 0
     rollouts = read_rollouts(args.rollouts)
     key = args.trajectory or sorted(rollouts)[0]
     if key not in rollouts:
@@ -160,6 +217,29 @@ def cmd_render(args: argparse.Namespace) -> int:
     out = render_rollout(args.out, r["predicted"], r["ground_truth"], particle_type=r["particle_type"],
                          bounds=bounds, stride=args.stride, fps=args.fps)
     print(f"wrote {out}")
+    return 0
+
+
+def _is_mesh_rollout(path: str) -> bool:
+    import h5py
+    import numpy as np
+
+    p = Path(path)
+    if not p.exists():
+        raise GnsInputError("rollout file not found", file=p)
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as data:
+            return any("ground_truth/" in k or k.endswith("mesh_pos") for k in data.files)
+    with h5py.File(p, "r") as f:
+        return f.attrs.get("kind") == "mesh_rollout"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gns.mesh.export import export_rollout
+
+    paths = export_rollout(args.rollouts, args.out, trajectory=args.trajectory or 0, which=args.which,
+                           formats=tuple(args.formats), every=args.every)
+    print(f"wrote {len(paths)} files to {args.out}")
     return 0
 
 
@@ -231,12 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("generate", help="generate a dataset with a reference solver")
-    p.add_argument("solver", choices=["water2d"], help="which reference solver")
+    p.add_argument("solver", choices=sorted(SOLVERS),
+                   help="water2d: MPM fluid (particles); cloth: flag (mesh, Taichi); flow2d: cylinder flow (mesh, FEM)")
     p.add_argument("--out", required=True, help="output dataset directory")
     p.add_argument("--seed", type=int)
     p.add_argument("--small", action="store_true", help="a tiny dataset (for tests and quick looks)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a Water2DConfig field, e.g. --param num_train=64")
+                   help="override a field of the solver's config, e.g. --param num_train=64")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("inspect", help="summarise a dataset")
@@ -283,7 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="rollout.gif")
     p.add_argument("--stride", type=int, default=2)
     p.add_argument("--fps", type=int, default=20)
+    p.add_argument("--field", help="mesh rollouts: the field to colour (flow: velocity or pressure)")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("export", help="export a mesh rollout to a ParaView (.vtu/.pvd) or trimesh (.ply) sequence")
+    p.add_argument("rollouts", help="mesh rollout file written by `gns rollout`")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--trajectory", help="trajectory key or index (default: the first)")
+    p.add_argument("--which", default="both", choices=["predicted", "ground_truth", "both"])
+    p.add_argument("--formats", nargs="+", default=["vtu", "ply"], choices=["vtu", "ply"])
+    p.add_argument("--every", type=int, default=1, help="export every n-th frame")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="the main job: generate water2d, train briefly, evaluate, render")
     p.add_argument("--dataset", default="datasets/water2d")

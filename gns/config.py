@@ -43,7 +43,9 @@ class TrainConfig:
     lr_decay: float = 0.1              # lr = final + (init - final) * decay ** (step / lr_decay_steps)
     lr_decay_steps: int = 100_000      # GNS: 5e6 at 20M steps; scaled to our shorter runs
     grad_clip: float = 1.0             # max global gradient norm (0 disables)
-    noise_std: float | None = None     # random-walk noise std on the last velocity; None: scaled from WaterDrop
+    noise_std: float | None = None     # particles: random-walk noise std on the last velocity, None: scaled from
+                                       # WaterDrop; meshes: noise std on the target field, None: 3e-3 for
+                                       # positions (order 2, MeshGraphNets cloth), 2e-2 otherwise (cylinder flow)
     loss: str = "onestep"              # "onestep" | "pushforward" | "bptt"
     # pushforward (LagrangeBench): from step pushforward_steps[i] on, unroll pushforward_unrolls[i] may be drawn,
     # with relative probability pushforward_probs[i]; the unroll runs without gradient, the loss is on the last step.
@@ -72,6 +74,18 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class MeshConfig:
+    """Settings of the mesh simulator (MeshGraphNets, Pfaff et al. 2020); ignored for particle datasets."""
+    world_edges: bool = True           # add world-space proximity edges (Lagrangian meshes, e.g. cloth, only)
+    world_edge_radius: float | None = None   # None: the dataset's world_edge_radius (no world edges if it has none)
+    noise_gamma: float | None = None   # share of the input noise kept in the target; None: 0.1 (order 2), 1.0 (order 1)
+    simulated_node_types: tuple[int, ...] = (0, 5)   # NORMAL, OUTFLOW: nodes the model integrates and is scored on
+    noisy_node_types: tuple[int, ...] = (0,)         # NORMAL: nodes whose inputs get training noise (as MeshGraphNets)
+    max_accumulations: int = 1_000_000  # online normalizers stop accumulating after this many training batches
+    horizons: tuple[int, ...] = (1, 10, 20, 50, 100, 200)  # rollout steps at which RMSE is reported
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: str = "datasets/water2d"  # canonical dataset directory
     out_dir: str = "runs/water2d"      # checkpoints, logs, rollouts
@@ -79,6 +93,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))

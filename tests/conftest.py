@@ -62,3 +62,75 @@ def bouncing_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def lj3d_dataset() -> Path:
     return FIXTURES / "lagrangebench_lj3d"
+
+
+def make_mesh_dataset(root: Path, kind: str = "cloth", num_trajectories=(3, 1, 1), frames: int = 30,
+                      seed: int = 0) -> Path:
+    """A tiny analytic mesh dataset in the canonical format, written with the public data API.
+
+    * ``cloth``: a 7x4-node sheet (order-2 target ``world_pos``) falling in z with drag from random
+      initial velocities (per-step acceleration ``-0.2 v + g``), its left column HANDLE nodes moving
+      on a prescribed sine.
+    * ``flow``: a fixed 7x4-node mesh (order-1 target ``velocity``, output ``pressure``) with a
+      rotating uniform velocity, INFLOW nodes on the left, WALL_BOUNDARY nodes on the top and bottom
+      and OUTFLOW nodes on the right; pressure = |v|^2 / 2 + x.
+    """
+    from gns.data.mesh import MeshFieldSpec, MeshMetadata, MeshTarget, MeshTrajectory, save_mesh_metadata, \
+        write_mesh_split
+    from gns.mesh.io import make_rectangle_mesh
+
+    rng = np.random.default_rng(seed)
+    mesh_pos, cells = make_rectangle_mesh(1.2, 0.6, 6, 3)
+    mesh_pos = np.asarray(mesh_pos, np.float32)[:, :2]
+    cells = np.asarray(cells, np.int32)
+    x, y = mesh_pos[:, 0], mesh_pos[:, 1]
+    t = np.arange(frames, dtype=np.float64)[:, None]
+    root.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "valid", "test"), num_trajectories):
+        trajs = []
+        for i in range(count):
+            if kind == "cloth":
+                node_type = np.where(np.isclose(x, 0.0), 3, 0).astype(np.int32)
+                # z velocity relaxes towards a terminal fall (drag + gravity): a = -0.2 v + g per step
+                v = rng.normal(0.0, 0.02) * np.cos(np.pi * x / 1.2) + rng.normal(0.0, 0.01, size=x.shape)
+                z = np.zeros((frames, x.size))
+                for k in range(1, frames):
+                    v = 0.8 * v - 1e-3
+                    z[k] = z[k - 1] + v
+                z[:, node_type == 3] = 0.05 * np.sin(0.2 * t + rng.uniform(0, 6))       # prescribed handles
+                world = np.stack([np.broadcast_to(x, z.shape), np.broadcast_to(y, z.shape), z], axis=-1)
+                fields = {"world_pos": world.astype(np.float32)}
+            else:
+                node_type = np.zeros_like(x, dtype=np.int32)
+                node_type[np.isclose(x, 1.2)] = 5
+                node_type[np.isclose(y, 0.0) | np.isclose(y, 0.6)] = 6
+                node_type[np.isclose(x, 0.0)] = 4
+                speed, phase = rng.uniform(0.5, 1.5), rng.uniform(0, 2 * np.pi)
+                angle = 0.1 * t + phase                                                # (T, 1)
+                v = np.stack([speed * np.cos(angle) + 0 * x, speed * np.sin(angle) + 0 * x], axis=-1)
+                p = 0.5 * (v ** 2).sum(-1, keepdims=True) + x[None, :, None]
+                fields = {"velocity": v.astype(np.float32), "pressure": p.astype(np.float32)}
+            trajs.append(MeshTrajectory(mesh_pos=mesh_pos, cells=cells, node_type=node_type, fields=fields))
+        write_mesh_split(root / f"{split}.h5", trajs)
+    if kind == "cloth":
+        meta = MeshMetadata(domain="cloth", dt=0.02, mesh_dim=2, cell_type="triangle",
+                            node_types={"NORMAL": 0, "HANDLE": 3}, fields={"world_pos": MeshFieldSpec(3)},
+                            target=MeshTarget("world_pos", 2), outputs=[], sequence_length=frames - 1,
+                            world_edge_radius=0.15)
+    else:
+        meta = MeshMetadata(domain="flow", dt=0.01, mesh_dim=2, cell_type="triangle",
+                            node_types={"NORMAL": 0, "INFLOW": 4, "OUTFLOW": 5, "WALL_BOUNDARY": 6},
+                            fields={"velocity": MeshFieldSpec(2), "pressure": MeshFieldSpec(1)},
+                            target=MeshTarget("velocity", 1), outputs=["pressure"], sequence_length=frames - 1)
+    save_mesh_metadata(meta, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cloth_dataset(tmp_path_factory) -> Path:
+    return make_mesh_dataset(tmp_path_factory.mktemp("cloth"), "cloth")
+
+
+@pytest.fixture(scope="session")
+def flow_dataset(tmp_path_factory) -> Path:
+    return make_mesh_dataset(tmp_path_factory.mktemp("flow"), "flow")

@@ -6,12 +6,13 @@ import numpy as np
 import torch
 
 from gns.data import TrajectorySplit
+from gns.data.windows import WindowIndex
 from gns.errors import GnsInputError
 from gns.particles.batch import ParticleBatch
 
 
-class WindowSampler:
-    """Draws ``(trajectory, start)`` windows uniformly over all valid windows of a split.
+class WindowSampler(WindowIndex):
+    """Draws ``(trajectory, start)`` windows uniformly over all valid windows of a particle split.
 
     Args:
         split: the trajectories (read lazily, one window at a time).
@@ -19,34 +20,9 @@ class WindowSampler:
     """
 
     def __init__(self, split: TrajectorySplit, context_size: int = 0) -> None:
-        if len(split) == 0:
-            raise GnsInputError("split holds no trajectories", file=split.path)
+        super().__init__([split.sequence_length(i) for i in range(len(split))], split.path)
         self.split = split
         self.context_size = context_size
-        self.lengths = np.array([split.sequence_length(i) for i in range(len(split))])
-
-    def _windows_per_trajectory(self, window: int) -> np.ndarray:
-        counts = np.maximum(self.lengths - window + 1, 0)
-        if counts.sum() == 0:
-            raise GnsInputError(f"no trajectory is long enough for a window of {window} steps",
-                                file=self.split.path, expected=f">= {window} steps",
-                                found=f"at most {int(self.lengths.max())}")
-        return counts
-
-    def sample_items(self, batch_size: int, window: int, generator: torch.Generator) -> list[tuple[int, int]]:
-        """``batch_size`` random ``(trajectory, start)`` pairs."""
-        counts = self._windows_per_trajectory(window)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        flat = torch.randint(int(offsets[-1]), (batch_size,), generator=generator).tolist()
-        items = []
-        for f in flat:
-            traj = int(np.searchsorted(offsets, f, side="right") - 1)
-            items.append((traj, int(f - offsets[traj])))
-        return items
-
-    def fixed_items(self, count: int, window: int, seed: int = 1234) -> list[tuple[int, int]]:
-        """A reproducible set of windows (for validation)."""
-        return self.sample_items(count, window, torch.Generator().manual_seed(seed))
 
     def load(self, items: list[tuple[int, int]], window: int) -> ParticleBatch:
         """Read the windows and concatenate them into one batch (positions ``(N, window, D)``)."""

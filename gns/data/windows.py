@@ -1,0 +1,52 @@
+"""Uniform sampling of ``(trajectory, start)`` windows over a split, whatever the simulator."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gns.errors import GnsInputError
+
+
+class WindowIndex:
+    """All windows of ``window`` consecutive frames in trajectories of the given lengths.
+
+    Every valid window is equally likely, so long trajectories are drawn more often than short
+    ones, as when the whole split is flattened into windows.
+
+    Args:
+        num_frames: frames of each trajectory.
+        path: the split's file, named in errors.
+    """
+
+    def __init__(self, num_frames: Sequence[int], path: str | os.PathLike | None = None) -> None:
+        if len(num_frames) == 0:
+            raise GnsInputError("split holds no trajectories", file=path)
+        self.lengths = np.asarray(num_frames, dtype=np.int64)
+        self.path = path
+
+    def _windows_per_trajectory(self, window: int) -> np.ndarray:
+        counts = np.maximum(self.lengths - window + 1, 0)
+        if counts.sum() == 0:
+            raise GnsInputError(f"no trajectory is long enough for a window of {window} steps",
+                                file=self.path, expected=f">= {window} steps",
+                                found=f"at most {int(self.lengths.max())}")
+        return counts
+
+    def sample_items(self, batch_size: int, window: int, generator: torch.Generator) -> list[tuple[int, int]]:
+        """``batch_size`` random ``(trajectory, start)`` pairs."""
+        counts = self._windows_per_trajectory(window)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        flat = torch.randint(int(offsets[-1]), (batch_size,), generator=generator).tolist()
+        items = []
+        for f in flat:
+            traj = int(np.searchsorted(offsets, f, side="right") - 1)
+            items.append((traj, int(f - offsets[traj])))
+        return items
+
+    def fixed_items(self, count: int, window: int, seed: int = 1234) -> list[tuple[int, int]]:
+        """A reproducible set of windows (for validation)."""
+        return self.sample_items(count, window, torch.Generator().manual_seed(seed))

@@ -1,0 +1,203 @@
+"""The learned mesh simulator (MeshGraphNets, Pfaff et al. 2020) around the shared network.
+
+One class serves Lagrangian meshes, whose nodes move (cloth: the target field is ``world_pos``,
+order 2, the model predicts its per-step acceleration), and Eulerian meshes, whose nodes stay put
+(flow: the target field is ``velocity``, order 1, the model predicts its per-step change, plus
+extra output fields such as ``pressure`` predicted directly).
+
+Data flow for one step::
+
+    MeshState (fields over the last ``order`` frames) --build_graph--> normalized Graph
+        ("mesh" edges from cells, "world" edges from proximity) --EncodeProcessDecode-->
+        (N, F + O) normalized --output_normalizer.denormalize--> k-th difference of the target
+        field (+ outputs) --integrate--> next frame of every predicted field
+
+and the training target is the exact inverse of the last two arrows (:meth:`MeshSimulator.target`).
+Nodes whose type is not in ``simulated_node_types`` (handles, obstacles, inflow, walls) are not
+integrated: rollouts overwrite them with their prescribed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from gns.config import MeshConfig, ModelConfig
+from gns.data.mesh import MeshMetadata
+from gns.errors import GnsInputError
+from gns.graph import EdgeSet, Graph
+from gns.mesh.features import mesh_edge_features, world_edge_features
+from gns.mesh.types import NODE_TYPE_SIZE, one_hot
+from gns.mesh.world_edges import world_edges
+from gns.nn import EncodeProcessDecode
+from gns.normalization import OnlineNormalizer
+
+# MeshGraphNets' training noise: 3e-3 on cloth positions (gamma 0.1), 2e-2 on flow velocity (gamma 1).
+DEFAULT_NOISE = {2: (3e-3, 0.1), 1: (2e-2, 1.0)}
+
+
+@dataclass
+class MeshState:
+    """A batch of meshes with a window of their dynamic fields.
+
+    Attributes:
+        mesh_pos: ``(N, Dm)`` mesh-space coordinates of every node of the batch.
+        node_type: ``(N,)`` int64 DeepMind node types.
+        mesh_edges: ``(2, E)`` int64 mesh edges (both directions), indices into the batch's nodes.
+        fields: name -> ``(N, W, F)`` the last ``W`` frames of each dynamic field.
+        n_node: ``(B,)`` int64 nodes per mesh (nodes of mesh ``b`` are contiguous).
+    """
+
+    mesh_pos: Tensor
+    node_type: Tensor
+    mesh_edges: Tensor
+    fields: dict[str, Tensor]
+    n_node: Tensor
+
+    @property
+    def batch(self) -> Tensor:
+        """``(N,)`` mesh index of every node."""
+        return torch.repeat_interleave(torch.arange(len(self.n_node), device=self.mesh_pos.device),
+                                       self.n_node.to(self.mesh_pos.device))
+
+    def to(self, device: torch.device | str) -> "MeshState":
+        return MeshState(self.mesh_pos.to(device), self.node_type.to(device), self.mesh_edges.to(device),
+                         {k: v.to(device) for k, v in self.fields.items()}, self.n_node.to(device))
+
+    def with_fields(self, fields: dict[str, Tensor]) -> "MeshState":
+        return replace(self, fields=fields)
+
+    def window(self, start: int, stop: int) -> "MeshState":
+        """The same meshes with frames ``[start, stop)`` of every field."""
+        return self.with_fields({k: v[:, start:stop] for k, v in self.fields.items()})
+
+
+def noise_settings(metadata: MeshMetadata, noise_std: float | None, gamma: float | None) -> tuple[float, float]:
+    """Training noise std and gamma for a dataset: the given values, else MeshGraphNets' per domain kind."""
+    default_std, default_gamma = DEFAULT_NOISE[metadata.target.order]
+    return (default_std if noise_std is None else float(noise_std),
+            default_gamma if gamma is None else float(gamma))
+
+
+class MeshSimulator(nn.Module):
+    """MeshGraphNets learned simulator for one dataset's fields and node types.
+
+    Args:
+        config: network settings (latent size, message passing steps, MLP depth).
+        mesh_config: mesh settings (world edges, simulated node types, normalizer accumulation).
+        metadata: the dataset's metadata (target field and order, output fields, world-edge radius).
+    """
+
+    def __init__(self, config: ModelConfig, mesh_config: MeshConfig, metadata: MeshMetadata) -> None:
+        super().__init__()
+        self.config, self.mesh_config, self.metadata = config, mesh_config, metadata
+        self.target_field = metadata.target.field
+        self.order = int(metadata.target.order)
+        self.output_fields = [f for f in metadata.outputs if f != self.target_field]
+        fields = metadata.fields
+        if self.target_field not in fields:
+            raise GnsInputError("target field is not a field of the dataset", key="target.field",
+                                expected=sorted(fields), found=self.target_field)
+        self.field_dim = int(fields[self.target_field].dim)
+        self.output_dims = [int(fields[f].dim) for f in self.output_fields]
+        self.lagrangian = self.order == 2  # the target field is the node positions themselves
+        radius = mesh_config.world_edge_radius or metadata.world_edge_radius
+        self.world_radius = float(radius) if (self.lagrangian and mesh_config.world_edges and radius) else None
+        self.register_buffer("simulated_types", torch.as_tensor(mesh_config.simulated_node_types, dtype=torch.long))
+        self.register_buffer("noisy_types", torch.as_tensor(mesh_config.noisy_node_types, dtype=torch.long))
+
+        acc = mesh_config.max_accumulations
+        node_in = self.field_dim + NODE_TYPE_SIZE
+        edge_in = {"mesh": metadata.mesh_dim + 1 + ((self.field_dim + 1) if self.lagrangian else 0)}
+        if self.world_radius is not None:
+            edge_in["world"] = self.field_dim + 1
+        self.node_normalizer = OnlineNormalizer(node_in, acc)
+        self.edge_normalizers = nn.ModuleDict({k: OnlineNormalizer(w, acc) for k, w in edge_in.items()})
+        self.output_size = self.field_dim + sum(self.output_dims)
+        self.output_normalizer = OnlineNormalizer(self.output_size, acc)
+        self.network = EncodeProcessDecode(node_in, edge_in, self.output_size, config.latent_size,
+                                           config.message_passing_steps, config.hidden_layers)
+
+    # --- masks -------------------------------------------------------------------------------
+    def is_simulated(self, node_type: Tensor) -> Tensor:
+        """``(N,)`` bool: nodes the model integrates (and the loss and metrics cover)."""
+        return torch.isin(node_type, self.simulated_types.to(node_type.device))
+
+    def is_noisy(self, node_type: Tensor) -> Tensor:
+        """``(N,)`` bool: nodes whose inputs get training noise."""
+        return torch.isin(node_type, self.noisy_types.to(node_type.device))
+
+    @property
+    def window(self) -> int:
+        """Frames of the target field a step needs as input (2 for order 2: previous and current)."""
+        return self.order
+
+    # --- graph -------------------------------------------------------------------------------
+    def _dynamic_input(self, state: MeshState) -> Tensor:
+        """``(N, F)`` per-node input: velocity (order 2, finite difference) or the field itself (order 1)."""
+        seq = state.fields[self.target_field]                                          # (N, W, F)
+        if seq.ndim != 3 or seq.shape[1] < self.order or seq.shape[2] != self.field_dim:
+            raise GnsInputError("field window has the wrong shape", key=self.target_field,
+                                expected=f"(N, >={self.order}, {self.field_dim})", found=tuple(seq.shape))
+        if self.order == 2:
+            return seq[:, -1] - seq[:, -2]
+        return seq[:, -1]
+
+    def build_graph(self, state: MeshState) -> Graph:
+        """Normalized graph of the last frames of ``state`` (normalizers accumulate in training mode)."""
+        accumulate = self.training
+        nodes = torch.cat([self._dynamic_input(state), one_hot(state.node_type, NODE_TYPE_SIZE).to(state.mesh_pos)],
+                          dim=-1)                                                       # (N, F + 9)
+        current = state.fields[self.target_field][:, -1] if self.lagrangian else None  # (N, 3) world positions
+        edge_sets = {}
+        mesh_features = mesh_edge_features(state.mesh_pos, current, state.mesh_edges)
+        edge_sets["mesh"] = EdgeSet(self.edge_normalizers["mesh"].normalize(mesh_features, accumulate),
+                                    state.mesh_edges[0], state.mesh_edges[1])
+        if self.world_radius is not None:
+            pairs = world_edges(current.detach(), self.world_radius, state.mesh_edges, batch=state.batch)
+            features = world_edge_features(current, pairs)
+            edge_sets["world"] = EdgeSet(self.edge_normalizers["world"].normalize(features, accumulate),
+                                         pairs[0], pairs[1])
+        return Graph(self.node_normalizer.normalize(nodes, accumulate), edge_sets, state.n_node)
+
+    # --- model -------------------------------------------------------------------------------
+    def forward(self, state: MeshState) -> Tensor:
+        """``(N, F + O)`` normalized outputs for the step after the window."""
+        return self.network(self.build_graph(state))
+
+    def integrate(self, state: MeshState, normalized: Tensor) -> dict[str, Tensor]:
+        """Decode the network output and step every predicted field: name -> ``(N, F)`` next frame."""
+        decoded = self.output_normalizer.denormalize(normalized)                       # (N, F + O)
+        seq = state.fields[self.target_field]
+        change = decoded[:, :self.field_dim]
+        if self.order == 2:
+            nxt = 2 * seq[:, -1] - seq[:, -2] + change
+        else:
+            nxt = seq[:, -1] + change
+        out = {self.target_field: nxt}
+        offset = self.field_dim
+        for name, dim in zip(self.output_fields, self.output_dims):
+            out[name] = decoded[:, offset:offset + dim]
+            offset += dim
+        return out
+
+    def predict_next(self, state: MeshState) -> dict[str, Tensor]:
+        """Next frame of the target and output fields (prescribed nodes are *not* overwritten here)."""
+        return self.integrate(state, self(state))
+
+    def target_raw(self, state: MeshState, next_fields: dict[str, Tensor]) -> Tensor:
+        """``(N, F + O)`` un-normalized target: the inverse of :meth:`integrate`."""
+        seq = state.fields[self.target_field]
+        nxt = next_fields[self.target_field]
+        change = nxt - 2 * seq[:, -1] + seq[:, -2] if self.order == 2 else nxt - seq[:, -1]
+        return torch.cat([change, *[next_fields[name] for name in self.output_fields]], dim=-1)
+
+    def target(self, state: MeshState, next_fields: dict[str, Tensor], mask: Tensor | None = None) -> Tensor:
+        """``(N, F + O)`` normalized target; in training mode the output normalizer accumulates the
+        rows of ``mask`` (the simulated nodes) first."""
+        raw = self.target_raw(state, next_fields)
+        if self.training:
+            self.output_normalizer.accumulate(raw if mask is None else raw[mask])
+        return self.output_normalizer.normalize(raw)

@@ -1,0 +1,120 @@
+"""MeshSimulator: graphs, integration and its inverse, oracle rollouts, prescribed nodes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gns.config import load_config
+from gns.data.mesh import load_mesh_metadata, open_mesh_split
+from gns.mesh.rollout import mesh_rollout
+from gns.mesh.simulator import MeshSimulator
+from gns.train.meshes import make_sampler, predicted_fields
+
+
+def _simulator(dataset, *overrides) -> MeshSimulator:
+    config = load_config(None, ["model.latent_size=16", "model.message_passing_steps=2", *overrides])
+    return MeshSimulator(config.model, config.mesh, load_mesh_metadata(dataset))
+
+
+def _trajectory(simulator, dataset, split="test"):
+    sampler = make_sampler(simulator, open_mesh_split(dataset, split))
+    frames = sampler.split.num_frames(0)
+    return sampler.load([(0, 0)], frames)
+
+
+def _accumulate(simulator, state):
+    """Train-mode passes so the online normalizers hold statistics."""
+    simulator.train()
+    k = simulator.window
+    for t in range(k, state.fields[simulator.target_field].shape[1]):
+        window = state.window(t - k, t)
+        simulator.build_graph(window)
+        simulator.target(window, {f: state.fields[f][:, t] for f in predicted_fields(simulator)})
+    simulator.eval()
+
+
+class Oracle(MeshSimulator):
+    """Returns the true normalized output for the next frame (looked up by step)."""
+
+    def set_truth(self, state):
+        self.truth, self.step = state, 0
+
+    def forward(self, state):
+        k = self.window
+        t = self.step + k
+        self.step += 1
+        nxt = {f: self.truth.fields[f][:, t] for f in predicted_fields(self)}
+        return self.target(state, nxt)
+
+
+@pytest.mark.parametrize("kind", ["cloth", "flow"])
+def test_oracle_rollout_reproduces_ground_truth(kind, cloth_dataset, flow_dataset):
+    dataset = cloth_dataset if kind == "cloth" else flow_dataset
+    config = load_config(None, ["model.latent_size=16", "model.message_passing_steps=1"])
+    simulator = Oracle(config.model, config.mesh, load_mesh_metadata(dataset))
+    state = _trajectory(simulator, dataset)
+    _accumulate(simulator, state)
+    simulator.set_truth(state)
+    k = simulator.window
+    truth = {f: v[:, k:] for f, v in state.fields.items()}
+    steps = truth[simulator.target_field].shape[1]
+    predicted = mesh_rollout(simulator, state.window(0, k), steps, truth)
+    for field in predicted_fields(simulator):
+        assert torch.allclose(predicted[field], truth[field], atol=1e-5), field
+
+
+@pytest.mark.parametrize("kind", ["cloth", "flow"])
+def test_prescribed_nodes_follow_ground_truth(kind, cloth_dataset, flow_dataset):
+    dataset = cloth_dataset if kind == "cloth" else flow_dataset
+    simulator = _simulator(dataset)
+    state = _trajectory(simulator, dataset)
+    _accumulate(simulator, state)
+    k = simulator.window
+    truth = {f: v[:, k:] for f, v in state.fields.items()}
+    predicted = mesh_rollout(simulator, state.window(0, k), 10, {f: v[:, :10] for f, v in truth.items()})
+    simulated = simulator.is_simulated(state.node_type)
+    assert (~simulated).any() and simulated.any()
+    target = simulator.target_field
+    assert torch.equal(predicted[target][~simulated], truth[target][~simulated, :10])
+    # an untrained model does move the simulated nodes away from the truth
+    assert not torch.allclose(predicted[target][simulated], truth[target][simulated, :10])
+
+
+def test_integrate_inverts_target(cloth_dataset):
+    simulator = _simulator(cloth_dataset)
+    state = _trajectory(simulator, cloth_dataset)
+    _accumulate(simulator, state)
+    window = state.window(3, 5)
+    nxt = {"world_pos": state.fields["world_pos"][:, 5]}
+    normalized = simulator.target(window, nxt)
+    assert torch.allclose(simulator.integrate(window, normalized)["world_pos"], nxt["world_pos"], atol=1e-6)
+
+
+def test_graph_has_world_edges_only_when_enabled(cloth_dataset, flow_dataset):
+    cloth = _simulator(cloth_dataset)
+    state = _trajectory(cloth, cloth_dataset).window(0, 2)
+    graph = cloth.build_graph(state)
+    assert set(graph.edge_sets) == {"mesh", "world"}
+    mesh = graph.edge_sets["mesh"]
+    assert mesh.features.shape[1] == 2 + 1 + 3 + 1        # mesh disp + norm, world disp + norm
+    world = graph.edge_sets["world"]
+    mesh_pairs = set(zip(mesh.senders.tolist(), mesh.receivers.tolist()))
+    assert not mesh_pairs & set(zip(world.senders.tolist(), world.receivers.tolist()))
+    without = _simulator(cloth_dataset, "mesh.world_edges=false")
+    assert set(without.build_graph(state).edge_sets) == {"mesh"}
+    flow = _simulator(flow_dataset)  # Eulerian: the mesh does not move, no world edges
+    graph = flow.build_graph(_trajectory(flow, flow_dataset).window(0, 1))
+    assert set(graph.edge_sets) == {"mesh"} and graph.edge_sets["mesh"].features.shape[1] == 3
+
+
+def test_flow_outputs_include_pressure(flow_dataset):
+    simulator = _simulator(flow_dataset)
+    assert simulator.output_fields == ["pressure"] and simulator.output_size == 3
+    state = _trajectory(simulator, flow_dataset).window(0, 1)
+    out = simulator.predict_next(state)
+    assert out["velocity"].shape[1] == 2 and out["pressure"].shape[1] == 1
+    # outflow nodes are simulated, inflow and wall nodes are prescribed (MeshGraphNets' loss mask)
+    types = state.node_type
+    simulated = simulator.is_simulated(types)
+    assert simulated[types == 5].all() and not simulated[(types == 4) | (types == 6)].any()
