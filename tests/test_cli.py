@@ -22,7 +22,7 @@ SMALL = ["--set", "model.latent_size=16", "--set", "model.message_passing_steps=
 
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "gns.cli", "--help"], capture_output=True, text=True, check=True).stdout
-    for cmd in ("generate", "inspect", "convert", "stats", "train", "evaluate", "rollout", "render", "demo"):
+    for cmd in ("generate", "inspect", "convert", "stats", "train", "evaluate", "rollout", "render", "export", "demo"):
         assert cmd in out
     for cmd in ("generate", "train", "evaluate", "render", "convert"):
         with pytest.raises(SystemExit) as exc:
@@ -93,3 +93,22 @@ def test_nan_positions_are_reported(bouncing_dataset):
     pos[3, -1, 0] = float("nan")
     with pytest.raises(ValueError, match="position"):
         sim(ParticleBatch(pos, torch.full((10,), 5), torch.tensor([10])))
+
+
+@pytest.mark.parametrize("kind", ["cloth", "flow"])
+def test_mesh_pipeline_train_evaluate_render_export(kind, cloth_dataset, flow_dataset, tmp_path, capsys):
+    dataset = cloth_dataset if kind == "cloth" else flow_dataset
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(dataset), "--out", str(run), "--quiet", *SMALL]) == 0
+    out = tmp_path / "roll.h5"
+    assert main(["rollout", str(run), "--out", str(out), "--horizons", "1", "10", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "persistence" in text and "better baseline / model" in text
+    if kind == "flow":
+        assert "RMSE of pressure" in text
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert set(summary["model"]["rmse"]) == {"1", "10", "20", "full"}
+    gif = tmp_path / "roll.gif"
+    assert main(["render", str(out), "--out", str(gif)]) == 0 and gif.stat().st_size > 0
+    assert main(["export", str(out), "--out", str(tmp_path / "vtk"), "--every", "10"]) == 0
+    assert list((tmp_path / "vtk").rglob("*.vtu")) and list((tmp_path / "vtk").glob("*.pvd"))
