@@ -31,6 +31,7 @@ _LAZY = {
     "MeshSimulator": "gns.mesh.simulator", "MeshState": "gns.mesh.simulator", "MeshTask": "gns.train.meshes",
     "load_mesh_simulator": "gns.train.meshes", "mesh_rollout": "gns.mesh.rollout",
     "evaluate_mesh_split": "gns.mesh.evaluate", "read_mesh_rollouts": "gns.mesh.rollout_io",
+    "read_mesh_rollout": "gns.mesh.rollout_io", "print_mesh_summary": "gns.mesh.evaluate",
     "animate_cloth": "gns.mesh.viz", "animate_flow": "gns.mesh.viz", "render_mesh_rollout": "gns.mesh.viz",
     "plot_rmse_vs_horizon": "gns.mesh.viz", "export_rollout": "gns.mesh.export",
     "ClothConfig": "gns.solvers.cloth", "generate_cloth": "gns.solvers.cloth",

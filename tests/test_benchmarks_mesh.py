@@ -1,0 +1,50 @@
+"""Smoke test of ``benchmarks/mesh_throughput.py --quick``: it runs, and its JSON holds every figure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mesh_throughput.py"
+
+CASE_KEYS = {"label", "case", "nodes", "mesh_edges", "world_edges", "mesh_edges_per_node", "world_edges_per_node",
+             "grid", "parameters", "timing", "train_steps_per_s", "train_node_steps_per_s", "rollout_steps_per_s",
+             "rollout_node_steps_per_s", "background_cores", "breakdown_s", "breakdown_background_cores"}
+BREAKDOWN_KEYS = {"world-edge search", "features", "normalizers", "graph building", "network forward",
+                  "noise, target, loss", "backward", "optimizer", "step"}
+
+
+def test_mesh_throughput_quick(tmp_path):
+    out = tmp_path / "mesh.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--json", str(out)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "| config" in res.stdout and "rollout node-steps/s" in res.stdout
+    data = json.loads(out.read_text())
+    assert {"machine", "args", "domains", "wall_seconds"} <= set(data)
+    assert set(data["domains"]) == {"cloth", "flow"}
+    for domain, result in data["domains"].items():
+        assert {"base", "metadata", "preset", "cases"} <= set(result)
+        labels = [case["label"] for case in result["cases"]]
+        assert any("batch 2" in label for label in labels), labels
+        for case in result["cases"]:
+            assert CASE_KEYS <= set(case), (domain, CASE_KEYS - set(case))
+            assert set(case["timing"]) == {"train", "rollout"}
+            assert set(case["breakdown_s"]) == BREAKDOWN_KEYS
+            assert case["train_steps_per_s"] > 0 and case["rollout_node_steps_per_s"] > 0
+            assert case["rollout_node_steps_per_s"] == pytest.approx(case["nodes"] * case["rollout_steps_per_s"])
+    cloth = data["domains"]["cloth"]["cases"]
+    with_world = [c for c in cloth if c["case"]["world_edges"]]
+    without = [c for c in cloth if not c["case"]["world_edges"]]
+    assert with_world and without
+    assert all(c["world_edges"] > 0 for c in with_world) and all(c["world_edges"] == 0 for c in without)
+    assert all(c["breakdown_s"]["world-edge search"] > 0 for c in with_world)
+    memory = cloth[0]["memory"]                          # --quick measures the first configuration only
+    assert set(memory) == {"train", "rollout"}
+    assert all("error" not in m and m["peak_rss_delta_mib"] >= 0 for m in memory.values()), memory
