@@ -26,6 +26,11 @@ WATERDROP_MEAN_VEL_STD = 1.355e-3
 @dataclass(frozen=True)
 class ModelConfig:
     history: int = 5                   # C: number of past velocities in the node features
+    # how the C velocities enter the node features: "velocities" (GNS: each normalized by the velocity
+    # statistics) or "differences" (the last velocity, then the C-1 per-step velocity changes normalized
+    # by the acceleration statistics: the same information, but the changes, ~10x smaller than the
+    # velocities, arrive at unit scale instead of as small differences of large inputs)
+    velocity_encoding: str = "velocities"
     latent_size: int = 128             # width of node/edge latents (GNS: 128)
     message_passing_steps: int = 10    # processor blocks, unshared weights (GNS: 10)
     hidden_layers: int = 2             # hidden layers per MLP (GNS: 2)

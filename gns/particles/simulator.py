@@ -27,6 +27,9 @@ from gns.particles.integrate import integrate, inverse_integrate
 from gns.particles.neighbors import radius_graph
 
 
+VELOCITY_ENCODINGS = ("velocities", "differences")
+
+
 class ParticleSimulator(nn.Module):
     """GNS learned simulator for one dataset's box, statistics and particle types.
 
@@ -38,6 +41,9 @@ class ParticleSimulator(nn.Module):
 
     def __init__(self, config: ModelConfig, metadata: DatasetMetadata, noise_std: float) -> None:
         super().__init__()
+        if config.velocity_encoding not in VELOCITY_ENCODINGS:
+            raise GnsInputError("unknown velocity encoding", key="model.velocity_encoding",
+                                expected=VELOCITY_ENCODINGS, found=config.velocity_encoding)
         if not metadata.has_statistics():
             raise GnsInputError("dataset metadata has no vel/acc statistics; run `gns stats` to back-fill them",
                                 key="vel_mean/vel_std/acc_mean/acc_std")
@@ -74,7 +80,7 @@ class ParticleSimulator(nn.Module):
         edge_index = radius_graph(last.detach(), self.radius, batch=batch.batch, bounds=self.bounds,
                                   periodic=self.periodic, self_loops=self.config.self_loops)  # (2, E)
         senders, receivers = edge_index[0], edge_index[1]
-        velocities = self.velocity_normalizer.normalize(velocity_history(position_seq, self.bounds, self.periodic))
+        velocities = self.encode_velocities(velocity_history(position_seq, self.bounds, self.periodic))  # (N, C, D)
         parts = [velocities.flatten(1),                                               # (N, C*D)
                  wall_distances(last, self.bounds, self.periodic, self.radius),      # (N, 2*D_np)
                  self.type_embedding(batch.particle_type)]                           # (N, E_t)
@@ -84,6 +90,13 @@ class ParticleSimulator(nn.Module):
         nodes = torch.cat(parts, dim=-1)
         edges = edge_features(last, senders, receivers, self.bounds, self.periodic, self.radius)
         return Graph(nodes, {"neighbors": EdgeSet(edges, senders, receivers)}, batch.n_particles)
+
+    def encode_velocities(self, velocities: Tensor) -> Tensor:
+        """``(N, C, D)`` velocities -> ``(N, C, D)`` normalized node inputs (``config.velocity_encoding``)."""
+        if self.config.velocity_encoding == "velocities":
+            return self.velocity_normalizer.normalize(velocities)
+        changes = self.acceleration_normalizer.normalize(velocities[:, 1:] - velocities[:, :-1])    # (N, C-1, D)
+        return torch.cat([changes, self.velocity_normalizer.normalize(velocities[:, -1:])], dim=1)
 
     def _check(self, batch: ParticleBatch, position_seq: Tensor) -> None:
         if position_seq.ndim != 3 or position_seq.shape[1] != self.history + 1 or position_seq.shape[2] != self.dim:

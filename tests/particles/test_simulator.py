@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from gns.config import ModelConfig, load_config
@@ -66,3 +67,30 @@ def test_lagrangebench_lj3d_trains_and_rolls_out_in_periodic_box(lj3d_dataset, t
     assert step.abs().max() > 2.5                        # the raw data jumps by ~L at a crossing ...
     from gns.geometry import minimum_image
     assert minimum_image(step, task.model.bounds, task.model.periodic).abs().max() < 0.5  # ... not physically
+
+
+def test_velocity_differences_encode_the_same_information(bouncing_dataset):
+    """The "differences" encoding is an invertible linear map of the "velocities" one."""
+    import dataclasses
+
+    from gns.config import ModelConfig
+    from gns.data import load_metadata, open_split
+    from gns.particles.features import velocity_history
+    from gns.particles.simulator import ParticleSimulator
+
+    metadata = load_metadata(bouncing_dataset)
+    plain = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1), metadata, 1e-4)
+    diffs = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1, velocity_encoding="differences"),
+                              metadata, 1e-4)
+    with open_split(bouncing_dataset, "train", metadata) as split:
+        pos = torch.from_numpy(split.read_window(0, 0, 6)).transpose(0, 1)               # (N, 6, D)
+    v = velocity_history(pos, plain.bounds, plain.periodic)                               # (N, 5, D)
+    a, b = plain.encode_velocities(v), diffs.encode_velocities(v)
+    assert a.shape == b.shape == v.shape
+    # recover the velocities from the differences encoding
+    last = diffs.velocity_normalizer.denormalize(b[:, -1])
+    changes = diffs.acceleration_normalizer.denormalize(b[:, :-1])                       # (N, 4, D)
+    rebuilt = torch.cat([last[:, None] - changes.flip(1).cumsum(1).flip(1), last[:, None]], dim=1)
+    assert torch.allclose(rebuilt, v, atol=1e-6)
+    with pytest.raises(Exception, match="velocity encoding"):
+        ParticleSimulator(dataclasses.replace(ModelConfig(), velocity_encoding="bogus"), metadata, 1e-4)
