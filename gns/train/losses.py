@@ -97,3 +97,12 @@ class PushforwardSchedule:
     @property
     def max_unroll(self) -> int:
         return max(self.unrolls)
+
+
+def unroll_for(train_config, schedule: PushforwardSchedule, step: int, generator: torch.Generator) -> tuple[int, bool]:
+    """Unroll length and whether to backprop through it at ``step``, for ``train_config.loss``."""
+    if train_config.loss == "pushforward":
+        return schedule.sample(step, generator), False
+    if train_config.loss == "bptt":
+        return train_config.bptt_steps - 1, True
+    return 0, False

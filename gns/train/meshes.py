@@ -21,7 +21,7 @@ from gns.mesh.simulator import MeshSimulator, MeshState, noise_settings
 from gns.mesh.topology import edges_from_cells, validate_mesh
 from gns.mesh.types import NodeType
 from gns.train.checkpoint import check_compatible, load_checkpoint
-from gns.train.losses import PushforwardSchedule, masked_mse
+from gns.train.losses import PushforwardSchedule, masked_mse, unroll_for
 from gns.train.particles import LOSSES, resolve_device
 
 
@@ -191,12 +191,7 @@ class MeshTask:
 
     def unroll_for(self, step: int, generator: torch.Generator) -> tuple[int, bool]:
         """Unroll length and whether to backprop through it, for this step."""
-        loss = self.config.train.loss
-        if loss == "pushforward":
-            return self.schedule.sample(step, generator), False
-        if loss == "bptt":
-            return self.config.train.bptt_steps - 1, True
-        return 0, False
+        return unroll_for(self.config.train, self.schedule, step, generator)
 
     def training_loss(self, step: int, generator: torch.Generator, device_generator: torch.Generator) -> Tensor:
         unroll, backprop = self.unroll_for(step, generator)

@@ -14,7 +14,7 @@ from gns.evaluate import evaluate_split
 from gns.particles.simulator import ParticleSimulator
 from gns.particles.windows import WindowSampler
 from gns.train.checkpoint import check_compatible, load_checkpoint
-from gns.train.losses import PushforwardSchedule, masked_mse, unrolled_loss
+from gns.train.losses import PushforwardSchedule, masked_mse, unroll_for, unrolled_loss
 from gns.train.noise import default_noise_std
 
 LOSSES = ("onestep", "pushforward", "bptt")
@@ -68,12 +68,7 @@ class ParticleTask:
 
     def unroll_for(self, step: int, generator: torch.Generator) -> tuple[int, bool]:
         """Unroll length and whether to backprop through it, for this step."""
-        loss = self.config.train.loss
-        if loss == "pushforward":
-            return self.schedule.sample(step, generator), False
-        if loss == "bptt":
-            return self.config.train.bptt_steps - 1, True
-        return 0, False
+        return unroll_for(self.config.train, self.schedule, step, generator)
 
     def training_loss(self, step: int, generator: torch.Generator, device_generator: torch.Generator) -> Tensor:
         unroll, backprop = self.unroll_for(step, generator)
