@@ -71,7 +71,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -90,8 +89,8 @@ for _p in (str(REPO), str(HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from throughput import (BACKGROUND, _reset_peak_rss, _ru_maxrss_bytes, _status_bytes, _Timer,  # noqa: E402
-                        interleaved, log, machine, quietest, sync, table)
+from throughput import (BACKGROUND, _Timer, add_retry_options, finish_run, interleaved, log,  # noqa: E402
+                        machine, peak_memory, quietest, start_run, table)
 
 import gns.mesh.simulator as simulator_module  # noqa: E402
 from gns.config import PRESETS_DIR, MeshConfig, ModelConfig, TrainConfig, load_config  # noqa: E402
@@ -579,22 +578,7 @@ def memory_child(case: Case, mode: str, datasets: Path, quick: bool, device: tor
         work = MeshTrainer(built.simulator, built.train_state, device).step
     else:
         work = rollout_step(built.simulator, built.rollout_state)
-    sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        before_cuda = torch.cuda.memory_allocated(device)
-    before = _status_bytes("VmRSS")
-    exact = before is not None and _reset_peak_rss()
-    if not exact:
-        before = _ru_maxrss_bytes()
-    work()
-    sync(device)
-    peak = _status_bytes("VmHWM") if exact else _ru_maxrss_bytes()
-    out = {"mode": mode, "rss_before_mib": before / 2**20, "peak_rss_delta_mib": (peak - before) / 2**20,
-           "method": "VmHWM reset by clear_refs" if exact else "ru_maxrss (includes any earlier peak)"}
-    if device.type == "cuda":
-        out["cuda_peak_delta_mib"] = (torch.cuda.max_memory_allocated(device) - before_cuda) / 2**20
-    return out
+    return {"mode": mode, **peak_memory(work, device)}
 
 
 def measure_memory(case: Case, args: argparse.Namespace) -> dict[str, dict]:
@@ -755,12 +739,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "peak memory of the first configuration only")
     p.add_argument("--datasets", type=Path, default=REPO / "datasets",
                    help="where to look for cloth/ and flow2d/ to take the default sizes from (default: datasets/)")
-    p.add_argument("--max-background", type=float, default=0.25,
-                   help="retry a sample if other processes used more than this many cores meanwhile "
-                        "(Linux /proc/stat; 0: never retry; default: 0.25)")
-    p.add_argument("--retries", type=int, default=2, help="retries per noisy sample (default: 2)")
-    p.add_argument("--retry-budget", type=float, default=60.0,
-                   help="seconds that retries may cost per domain and scale in all (default: 60)")
+    add_retry_options(p, "domain and scale")
     p.add_argument("--breakdown-steps", type=int, default=3, help="steps averaged in the breakdown (default: 3)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--no-breakdown", action="store_true", help="skip the training-step breakdown")
@@ -780,13 +759,7 @@ def _loadavg(values) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    with contextlib.suppress(AttributeError, ValueError):
-        sys.stdout.reconfigure(line_buffering=True)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch.cuda.is_available() is False on this machine")
+    device = start_run(args)
     if args._memory_child:
         case_json, mode = args._memory_child
         print(json.dumps(memory_child(Case(**json.loads(case_json)), mode, args.datasets, args.quick, device)))
@@ -806,19 +779,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"{_loadavg(m.get('loadavg_start'))}{', QUICK (tiny meshes, 1 repeat: not for figures)' if args.quick else ''}\n")
     for domain in args.domains:
         results["domains"][domain] = run_domain(domain, args, device)
-    with contextlib.suppress(OSError):
-        results["machine"]["loadavg_end"] = os.getloadavg()
-    results["wall_seconds"] = time.perf_counter() - t_start
     kept = [x for d in results["domains"].values() for r in d["cases"]
             for t in r["timing"].values() for x in t["background_cores"]]
     if BACKGROUND.available and kept:
         print(f"other processes' CPU load during the kept samples: median {statistics.median(kept):.2f}, max "
               f"{max(kept):.2f} cores (retry threshold {args.max_background})")
-    print(f"total {results['wall_seconds']:.0f} s; load average at start/end {_loadavg(m.get('loadavg_start'))} / "
-          f"{_loadavg(m.get('loadavg_end'))}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
-    return results
+    return finish_run(results, t_start, args.json, loadavg=_loadavg)
 
 
 if __name__ == "__main__":

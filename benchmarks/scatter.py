@@ -31,7 +31,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -45,9 +44,13 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+for _p in (str(REPO), str(HERE)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from throughput import finish_run  # noqa: E402
 
 from gns.nn.scatter import scatter_sum  # noqa: E402
 
@@ -266,13 +269,7 @@ def main(argv=None) -> dict:
         results["sizes"][str(e)] = {"n": n, "scatter": res, "scatter_max_rel_diff": err,
                                     "gather": gres, "gather_max_rel_diff": gerr}
         del src, x, fns, gfns
-    results["machine"]["loadavg_end"] = os.getloadavg()
-    results["wall_seconds"] = time.perf_counter() - t_start
-    print(f"total {results['wall_seconds']:.0f} s; load average at start/end "
-          f"{results['machine']['loadavg_start']} / {results['machine']['loadavg_end']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
-    return results
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

@@ -614,6 +614,12 @@ def memory_child(variant: str, mode: str, n: int, degree: float, device: torch.d
         work = trainer.step
     else:
         work = rollout_step(sim, batch.with_position(batch.position[:, 1:]))
+    return {"variant": variant, "mode": mode, "n": n, **peak_memory(work, device)}
+
+
+def peak_memory(work: Callable[[], object], device: torch.device) -> dict:
+    """Peak memory of one call of ``work`` above the memory just before it (see ``memory_child``):
+    ``rss_before_mib``, ``peak_rss_delta_mib``, ``method`` and, on CUDA, ``cuda_peak_delta_mib``."""
     sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -625,8 +631,7 @@ def memory_child(variant: str, mode: str, n: int, degree: float, device: torch.d
     work()
     sync(device)
     peak = _status_bytes("VmHWM") if exact else _ru_maxrss_bytes()
-    out = {"variant": variant, "mode": mode, "n": n, "rss_before_mib": before / 2**20,
-           "peak_rss_delta_mib": (peak - before) / 2**20,
+    out = {"rss_before_mib": before / 2**20, "peak_rss_delta_mib": (peak - before) / 2**20,
            "method": "VmHWM reset by clear_refs" if exact else "ru_maxrss (includes any earlier peak)"}
     if device.type == "cuda":
         out["cuda_peak_delta_mib"] = (torch.cuda.max_memory_allocated(device) - before_cuda) / 2**20
@@ -736,6 +741,17 @@ def machine() -> dict:
     return info
 
 
+def add_retry_options(p: argparse.ArgumentParser, budget_per: str) -> None:
+    """``--max-background``, ``--retries`` and ``--retry-budget`` (seconds per ``budget_per``): when to
+    retry a sample taken under load from other processes (see :func:`interleaved`)."""
+    p.add_argument("--max-background", type=float, default=0.25,
+                   help="retry a sample if other processes used more than this many cores meanwhile "
+                        "(Linux /proc/stat; 0: never retry; default: 0.25)")
+    p.add_argument("--retries", type=int, default=2, help="retries per noisy sample (default: 2)")
+    p.add_argument("--retry-budget", type=float, default=60.0,
+                   help=f"seconds that retries may cost per {budget_per} in all (default: 60)")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -754,12 +770,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         + " (index_select gathers; + torch_scatter.segment_csr sum, if importable)")
     p.add_argument("--degree", type=float, default=18.0,
                    help="neighbours per particle (self excluded) away from the walls; sets the box side (default: 18)")
-    p.add_argument("--max-background", type=float, default=0.25,
-                   help="retry a sample if other processes used more than this many cores meanwhile "
-                        "(Linux /proc/stat; 0: never retry; default: 0.25)")
-    p.add_argument("--retries", type=int, default=2, help="retries per noisy sample (default: 2)")
-    p.add_argument("--retry-budget", type=float, default=60.0,
-                   help="seconds that retries may cost per system size in all (default: 60)")
+    add_retry_options(p, "system size")
     p.add_argument("--malloc", choices=("default", "heap"), default="default",
                    help="'heap': keep freed memory in glibc's heap (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=-1) "
                         "instead of mmap/munmap per large tensor (default: default)")
@@ -798,8 +809,9 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+def start_run(args: argparse.Namespace) -> torch.device:
+    """Start of a benchmark run: stdout line-buffered, torch's CPU threads (``args.threads``, 0: torch's
+    default) and the device (``args.device``), checked to be usable."""
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)
     if args.threads:
@@ -807,6 +819,12 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch.cuda.is_available() is False on this machine")
+    return device
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    device = start_run(args)
     if args.malloc == "heap" and not use_heap_malloc():
         raise SystemExit("--malloc heap: mallopt is not available (not glibc?)")
     if args._alloc_child:
@@ -965,15 +983,21 @@ def main(argv: list[str] | None = None) -> dict:
                     rows.append([n, key, f"{b * 1e3:.1f}", f"{a * 1e3:.1f}", f"{b / a:.2f}"])
             print(f"## this tree vs {args.baseline_ref} (separate processes, run one after the other)")
             print(table(["N", "what", f"{args.baseline_ref} ms", "this tree ms", "speed-up"], rows))
-    try:
+    return finish_run(results, t_start, args.json)
+
+
+def finish_run(results: dict, t_start: float, json_path: str | None,
+               loadavg: Callable[[object], str] = str) -> dict:
+    """End of a benchmark run: record the final load average and the wall time in ``results``, print
+    them (``loadavg`` formats a load average, None when unknown), and write ``results`` to
+    ``json_path`` when one is given."""
+    with contextlib.suppress(OSError):
         results["machine"]["loadavg_end"] = os.getloadavg()
-    except OSError:
-        pass
     results["wall_seconds"] = time.perf_counter() - t_start
     print(f"total {results['wall_seconds']:.0f} s; load average at start/end "
-          f"{results['machine'].get('loadavg_start')} / {results['machine'].get('loadavg_end')}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+          f"{loadavg(results['machine'].get('loadavg_start'))} / {loadavg(results['machine'].get('loadavg_end'))}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1))
     return results
 
 

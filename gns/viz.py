@@ -518,13 +518,15 @@ def _pretty(name: str) -> str:
     return str(name).replace("_", " ")
 
 
-def _finish_error_axes(ax: Axes, title: str | None, logy: bool) -> None:
+def _finish_error_axes(ax: Axes, title: str | None, logy: bool, ylabel: str = "position MSE",
+                       legend_fontsize: str | None = None) -> None:
+    """Labels, log scale, grid, title and legend of an error-versus-rollout-step plot."""
     ax.set_xlabel("rollout step")
-    ax.set_ylabel("position MSE")
+    ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log", nonpositive="mask")
     ax.grid(True, which="major", alpha=0.3)
     if title is not None:
         ax.set_title(title)
     if ax.get_lines():
-        ax.legend()
+        ax.legend(fontsize=legend_fontsize)

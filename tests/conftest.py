@@ -1,7 +1,8 @@
-"""Shared fixtures: tiny datasets written in the canonical format."""
+"""Shared fixtures: tiny datasets written in the canonical format, and helpers for several test modules."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +135,64 @@ def cloth_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def flow_dataset(tmp_path_factory) -> Path:
     return make_mesh_dataset(tmp_path_factory.mktemp("flow"), "flow")
+
+
+# -------------------------------------------------------------------- helpers shared by test modules
+# (``--import-mode=importlib`` leaves ``tests/`` off ``sys.path``: helpers come as fixtures.)
+def _assert_same_mesh(got, want) -> None:
+    for name in ("mesh_pos", "cells", "node_type"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    for table in ("fields", "static_fields", "row_lengths"):
+        a, b = getattr(got, table), getattr(want, table)
+        assert sorted(a) == sorted(b), table
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+
+
+@pytest.fixture(scope="session")
+def assert_same_mesh():
+    """``assert_same_mesh(got, want)``: two ``MeshTrajectory`` hold the same arrays, exactly."""
+    return _assert_same_mesh
+
+
+def _read_splits(dataset_dir) -> dict[str, list]:
+    from gns.data import open_split
+    from gns.data.mesh import is_mesh_dataset, open_mesh_split
+
+    open_any = open_mesh_split if is_mesh_dataset(dataset_dir) else open_split
+    out = {}
+    for split in ("train", "valid", "test"):
+        with open_any(dataset_dir, split) as trajectories:
+            out[split] = [trajectories[i] for i in range(len(trajectories))]
+    return out
+
+
+@pytest.fixture(scope="session")
+def read_splits():
+    """``read_splits(dataset_dir)``: ``{split: [trajectory, ...]}`` of a particle or mesh dataset."""
+    return _read_splits
+
+
+@pytest.fixture(scope="session")
+def generate_three(tmp_path_factory):
+    """``generate_three(generate, config, name, **changes)``: a solver's dataset written three times,
+    ``(reference, again, other)``: ``config``; the same seed with ``changes`` (workers, batches) that
+    must not change the data; another seed."""
+
+    def make(generate, config, name: str, **changes) -> tuple[Path, Path, Path]:
+        root = tmp_path_factory.mktemp(name)
+        reference = generate(root / "a", config, progress=False)
+        again = generate(root / "b", dataclasses.replace(config, **changes), progress=False)
+        other = generate(root / "c", dataclasses.replace(config, seed=1), progress=False)
+        return reference, again, other
+
+    return make
+
+
+@pytest.fixture
+def close_figures():
+    """Close every matplotlib figure once the test is done (plotting tests: ``usefixtures``)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -20,13 +20,8 @@ from PIL import Image  # noqa: E402
 from gns import viz  # noqa: E402
 
 # Animations that are only inspected (never saved) make matplotlib warn when collected.
-pytestmark = pytest.mark.filterwarnings("ignore:Animation was deleted without rendering anything")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = [pytest.mark.usefixtures("close_figures"),
+              pytest.mark.filterwarnings("ignore:Animation was deleted without rendering anything")]
 
 
 def _trajectory(num_steps: int, num_particles: int, dim: int, seed: int = 0) -> np.ndarray:

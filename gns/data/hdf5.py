@@ -18,9 +18,10 @@ chunked along time, so a window touches only the chunks it needs.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Generic, Iterable, Iterator, TypeVar
 
 import h5py
 import numpy as np
@@ -34,6 +35,9 @@ H5_SUFFIX = ".h5"
 TIME_CHUNK = 16
 # Per-file chunk cache: big enough that consecutive windows of one trajectory reuse chunks.
 _CHUNK_CACHE_BYTES = 16 * 2**20
+
+_Item = TypeVar("_Item")  # what indexing a split returns
+_Split = TypeVar("_Split", bound="LazyH5Split")
 
 
 @dataclass(eq=False)
@@ -180,23 +184,25 @@ def validate_trajectory(traj: Trajectory, *, dim: int | None = None, context_siz
 
 
 # ============================================================================ reading
-class TrajectorySplit:
-    """Lazy, random-access view of one split file (``train.h5`` etc.).
+class LazyH5Split(Generic[_Item]):
+    """Base of the lazy, random-access views of one split file (``train.h5`` etc.).
 
-    The file handle stays open between reads, but the object pickles as just its path and
-    metadata and reopens the file on first use in each process, so DataLoader workers (fork or
-    spawn) each get their own handle. Each trajectory's structure is validated on first access;
-    finiteness is checked on whatever is read (a whole trajectory or a window).
+    Keeps the file open between reads, but pickles as just its path, metadata and group names
+    and reopens the file on first use in each process, so DataLoader workers (fork or spawn)
+    each get their own handle. Subclasses implement ``__getitem__`` and keep whatever they
+    cache per trajectory in attributes set by ``_reset_cache``.
     """
 
-    def __init__(self, path: str | os.PathLike, metadata: DatasetMetadata | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, metadata: Any = None) -> None:
         self.path = Path(path)
         self.metadata = metadata
         self._file: h5py.File | None = None
         self._pid: int | None = None
-        self._checked: set[int] = set()
-        self._particle_types: dict[int, np.ndarray] = {}
+        self._reset_cache()
         self._keys = [name for name, item in self._h5().items() if isinstance(item, h5py.Group)]
+
+    def _reset_cache(self) -> None:
+        """Forget what was cached per trajectory (on construction and after unpickling)."""
 
     # ------------------------------------------------------------------ file handle
     def _h5(self) -> h5py.File:
@@ -216,7 +222,7 @@ class TrajectorySplit:
             self._file.close()
         self._file = None
 
-    def __enter__(self) -> "TrajectorySplit":
+    def __enter__(self: _Split) -> _Split:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -228,10 +234,10 @@ class TrajectorySplit:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path, self.metadata, self._keys = state["path"], state["metadata"], state["keys"]
         self._file, self._pid = None, None
-        self._checked, self._particle_types = set(), {}
+        self._reset_cache()
 
     def __repr__(self) -> str:
-        return f"TrajectorySplit('{self.path}', {len(self)} trajectories)"
+        return f"{type(self).__name__}('{self.path}', {len(self)} trajectories)"
 
     # ------------------------------------------------------------------ indexing
     def __len__(self) -> int:
@@ -241,7 +247,10 @@ class TrajectorySplit:
         """Group names of the trajectories, in file order."""
         return list(self._keys)
 
-    def __iter__(self) -> Iterator[Trajectory]:
+    def __getitem__(self, i: int) -> _Item:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[_Item]:
         for i in range(len(self)):
             yield self[i]
 
@@ -250,6 +259,30 @@ class TrajectorySplit:
         if not -n <= i < n:
             raise IndexError(f"trajectory index {i} out of range for {n} trajectories in {self.path}")
         return i % n
+
+    def _check_window(self, start: int, stop: int, num_frames: int, key: str) -> None:
+        if not 0 <= start < stop <= num_frames:
+            raise IndexError(f"window [{start}, {stop}) is outside the {num_frames} frames of "
+                             f"'{key}' in {self.path}")
+
+
+class TrajectorySplit(LazyH5Split[Trajectory]):
+    """Lazy, random-access view of one split file (``train.h5`` etc.).
+
+    The file handle stays open between reads, but the object pickles as just its path and
+    metadata and reopens the file on first use in each process, so DataLoader workers (fork or
+    spawn) each get their own handle. Each trajectory's structure is validated on first access;
+    finiteness is checked on whatever is read (a whole trajectory or a window).
+    """
+
+    metadata: DatasetMetadata | None
+
+    def __init__(self, path: str | os.PathLike, metadata: DatasetMetadata | None = None) -> None:
+        super().__init__(path, metadata)
+
+    def _reset_cache(self) -> None:
+        self._checked: set[int] = set()
+        self._particle_types: dict[int, np.ndarray] = {}
 
     def _group(self, i: int) -> tuple[int, h5py.Group]:
         """Index in range and its validated group."""
@@ -347,11 +380,6 @@ class TrajectorySplit:
             key=key,
         )
 
-    def _check_window(self, start: int, stop: int, num_frames: int, key: str) -> None:
-        if not 0 <= start < stop <= num_frames:
-            raise IndexError(f"window [{start}, {stop}) is outside the {num_frames} frames of "
-                             f"'{key}' in {self.path}")
-
 
 def available_splits(dataset_dir: str | os.PathLike, suffix: str = H5_SUFFIX) -> list[str]:
     """Names of the split files in a directory (``train``, ``valid``, ``test`` first)."""
@@ -360,6 +388,26 @@ def available_splits(dataset_dir: str | os.PathLike, suffix: str = H5_SUFFIX) ->
         return []
     names = sorted(p.name[: -len(suffix)] for p in directory.glob(f"*{suffix}") if p.is_file())
     return [s for s in SPLITS if s in names] + [s for s in names if s not in SPLITS]
+
+
+def existing_split_path(dataset_dir: str | os.PathLike, split: str, *,
+                        name_expected: bool = True) -> Path:
+    """``<dataset_dir>/<split>.h5``, checked to exist.
+
+    Args:
+        name_expected: whether the error names the file it expected.
+
+    Raises:
+        GnsInputError: the split file does not exist (the message lists those that do).
+    """
+    directory = Path(dataset_dir)
+    path = directory / f"{split}{H5_SUFFIX}"
+    if not path.is_file():
+        found = available_splits(directory)
+        found_text = ", ".join(f"{s}{H5_SUFFIX}" for s in found) if found else "no split files"
+        raise GnsInputError(f"dataset has no {split} split: found {found_text}", file=path,
+                            expected=f"{split}{H5_SUFFIX}" if name_expected else None)
+    return path
 
 
 def open_split(dataset_dir: str | os.PathLike, split: str,
@@ -376,12 +424,7 @@ def open_split(dataset_dir: str | os.PathLike, split: str,
         GnsInputError: the split file does not exist (the message lists those that do).
     """
     directory = Path(dataset_dir)
-    path = directory / f"{split}{H5_SUFFIX}"
-    if not path.is_file():
-        found = available_splits(directory)
-        found_text = ", ".join(f"{s}{H5_SUFFIX}" for s in found) if found else "no split files"
-        raise GnsInputError(f"dataset has no {split} split: found {found_text}", file=path,
-                            expected=f"{split}{H5_SUFFIX}")
+    path = existing_split_path(directory, split)
     if metadata is None and (directory / METADATA_FILE).is_file():
         metadata = load_metadata(directory)
     return TrajectorySplit(path, metadata)
@@ -404,21 +447,33 @@ def write_split(path: str | os.PathLike, trajectories: Iterable[Trajectory]) -> 
         The path written.
     """
     path = Path(path)
+    with replacing_h5(path) as out:
+        dim = None
+        for index, traj in enumerate(trajectories):
+            name = f"{index:05d}"
+            traj = validate_trajectory(traj, dim=dim, file=path, name=traj.key or name)
+            dim = traj.position.shape[2]  # every trajectory of a split shares D
+            _write_group(out.create_group(name), traj)
+    return path
+
+
+@contextmanager
+def replacing_h5(path: Path) -> Iterator[h5py.File]:
+    """An HDF5 file open for writing that replaces ``path`` only if the block succeeds.
+
+    It is written under a temporary name beside ``path`` (parent directories are created) and
+    renamed over ``path`` at the end; on any exception it is deleted, so a failed write never
+    leaves a half-written file behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path)
     try:
         with h5py.File(tmp, "w") as out:
-            dim = None
-            for index, traj in enumerate(trajectories):
-                name = f"{index:05d}"
-                traj = validate_trajectory(traj, dim=dim, file=path, name=traj.key or name)
-                dim = traj.position.shape[2]  # every trajectory of a split shares D
-                _write_group(out.create_group(name), traj)
+            yield out
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def _write_group(group: h5py.Group, traj: Trajectory) -> None:

@@ -26,12 +26,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from gns.data.hdf5 import H5_SUFFIX, TIME_CHUNK, available_splits
+from gns.data.hdf5 import TIME_CHUNK, LazyH5Split, existing_split_path, replacing_h5
 from gns.data.metadata import METADATA_FILE, _as_float, _as_int, _listing, temporary_sibling
 from gns.errors import GnsInputError
 
@@ -48,7 +48,6 @@ MESH_ARRAYS = ("mesh_pos", "cells", "node_type")
 ROW_LENGTHS_SUFFIX = "_row_lengths"
 TARGET_ORDERS = (1, 2)  # 1: change of the field per step, 2: acceleration of a position field
 
-_CHUNK_CACHE_BYTES = 16 * 2**20
 # A flattened (remeshed) array is chunked by this many rows per frame on average times
 # TIME_CHUNK, so that a training window still touches one or two chunks.
 _MIN_ROW_CHUNK = 256
@@ -707,7 +706,7 @@ class _Entry:
     fixed: dict[str, np.ndarray]  # arrays read whole: fixed-size mesh arrays, static fields
 
 
-class MeshSplit:
+class MeshSplit(LazyH5Split[MeshTrajectory]):
     """Lazy, random-access view of one mesh split file (``train.h5`` etc.).
 
     The file stays open between reads; the object pickles as its path and metadata and
@@ -717,65 +716,13 @@ class MeshSplit:
     at a time.
     """
 
+    metadata: MeshMetadata | None
+
     def __init__(self, path: str | os.PathLike, metadata: MeshMetadata | None = None) -> None:
-        self.path = Path(path)
-        self.metadata = metadata
-        self._file: h5py.File | None = None
-        self._pid: int | None = None
+        super().__init__(path, metadata)
+
+    def _reset_cache(self) -> None:
         self._entries: dict[int, _Entry] = {}
-        self._keys = [k for k, item in self._h5().items() if isinstance(item, h5py.Group)]
-
-    # ------------------------------------------------------------------ file handle
-    def _h5(self) -> h5py.File:
-        if self._file is None or self._pid != os.getpid():
-            # A handle inherited through fork is left alone: closing it could disturb the parent.
-            try:
-                self._file = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
-            except OSError as exc:
-                raise GnsInputError(f"cannot open as HDF5: {exc}", file=self.path) from None
-            self._pid = os.getpid()
-        return self._file
-
-    def close(self) -> None:
-        """Close the file handle (it reopens on the next read)."""
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
-
-    def __enter__(self) -> "MeshSplit":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "metadata": self.metadata, "keys": self._keys}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path, self.metadata, self._keys = state["path"], state["metadata"], state["keys"]
-        self._file, self._pid, self._entries = None, None, {}
-
-    def __repr__(self) -> str:
-        return f"MeshSplit('{self.path}', {len(self)} trajectories)"
-
-    # ------------------------------------------------------------------ indexing
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def keys(self) -> list[str]:
-        """Group names of the trajectories, in file order."""
-        return list(self._keys)
-
-    def __iter__(self) -> Iterator[MeshTrajectory]:
-        for i in range(len(self)):
-            yield self[i]
-
-    def _index(self, i: int) -> int:
-        n = len(self._keys)
-        if not -n <= i < n:
-            raise IndexError(f"trajectory index {i} out of range for {n} trajectories in "
-                             f"{self.path}")
-        return i % n
 
     def _entry(self, i: int) -> tuple[int, h5py.Group, _Entry]:
         i = self._index(i)
@@ -877,10 +824,7 @@ class MeshSplit:
         """
         i, group, entry = self._entry(i)
         key = self._keys[i]
-        frames = entry.layout.num_frames
-        if not 0 <= start < stop <= frames:
-            raise IndexError(f"window [{start}, {stop}) is outside the {frames} frames of "
-                             f"'{key}' in {self.path}")
+        self._check_window(start, stop, entry.layout.num_frames, key)
         names = list(entry.layout.dynamic) if fields is None else list(fields)
         unknown = [n for n in names if n not in entry.layout.dynamic]
         if unknown:
@@ -942,11 +886,7 @@ def open_mesh_split(dataset_dir: str | os.PathLike, split: str,
             ``metadata.json`` is not a valid mesh metadata file.
     """
     directory = Path(dataset_dir)
-    path = directory / f"{split}{H5_SUFFIX}"
-    if not path.is_file():
-        found = available_splits(directory)
-        found_text = ", ".join(f"{s}{H5_SUFFIX}" for s in found) if found else "no split files"
-        raise GnsInputError(f"dataset has no {split} split: found {found_text}", file=path)
+    path = existing_split_path(directory, split, name_expected=False)
     if metadata is None and (directory / METADATA_FILE).is_file():
         metadata = load_mesh_metadata(directory)
     return MeshSplit(path, metadata)
@@ -982,26 +922,18 @@ def write_mesh_split(path: str | os.PathLike, trajectories: Iterable[MeshTraject
         GnsInputError: a bad trajectory, or trajectories that differ in fields or widths.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
-        with h5py.File(tmp, "w") as out:
-            first = None
-            for index, traj in enumerate(trajectories):
-                name = f"{index:05d}"
-                traj = validate_mesh_trajectory(traj, metadata, file=path,
-                                                name=traj.key or name)
-                signature = _signature(traj)
-                if first is not None and signature != first:
-                    raise GnsInputError("trajectories of one split must share mesh widths, "
-                                        "fields and flattened arrays", file=path,
-                                        key=traj.key or name, expected=first, found=signature)
-                first = signature
-                _write_group(out.create_group(name), traj)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing_h5(path) as out:
+        first = None
+        for index, traj in enumerate(trajectories):
+            name = f"{index:05d}"
+            traj = validate_mesh_trajectory(traj, metadata, file=path, name=traj.key or name)
+            signature = _signature(traj)
+            if first is not None and signature != first:
+                raise GnsInputError("trajectories of one split must share mesh widths, "
+                                    "fields and flattened arrays", file=path,
+                                    key=traj.key or name, expected=first, found=signature)
+            first = signature
+            _write_group(out.create_group(name), traj)
     return path
 
 

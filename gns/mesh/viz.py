@@ -35,8 +35,9 @@ from gns.errors import GnsInputError
 from gns.mesh.export import surface_triangles
 from gns.mesh.rollout_io import MeshRollout, read_mesh_rollout
 from gns.mesh.types import NodeType
-from gns.viz import (_MARKERS, RolloutAnimation, _animation_figure, _axis_limits, _as_horizon, _freeze_layout,
-                     _frame_steps, _palette, _pretty, _scatter, _set_positions, save_animation)
+from gns.viz import (_MARKERS, RolloutAnimation, _animation_figure, _axis_limits, _as_horizon,
+                     _finish_error_axes, _frame_steps, _freeze_layout, _palette, _pretty, _scatter,
+                     _set_positions, save_animation)
 
 __all__ = ["animate_cloth", "animate_flow", "render_mesh_rollout", "plot_rmse_vs_horizon", "field_magnitude"]
 
@@ -393,13 +394,6 @@ def plot_rmse_vs_horizon(metrics: Mapping[str, Mapping[str, Any]], ax: Axes | No
                        label=f"{label}, full rollout")
     if 0 < len(horizons_seen) <= 12:
         ax.set_xticks(sorted(horizons_seen))
-    ax.set_xlabel("rollout step")
-    ax.set_ylabel(metric.upper() if metric.isalpha() and len(metric) <= 5 else _pretty(metric))
-    if logy:
-        ax.set_yscale("log", nonpositive="mask")
-    ax.grid(True, which="major", alpha=0.3)
-    if title is not None:
-        ax.set_title(title)
-    if ax.get_lines():
-        ax.legend(fontsize="small")
+    ylabel = metric.upper() if metric.isalpha() and len(metric) <= 5 else _pretty(metric)
+    _finish_error_axes(ax, title, logy, ylabel=ylabel, legend_fontsize="small")
     return ax

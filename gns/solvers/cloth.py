@@ -57,26 +57,25 @@ functions that need it, so importing this module never requires it.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
-import io
+import functools
 import json
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from gns.errors import GnsInputError
+from gns.solvers.common import (SPLITS, GeneratorConfig, batch_tasks, check_at_least, check_positive,
+                                config_error, generator_config, generator_parser, init_taichi,
+                                package_version, print_generation, run_batches, write_splits)
 
 SOLVER_NAME = "gns.solvers.cloth (StVK membrane + hinge bending, symplectic Euler, Taichi)"
 SOLVER_VERSION = "1"
-SPLITS = ("train", "valid", "test")  # split_id = index in this tuple (part of every random stream)
 NORMAL, OBSTACLE, HANDLE = 0, 1, 3  # DeepMind common.NodeType ids
 NODE_TYPES = {"NORMAL": NORMAL, "OBSTACLE": OBSTACLE, "HANDLE": HANDLE}
 # Sub-streams of rng([seed, split_id, index, stream]): each part of a scene draws from its own.
@@ -84,7 +83,7 @@ _POSE_STREAM, _WIND_STREAM, _HANDLE_STREAM, _OBSTACLE_STREAM = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
-class ClothConfig:
+class ClothConfig(GeneratorConfig):
     """Every parameter of the cloth generator (the one source of defaults).
 
     Units are SI: metres, seconds, kilograms; membrane moduli in N/m (3D modulus times thickness),
@@ -197,42 +196,22 @@ class ClothConfig:
         """The world-edge radius recommended to models trained on this data (m)."""
         return round(self.world_edge_radius_factor * self.spacing, 12)  # 0.1, not 0.09999999999999999
 
-    @property
-    def split_sizes(self) -> dict[str, int]:
-        return {"train": self.num_train, "valid": self.num_valid, "test": self.num_test}
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict of every field (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
 
 # CFL number (wave speed x substep / spacing) above which the explicit membrane is refused.
 _MAX_CFL = 0.35
 
 
 def _validate_config(c: ClothConfig) -> None:
-    def bad(key: str, expected: str, found: object) -> GnsInputError:
-        return GnsInputError("invalid ClothConfig", key=key, expected=expected, found=found)
-
-    for key in ("num_train", "num_valid", "num_test"):
-        if getattr(c, key) < 0:
-            raise bad(key, ">= 0", getattr(c, key))
+    bad = functools.partial(config_error, c)
+    check_at_least(c, ("num_train", "num_valid", "num_test"), 0)
     if c.num_steps < 2:
         raise bad("num_steps", ">= 2 (an acceleration needs three frames)", c.num_steps)
-    for key in ("substeps", "num_workers", "scenes_per_batch"):
-        if getattr(c, key) < 1:
-            raise bad(key, ">= 1", getattr(c, key))
-    for key in ("nodes_u", "nodes_v"):
-        if getattr(c, key) < 2:
-            raise bad(key, ">= 2", getattr(c, key))
-    for key in ("frame_dt", "width", "height", "areal_density", "stretch_modulus"):
-        if not getattr(c, key) > 0:
-            raise bad(key, "> 0", getattr(c, key))
-    for key in ("membrane_damping", "bending_stiffness", "bending_damping", "air_density", "normal_drag",
-                "tangential_drag", "collision_margin", "friction", "handle_amplitude",
-                "handle_tilt_amplitude", "obstacle_amplitude", "initial_yaw_range"):
-        if getattr(c, key) < 0:
-            raise bad(key, ">= 0", getattr(c, key))
+    check_at_least(c, ("substeps", "num_workers", "scenes_per_batch"), 1)
+    check_at_least(c, ("nodes_u", "nodes_v"), 2)
+    check_positive(c, ("frame_dt", "width", "height", "areal_density", "stretch_modulus"))
+    check_at_least(c, ("membrane_damping", "bending_stiffness", "bending_damping", "air_density", "normal_drag",
+                       "tangential_drag", "collision_margin", "friction", "handle_amplitude",
+                       "handle_tilt_amplitude", "obstacle_amplitude", "initial_yaw_range"), 0)
     if not 0.0 <= c.poisson_ratio < 0.5:
         raise bad("poisson_ratio", "in [0, 0.5)", c.poisson_ratio)
     for key in ("handle_motion_fraction", "obstacle_fraction", "moving_obstacle_fraction"):
@@ -561,16 +540,6 @@ def prescribed_obstacle(scene: ClothScene, times: np.ndarray) -> tuple[np.ndarra
 # ---------------------------------------------------------------------------------------------------
 
 
-def _import_taichi():
-    """Import Taichi (the optional dependency) without its start-up banner."""
-    os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "False")
-    try:
-        import taichi as ti
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError('The cloth solver needs Taichi: pip install "gns[solvers]"') from error
-    return ti
-
-
 @dataclass
 class _Assembled:
     """One scene turned into solver arrays (cloth nodes only; the sphere is analytic)."""
@@ -641,10 +610,7 @@ class _Solver:
     """
 
     def __init__(self, config: ClothConfig, capacity: _Capacity) -> None:
-        ti = _import_taichi()
-        with contextlib.redirect_stdout(io.StringIO()):  # "[Taichi] Starting on arch=x64"
-            ti.init(arch=ti.cpu, cpu_max_num_threads=1, random_seed=0, default_fp=ti.f64,
-                    fast_math=False, log_level=ti.WARN)
+        ti = init_taichi("cloth")
         self.capacity = capacity
         s, n, c, b, h, t = (capacity.scenes, capacity.nodes, capacity.cells, capacity.hinges,
                             capacity.handles, capacity.frames)
@@ -1163,75 +1129,26 @@ def _simulate_task(task: tuple[ClothConfig, int, tuple[int, ...]]) -> list[tuple
     return results
 
 
-def _tasks(config: ClothConfig) -> list[tuple[ClothConfig, int, tuple[int, ...]]]:
-    """Batches of trajectory indices, split by split, in the order they are written."""
-    tasks = []
-    for split_id, split in enumerate(SPLITS):
-        count = config.split_sizes[split]
-        for start in range(0, count, config.scenes_per_batch):
-            tasks.append((config, split_id, tuple(range(start, min(start + config.scenes_per_batch, count)))))
-    return tasks
-
-
-def _run_tasks(config: ClothConfig, progress: bool) -> Iterator[tuple[int, ClothTrajectory, dict]]:
-    """Yield ``(split_id, trajectory, report)`` in task order, from a pool or from this process."""
-    from tqdm.auto import tqdm
-
-    tasks = _tasks(config)
-    total = sum(len(indices) for _, _, indices in tasks)
-    with tqdm(total=total, desc="cloth trajectories", unit="traj", disable=not progress) as bar:
-        if config.num_workers > 1 and len(tasks) > 1:
-            # spawn: every worker starts clean and runs its own single-threaded Taichi runtime.
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(min(config.num_workers, len(tasks))) as pool:
-                for (_, split_id, _), results in zip(tasks, pool.imap(_simulate_task, tasks)):
-                    bar.update(len(results))
-                    for trajectory, report in results:
-                        yield split_id, trajectory, report
-        else:
-            for task in tasks:
-                results = _simulate_task(task)
-                bar.update(len(results))
-                for trajectory, report in results:
-                    yield task[1], trajectory, report
-
-
 def _write_splits(out_dir: Path, config: ClothConfig, progress: bool) -> dict[str, list[dict]]:
     """Simulate and write ``<split>.h5`` for every split; return the per-trajectory reports."""
     from gns.data.mesh import MeshTrajectory, write_mesh_split
 
     metadata = _metadata(config, generator=None)  # the writer checks fields and node types against it
     reports: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    results = _run_tasks(config, progress)
 
-    def split_trajectories(split: str) -> Iterator[MeshTrajectory]:
-        for _ in range(config.split_sizes[split]):
-            split_id, trajectory, report = next(results)
-            assert SPLITS[split_id] == split, "tasks are produced in split order"
-            reports[split].append({**report, "scene": trajectory.scene.to_dict()})
-            yield MeshTrajectory(mesh_pos=trajectory.mesh_pos.astype(np.float32), cells=trajectory.cells,
-                                 node_type=trajectory.node_type,
-                                 fields={"world_pos": trajectory.world_pos.astype(np.float32)})
+    def mesh_trajectory(split: str, result: tuple[ClothTrajectory, dict]) -> MeshTrajectory:
+        trajectory, report = result
+        reports[split].append({**report, "scene": trajectory.scene.to_dict()})
+        return MeshTrajectory(mesh_pos=trajectory.mesh_pos.astype(np.float32), cells=trajectory.cells,
+                              node_type=trajectory.node_type,
+                              fields={"world_pos": trajectory.world_pos.astype(np.float32)})
 
-    try:
-        for split in SPLITS:
-            path = out_dir / f"{split}.h5"
-            if config.split_sizes[split] > 0:
-                write_mesh_split(path, split_trajectories(split), metadata)
-            else:
-                path.unlink(missing_ok=True)  # a stale split from another config would mislead
-    finally:
-        results.close()  # stops the worker pool, also when a write failed
+    # spawn: every worker starts clean and runs its own single-threaded Taichi runtime.
+    results = run_batches(_simulate_task, batch_tasks(config, config.scenes_per_batch),
+                          num_workers=config.num_workers, desc="cloth trajectories", progress=progress)
+    write_splits(out_dir, config.split_sizes, results, mesh_trajectory,
+                 lambda path, trajectories: write_mesh_split(path, trajectories, metadata))
     return reports
-
-
-def _taichi_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("taichi")
-    except PackageNotFoundError:  # pragma: no cover
-        return "unknown"
 
 
 def _summarize(config: ClothConfig, reports: dict[str, list[dict]], free_fall: dict, hanging: dict) -> dict:
@@ -1308,7 +1225,7 @@ def generate_cloth(out_dir: str | os.PathLike, config: ClothConfig = ClothConfig
     validation = _summarize(config, reports, free_fall_check(config), hanging_check(config))
     scenes = {split: [r.pop("scene") for r in reports[split]] for split in SPLITS}
     generator = {
-        "solver": SOLVER_NAME, "solver_version": SOLVER_VERSION, "taichi_version": _taichi_version(),
+        "solver": SOLVER_NAME, "solver_version": SOLVER_VERSION, "taichi_version": package_version("taichi"),
         "seed": config.seed, "config": config.to_dict(), "gravity": list(config.gravity),
         "generation_seconds": round(time.perf_counter() - started, 2),
         "simulation_seconds": round(simulation_seconds, 2),
@@ -1323,20 +1240,12 @@ def generate_cloth(out_dir: str | os.PathLike, config: ClothConfig = ClothConfig
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m gns.solvers.cloth --out DIR [--seed S] [--small] [--workers W]``."""
-    parser = argparse.ArgumentParser(description="Generate the cloth (flag) mesh dataset (Taichi).")
-    parser.add_argument("--out", required=True, help="dataset directory to write")
-    parser.add_argument("--seed", type=int, default=ClothConfig.seed)
-    parser.add_argument("--small", action="store_true", help="a tiny smoke-test dataset")
-    parser.add_argument("--workers", type=int, default=ClothConfig.num_workers)
-    args = parser.parse_args(argv)
-    make = ClothConfig.small if args.small else ClothConfig
-    config = make(seed=args.seed, num_workers=args.workers)
-    out = generate_cloth(args.out, config)
+    args = generator_parser("Generate the cloth (flag) mesh dataset (Taichi).", ClothConfig).parse_args(argv)
+    out = generate_cloth(args.out, generator_config(ClothConfig, args))
     from gns.data.mesh import load_mesh_metadata
 
     generator = load_mesh_metadata(out).generator
-    print(f"wrote {out} in {generator['generation_seconds']:.1f} s")
-    print(json.dumps(generator["validation"], indent=2))
+    print_generation(out, generator, generator["validation"])
 
 
 if __name__ == "__main__":

@@ -49,25 +49,25 @@ inside the functions that need them.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Sequence
 
 import numpy as np
 
-from gns.errors import GnsInputError
+from gns.solvers.common import (SPLITS, GeneratorConfig, check_at_least, check_positive, config_error,
+                                generator_config, generator_parser, package_version, print_generation,
+                                run_jobs, write_splits)
 
 SOLVER_NAME = "gns.solvers.flow2d (Taylor-Hood P2-P1, SBDF3, scikit-fem + Triangle)"
 SOLVER_VERSION = "1"
-SPLITS = ("train", "valid", "test")  # split_id = index in this tuple (part of every random stream)
 
 # DeepMind meshgraphnets common.NodeType ids (the ones this dataset uses).
 NORMAL, INFLOW, OUTFLOW, WALL_BOUNDARY = 0, 4, 5, 6
@@ -81,7 +81,7 @@ DFG_2D2_REFERENCE = {"strouhal": (0.2950, 0.3050), "max_drag_coefficient": (3.22
 
 
 @dataclass(frozen=True)
-class Flow2DConfig:
+class Flow2DConfig(GeneratorConfig):
     """Every parameter of the Flow2D generator (the one source of defaults).
 
     Units: metres, seconds, density 1 (pressure is kinematic, m^2/s^2). Reynolds numbers use the
@@ -139,32 +139,16 @@ class Flow2DConfig:
                  "num_workers": 1, "benchmarks": False}
         return cls(**{**small, **overrides})
 
-    @property
-    def split_sizes(self) -> dict[str, int]:
-        return {"train": self.num_train, "valid": self.num_valid, "test": self.num_test}
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict of every field (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
 
 def _validate_config(c: Flow2DConfig) -> None:
-    def bad(key: str, expected: str, found: object) -> GnsInputError:
-        return GnsInputError("invalid Flow2DConfig", key=key, expected=expected, found=found)
-
-    for key in ("num_train", "num_valid", "num_test", "max_retries"):
-        if getattr(c, key) < 0:
-            raise bad(key, ">= 0", getattr(c, key))
-    if c.num_steps < 1:
-        raise bad("num_steps", ">= 1", c.num_steps)
+    bad = functools.partial(config_error, c)
+    check_at_least(c, ("num_train", "num_valid", "num_test", "max_retries"), 0)
+    check_at_least(c, ("num_steps",), 1)
     if c.time_order not in SBDF_COEFFICIENTS:
         raise bad("time_order", f"one of {sorted(SBDF_COEFFICIENTS)}", c.time_order)
-    if c.num_workers < 0:
-        raise bad("num_workers", ">= 0", c.num_workers)
-    for key in ("frame_dt", "cfl", "channel_length", "channel_height", "viscosity", "mesh_size",
-                "cylinder_mesh_size", "kick_duration"):
-        if not getattr(c, key) > 0:
-            raise bad(key, "> 0", getattr(c, key))
+    check_at_least(c, ("num_workers",), 0)
+    check_positive(c, ("frame_dt", "cfl", "channel_length", "channel_height", "viscosity", "mesh_size",
+                       "cylinder_mesh_size", "kick_duration"))
     if c.spinup_time < c.kick_duration or c.kick_strength < 0:
         raise bad("spinup_time/kick_duration", "spinup_time >= kick_duration and kick_strength >= 0",
                   (c.spinup_time, c.kick_duration, c.kick_strength))
@@ -1125,47 +1109,15 @@ def _jobs(config: Flow2DConfig) -> list[tuple]:
     return jobs
 
 
-# Thread-count variables of the BLAS / OpenMP runtimes numpy and scipy may load. SuperLU's dense
-# kernels call BLAS on small blocks, where threads only add overhead: 2.7x slower per step with
-# OpenBLAS's default threads on two cores. They must be set before numpy loads, so workers get them
-# in their environment at spawn.
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+def _run_jobs(config: Flow2DConfig, progress: bool) -> Generator[tuple[str, Any, Any], None, None]:
+    """Yield job results in job order, from spawned single-threaded workers (or this process).
 
-
-@contextlib.contextmanager
-def _single_threaded_children() -> Iterator[None]:
-    """Processes started inside this block see one BLAS/OpenMP thread; the environment is restored."""
-    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in _THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _run_jobs(config: Flow2DConfig, progress: bool) -> Iterator[tuple[str, Any, Any]]:
-    """Yield job results in job order, from spawned single-threaded workers (or this process)."""
-    from tqdm.auto import tqdm
-
-    jobs = _jobs(config)
-    with tqdm(total=len(jobs), desc="flow2d jobs", unit="job", disable=not progress) as bar:
-        if config.num_workers == 0:  # debugging: BLAS threads as this process has them
-            for job in jobs:
-                result = _task(job)
-                bar.update()
-                yield result
-            return
-        context = multiprocessing.get_context("spawn")  # clean workers, no forked solver state
-        with _single_threaded_children():
-            pool = context.Pool(max(1, min(config.num_workers, len(jobs))))  # workers start here
-        with pool:
-            for result in pool.imap(_task, jobs):
-                bar.update()
-                yield result
+    SuperLU's dense kernels call BLAS on small blocks, where threads only add overhead: 2.7x slower
+    per step with OpenBLAS's default threads on two cores; hence one BLAS thread per worker.
+    """
+    return run_jobs(_task, _jobs(config), num_workers=config.num_workers,
+                    in_process=config.num_workers == 0,  # debugging: BLAS threads as this process has them
+                    desc="flow2d jobs", unit="job", progress=progress, single_threaded=True)
 
 
 def flow2d_metadata(config: Flow2DConfig, generator: dict | None = None):
@@ -1223,42 +1175,24 @@ def _write_splits(out_dir: Path, config: Flow2DConfig, progress: bool) -> tuple[
     reports: dict[str, list[dict]] = {split: [] for split in SPLITS}
     benchmarks: dict[str, dict] = {}
     metadata = flow2d_metadata(config)
-    results = _run_jobs(config, progress)
 
-    def split_trajectories(split: str) -> Iterator[MeshTrajectory]:
-        for _ in range(config.split_sizes[split]):
-            _, split_id, result = next(results)
-            assert SPLITS[split_id] == split, "jobs are produced in split order"
-            reports[split].append(result.report)
-            yield MeshTrajectory(mesh_pos=result.mesh_pos.astype(np.float32), cells=result.cells,
-                                 node_type=result.node_type,
-                                 fields={"velocity": result.velocity, "pressure": result.pressure})
+    def mesh_trajectory(split: str, result: FlowResult) -> MeshTrajectory:
+        reports[split].append(result.report)
+        return MeshTrajectory(mesh_pos=result.mesh_pos.astype(np.float32), cells=result.cells,
+                              node_type=result.node_type,
+                              fields={"velocity": result.velocity, "pressure": result.pressure})
 
-    try:
+    with contextlib.closing(_run_jobs(config, progress)) as results:  # stops the worker pool
         for _ in range(2 if config.benchmarks else 0):
             _, name, values = next(results)
             benchmarks[name] = values
-        for split in SPLITS:
-            path = out_dir / f"{split}.h5"
-            if config.split_sizes[split] > 0:
-                write_mesh_split(path, split_trajectories(split), metadata)
-            else:
-                path.unlink(missing_ok=True)  # a stale split from another config would mislead
-    finally:
-        results.close()  # stops the worker pool, also when a write failed
+        write_splits(out_dir, config.split_sizes, ((split_id, result) for _, split_id, result in results),
+                     mesh_trajectory, lambda path, trajectories: write_mesh_split(path, trajectories, metadata))
     return reports, benchmarks
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for package in ("scikit-fem", "triangle", "scipy", "numpy"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:  # pragma: no cover
-            out[package] = "unknown"
-    return out
+    return {package: package_version(package) for package in ("scikit-fem", "triangle", "scipy", "numpy")}
 
 
 def _summarize(config: Flow2DConfig, reports: dict[str, list[dict]], benchmarks: dict) -> dict:
@@ -1305,26 +1239,17 @@ def _trajectory_record(report: dict) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m gns.solvers.flow2d --out DIR [--seed S] [--small] [--workers W] [--no-benchmarks]``."""
-    parser = argparse.ArgumentParser(description="Generate the Flow2D dataset (cylinder flow, scikit-fem).")
-    parser.add_argument("--out", required=True, help="dataset directory to write")
-    parser.add_argument("--seed", type=int, default=Flow2DConfig.seed)
-    parser.add_argument("--small", action="store_true", help="a tiny smoke-test dataset")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes")
+    parser = generator_parser("Generate the Flow2D dataset (cylinder flow, scikit-fem).", Flow2DConfig,
+                              workers_help="worker processes")
     parser.add_argument("--no-benchmarks", action="store_true", help="skip the DFG benchmark checks")
     args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {"seed": args.seed}
-    if args.workers is not None:
-        overrides["num_workers"] = args.workers
-    if args.no_benchmarks:
-        overrides["benchmarks"] = False
-    config = (Flow2DConfig.small if args.small else Flow2DConfig)(**overrides)
+    config = generator_config(Flow2DConfig, args, **({"benchmarks": False} if args.no_benchmarks else {}))
     out = generate_flow2d(args.out, config)
     from gns.data.mesh import load_mesh_metadata
 
     generator = load_mesh_metadata(out).generator
     validation = {k: v for k, v in generator["validation"].items() if k != "per_trajectory"}
-    print(f"wrote {out} in {generator['generation_seconds']:.1f} s")
-    print(json.dumps(validation, indent=2))
+    print_generation(out, generator, validation)
 
 
 if __name__ == "__main__":

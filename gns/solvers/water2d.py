@@ -29,31 +29,29 @@ functions that need it, so importing this module never requires it.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
-import io
-import json
+import functools
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from gns.errors import GnsInputError
+from gns.solvers.common import (SPLITS, GeneratorConfig, batch_tasks, check_at_least, config_error,
+                                generator_config, generator_parser, init_taichi, package_version,
+                                print_generation, run_batches, write_splits)
 
 SOLVER_NAME = "gns.solvers.water2d (MLS-MPM, Taichi)"
 SOLVER_VERSION = "1"
 WATER_PARTICLE_TYPE = 5  # the DeepMind id for water
-SPLITS = ("train", "valid", "test")  # split_id = index in this tuple (part of every random stream)
 
 
 @dataclass(frozen=True)
-class Water2DConfig:
+class Water2DConfig(GeneratorConfig):
     """Every parameter of the Water2D generator (the one source of defaults).
 
     Units are SI-like: metres, seconds, kg per square metre (2D density). The MPM grid covers the
@@ -128,27 +126,13 @@ class Water2DConfig:
         """The graph radius recommended to models trained on this data (m)."""
         return self.connectivity_radius_factor * self.particle_spacing
 
-    @property
-    def split_sizes(self) -> dict[str, int]:
-        return {"train": self.num_train, "valid": self.num_valid, "test": self.num_test}
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict of every field (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
 
 def _validate_config(c: Water2DConfig) -> None:
-    def bad(key: str, expected: str, found: object) -> GnsInputError:
-        return GnsInputError("invalid Water2DConfig", key=key, expected=expected, found=found)
-
-    for key in ("num_train", "num_valid", "num_test"):
-        if getattr(c, key) < 0:
-            raise bad(key, ">= 0", getattr(c, key))
+    bad = functools.partial(config_error, c)
+    check_at_least(c, ("num_train", "num_valid", "num_test"), 0)
     if c.num_steps < 2:
         raise bad("num_steps", ">= 2 (an acceleration needs three frames)", c.num_steps)
-    for key in ("substeps", "grid_resolution", "particles_per_cell", "num_workers", "scenes_per_batch"):
-        if getattr(c, key) < 1:
-            raise bad(key, ">= 1", getattr(c, key))
+    check_at_least(c, ("substeps", "grid_resolution", "particles_per_cell", "num_workers", "scenes_per_batch"), 1)
     if not 1 <= c.min_blocks <= c.max_blocks:
         raise bad("min_blocks/max_blocks", "1 <= min_blocks <= max_blocks", (c.min_blocks, c.max_blocks))
     if c.wall not in ("slip", "sticky"):
@@ -256,16 +240,6 @@ def _fill_blocks(config: Water2DConfig, blocks: np.ndarray,
 # ---------------------------------------------------------------------------------------------------
 
 
-def _import_taichi():
-    """Import Taichi (the optional dependency) without its start-up banner."""
-    os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "False")
-    try:
-        import taichi as ti
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError('The Water2D solver needs Taichi: pip install "gns[solvers]"') from error
-    return ti
-
-
 class _Solver:
     """Batched MLS-MPM for up to ``max_scenes`` scenes and ``max_particles`` particles in total.
 
@@ -275,12 +249,8 @@ class _Solver:
     """
 
     def __init__(self, config: Water2DConfig, max_scenes: int, max_particles: int) -> None:
-        ti = _import_taichi()
+        ti = init_taichi("Water2D", fp64=config.fp64)
         fp = ti.f64 if config.fp64 else ti.f32
-        with contextlib.redirect_stdout(io.StringIO()):  # "[Taichi] Starting on arch=x64"
-            # random_seed is fixed: no Taichi randomness is used (initial states come from numpy).
-            ti.init(arch=ti.cpu, cpu_max_num_threads=1, random_seed=0, default_fp=fp,
-                    fast_math=False, log_level=ti.WARN)
         self.max_scenes, self.max_particles = max_scenes, max_particles
         self.np_dtype = np.float64 if config.fp64 else np.float32
         n = config.grid_resolution
@@ -558,39 +528,6 @@ def _validate_trajectory(config: Water2DConfig, split_id: int, index: int,
     return clipped.astype(np.float32), report
 
 
-def _tasks(config: Water2DConfig) -> list[tuple[Water2DConfig, int, tuple[int, ...]]]:
-    """Batches of trajectory indices, split by split, in the order they are written."""
-    tasks = []
-    for split_id, split in enumerate(SPLITS):
-        count = config.split_sizes[split]
-        for start in range(0, count, config.scenes_per_batch):
-            tasks.append((config, split_id, tuple(range(start, min(start + config.scenes_per_batch, count)))))
-    return tasks
-
-
-def _run_tasks(config: Water2DConfig, progress: bool) -> Iterator[tuple[int, np.ndarray, dict]]:
-    """Yield ``(split_id, positions, report)`` in task order, from a pool or from this process."""
-    from tqdm.auto import tqdm
-
-    tasks = _tasks(config)
-    total = sum(len(indices) for _, _, indices in tasks)
-    with tqdm(total=total, desc="water2d trajectories", unit="traj", disable=not progress) as bar:
-        if config.num_workers > 1 and len(tasks) > 1:
-            # spawn: every worker starts clean and runs its own single-threaded Taichi runtime.
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(min(config.num_workers, len(tasks))) as pool:
-                for (_, split_id, _), results in zip(tasks, pool.imap(_simulate_task, tasks)):
-                    bar.update(len(results))
-                    for positions, report in results:
-                        yield split_id, positions, report
-        else:
-            for task in tasks:
-                results = _simulate_task(task)
-                bar.update(len(results))
-                for positions, report in results:
-                    yield task[1], positions, report
-
-
 def generate_water2d(out_dir: str | os.PathLike, config: Water2DConfig = Water2DConfig(),
                      progress: bool = True) -> Path:
     """Simulate the Water2D dataset and write it in the canonical layout.
@@ -623,7 +560,7 @@ def generate_water2d(out_dir: str | os.PathLike, config: Water2DConfig = Water2D
     validation = _summarize(config, reports, free_fall_check(config))
     metadata = _metadata_with_statistics(out_dir, config)
     generator = {
-        "solver": SOLVER_NAME, "solver_version": SOLVER_VERSION, "taichi_version": _taichi_version(),
+        "solver": SOLVER_NAME, "solver_version": SOLVER_VERSION, "taichi_version": package_version("taichi"),
         "seed": config.seed, "config": config.to_dict(),
         "generation_seconds": round(time.perf_counter() - started, 2),
         "simulation_seconds": round(simulation_seconds, 2),
@@ -638,25 +575,17 @@ def _write_splits(out_dir: Path, config: Water2DConfig, progress: bool) -> dict[
     from gns.data import Trajectory, write_split
 
     reports: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    results = _run_tasks(config, progress)
 
-    def split_trajectories(split: str) -> Iterator[Trajectory]:
-        for _ in range(config.split_sizes[split]):
-            split_id, positions, report = next(results)
-            assert SPLITS[split_id] == split, "tasks are produced in split order"
-            reports[split].append(report)
-            types = np.full(positions.shape[1], WATER_PARTICLE_TYPE, dtype=np.int64)  # (N,)
-            yield Trajectory(position=positions, particle_type=types)
+    def water_trajectory(split: str, result: tuple[np.ndarray, dict]) -> Trajectory:
+        positions, report = result
+        reports[split].append(report)
+        types = np.full(positions.shape[1], WATER_PARTICLE_TYPE, dtype=np.int64)  # (N,)
+        return Trajectory(position=positions, particle_type=types)
 
-    try:
-        for split in SPLITS:
-            path = out_dir / f"{split}.h5"
-            if config.split_sizes[split] > 0:
-                write_split(path, split_trajectories(split))
-            else:
-                path.unlink(missing_ok=True)  # a stale split from another config would mislead
-    finally:
-        results.close()  # stops the worker pool, also when a write failed
+    # spawn: every worker starts clean and runs its own single-threaded Taichi runtime.
+    results = run_batches(_simulate_task, batch_tasks(config, config.scenes_per_batch),
+                          num_workers=config.num_workers, desc="water2d trajectories", progress=progress)
+    write_splits(out_dir, config.split_sizes, results, water_trajectory, write_split)
     return reports
 
 
@@ -674,15 +603,6 @@ def _metadata_with_statistics(out_dir: Path, config: Water2DConfig):
     with open_split(out_dir, "train", metadata=metadata) as train:
         statistics = compute_statistics(train, metadata.bounds, metadata.periodic_boundary_conditions)
     return metadata.with_statistics(statistics)
-
-
-def _taichi_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("taichi")
-    except PackageNotFoundError:  # pragma: no cover
-        return "unknown"
 
 
 def _summarize(config: Water2DConfig, reports: dict[str, list[dict]], free_fall: dict) -> dict:
@@ -746,20 +666,12 @@ def describe_dataset(dataset_dir: str | os.PathLike, max_frames: int = 20) -> di
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m gns.solvers.water2d --out DIR [--seed S] [--small] [--workers W]``."""
-    parser = argparse.ArgumentParser(description="Generate the Water2D dataset (MLS-MPM, Taichi).")
-    parser.add_argument("--out", required=True, help="dataset directory to write")
-    parser.add_argument("--seed", type=int, default=Water2DConfig.seed)
-    parser.add_argument("--small", action="store_true", help="a tiny smoke-test dataset")
-    parser.add_argument("--workers", type=int, default=Water2DConfig.num_workers)
-    args = parser.parse_args(argv)
-    make = Water2DConfig.small if args.small else Water2DConfig
-    config = make(seed=args.seed, num_workers=args.workers)
-    out = generate_water2d(args.out, config)
+    args = generator_parser("Generate the Water2D dataset (MLS-MPM, Taichi).", Water2DConfig).parse_args(argv)
+    out = generate_water2d(args.out, generator_config(Water2DConfig, args))
     from gns.data import load_metadata
 
     generator = load_metadata(out).extra["generator"]
-    print(f"wrote {out} in {generator['generation_seconds']:.1f} s")
-    print(json.dumps(generator["validation"], indent=2))
+    print_generation(out, generator, generator["validation"])
 
 
 if __name__ == "__main__":

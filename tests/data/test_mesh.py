@@ -84,16 +84,6 @@ def make_dataset(root: Path) -> list[MeshTrajectory]:
     return trajectories
 
 
-def assert_same(got: MeshTrajectory, want: MeshTrajectory) -> None:
-    for name in ("mesh_pos", "cells", "node_type"):
-        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
-    for table in ("fields", "static_fields", "row_lengths"):
-        a, b = getattr(got, table), getattr(want, table)
-        assert sorted(a) == sorted(b), table
-        for name in a:
-            np.testing.assert_array_equal(a[name], b[name])
-
-
 def errors_name(exc: pytest.ExceptionInfo, file: object, key: str) -> None:
     assert exc.value.key == key and str(key) in str(exc.value)
     if file is not None:
@@ -150,14 +140,14 @@ def test_node_type_names():
 
 
 # ------------------------------------------------------------------------ round trips
-def test_write_then_read_is_exact(tmp_path):
+def test_write_then_read_is_exact(tmp_path, assert_same_mesh):
     trajectories = make_dataset(tmp_path)
     with open_mesh_split(tmp_path, "train") as split:
         assert len(split) == 2 and split.keys() == ["00000", "00001"]
         assert split.metadata == cloth_metadata()
         for i, want in enumerate(trajectories):
             got = split[i]
-            assert_same(got, want)
+            assert_same_mesh(got, want)
             assert got.key == f"{i:05d}" and got.mesh_pos.dtype == np.float32
             assert got.cells.dtype == np.int64 and got.node_type.dtype == np.int64
             assert got.fields["world_pos"].dtype == np.float32
@@ -172,13 +162,13 @@ def test_write_then_read_is_exact(tmp_path):
         assert group["thickness"].shape == (12, 1)
 
 
-def test_split_pickles_and_reopens(tmp_path):
+def test_split_pickles_and_reopens(tmp_path, assert_same_mesh):
     trajectories = make_dataset(tmp_path)
     split = open_mesh_split(tmp_path, "train")
     split[0]
     clone = pickle.loads(pickle.dumps(split))
     split.close()
-    assert_same(clone[1], trajectories[1])
+    assert_same_mesh(clone[1], trajectories[1])
     clone.close()
 
 
@@ -214,7 +204,7 @@ def test_non_finite_values_are_found_lazily(tmp_path):
 
 
 # ------------------------------------------------------------------------ remeshed (varlen)
-def test_remeshed_round_trip_and_windows(tmp_path):
+def test_remeshed_round_trip_and_windows(tmp_path, assert_same_mesh):
     want = remeshed()
     write_mesh_split(tmp_path / "train.h5", [want], remeshed_metadata())
     save_mesh_metadata(remeshed_metadata(), tmp_path)
@@ -224,7 +214,7 @@ def test_remeshed_round_trip_and_windows(tmp_path):
         assert f["00000/cells_row_lengths"].dtype == np.int32
     with open_mesh_split(tmp_path, "train") as split:
         got = split[0]
-        assert_same(got, want)
+        assert_same_mesh(got, want)
         assert got.is_varlen and got.num_frames == 5 and got.num_nodes == 8
         np.testing.assert_array_equal(split.nodes_per_frame(0), [6, 8, 6, 8, 6])
         window = split.read_window(0, 1, 3)

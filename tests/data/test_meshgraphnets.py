@@ -155,18 +155,8 @@ def remeshed(frames: int = 3) -> MeshTrajectory:
                      "world_pos": nodes})
 
 
-def assert_same(got: MeshTrajectory, want: MeshTrajectory) -> None:
-    for name in ("mesh_pos", "cells", "node_type"):
-        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
-    for table in ("fields", "static_fields", "row_lengths"):
-        a, b = getattr(got, table), getattr(want, table)
-        assert sorted(a) == sorted(b), table
-        for name in a:
-            np.testing.assert_array_equal(a[name], b[name])
-
-
 # ------------------------------------------------------------------------ the published layout
-def test_writer_emits_the_published_example_layout():
+def test_writer_emits_the_published_example_layout(assert_same_mesh):
     expected = example_by_hand({
         "cells": CELLS.astype("<i4").tobytes(),
         "mesh_pos": MESH_POS.astype("<f4").tobytes(),
@@ -176,7 +166,7 @@ def test_writer_emits_the_published_example_layout():
     features = parse_meshgraphnets_features(TINY_META)
     assert encode_meshgraphnets_record(tiny(), features, TINY_META["field_names"]) == expected
     decoded = decode_meshgraphnets_record(expected, features, index=4)
-    assert_same(decoded, tiny())
+    assert_same_mesh(decoded, tiny())
     assert decoded.key == "00004" and decoded.node_type.dtype == np.int64
 
 
@@ -225,29 +215,29 @@ def test_fixture_bytes_decoded_by_hand_match_the_reader(root):
     assert traj.cells.min() == 0 and traj.cells.max() == 11
 
 
-def test_cloth_fixture_content():
+def test_cloth_fixture_content(assert_same_mesh):
     split = read_meshgraphnets_split(CLOTH, "train")
     assert len(split) == 2 and repr(split).startswith("MeshgraphnetsSplit(")
     trajectories = list(split)
     assert [t.key for t in trajectories] == ["00000", "00001"]
     for index, traj in enumerate(trajectories):
-        assert_same(split[index], traj)
+        assert_same_mesh(split[index], traj)
         assert traj.fields["world_pos"].shape == (5, 12, 3)
         handles = traj.node_type == 3
         assert handles.sum() == 2 and set(traj.node_type.tolist()) == {0, 3}
         world_pos = traj.fields["world_pos"]
         np.testing.assert_array_equal(world_pos[:, handles], world_pos[:1, handles].repeat(5, 0))
         assert (np.diff(world_pos[:, ~handles, 2], axis=0) < 0).all()  # free nodes fall
-    assert_same(split[-1], trajectories[1])
+    assert_same_mesh(split[-1], trajectories[1])
     with pytest.raises(IndexError, match="record 2 out of range for 2 records"):
         split[2]
-    assert_same(pickle.loads(pickle.dumps(split))[0], trajectories[0])
+    assert_same_mesh(pickle.loads(pickle.dumps(split))[0], trajectories[0])
     assert {s: len(read_meshgraphnets_split(CLOTH, s)) for s in ("valid", "test")} == {
         "valid": 1, "test": 1}
 
 
 # ------------------------------------------------------------------------ conversion
-def test_convert_cloth_fixture_to_canonical(tmp_path):
+def test_convert_cloth_fixture_to_canonical(tmp_path, assert_same_mesh):
     out = convert_meshgraphnets(CLOTH, tmp_path)
     assert out == tmp_path
     meta = load_mesh_metadata(tmp_path)
@@ -259,7 +249,7 @@ def test_convert_cloth_fixture_to_canonical(tmp_path):
     for split in ("train", "valid", "test"):
         with open_mesh_split(tmp_path, split) as converted:
             for got, want in zip(converted, read_meshgraphnets_split(CLOTH, split), strict=True):
-                assert_same(got, want)
+                assert_same_mesh(got, want)
 
 
 def test_convert_flow_fixture_through_convert_dataset(tmp_path):
@@ -301,7 +291,7 @@ def test_cli_inspect_and_convert(tmp_path, capsys):
             CLOTH / f"{split}.tfrecord").read_bytes()
 
 
-def test_canonical_to_meshgraphnets_and_back_is_exact(tmp_path):
+def test_canonical_to_meshgraphnets_and_back_is_exact(tmp_path, assert_same_mesh):
     static_meta = json.loads(json.dumps(TINY_META))
     static_meta["features"]["thickness"] = {"type": "static", "shape": [1, -1, 1],
                                             "dtype": "float32"}
@@ -319,11 +309,11 @@ def test_canonical_to_meshgraphnets_and_back_is_exact(tmp_path):
     assert again["trajectory_length"] == 2 and again["dt"] == 0.5
     for got, want in zip(read_meshgraphnets_split(tmp_path / "back", "train"), trajectories,
                          strict=True):
-        assert_same(got, want)
+        assert_same_mesh(got, want)
 
 
 # ------------------------------------------------------------------------ remeshed (varlen)
-def test_varlen_records_round_trip_flattened(tmp_path):
+def test_varlen_records_round_trip_flattened(tmp_path, assert_same_mesh):
     meta = remeshed_meta()
     write_meshgraphnets_split(tmp_path / "mgn" / "train.tfrecord", [remeshed()], meta)
     save_meshgraphnets_meta(meta, tmp_path / "mgn")
@@ -333,7 +323,7 @@ def test_varlen_records_round_trip_flattened(tmp_path):
     np.testing.assert_array_equal(np.frombuffer(raw["length_cells"], "<i4"), [1, 2, 3])
 
     traj = read_meshgraphnets_split(tmp_path / "mgn", "train")[0]
-    assert_same(traj, remeshed())
+    assert_same_mesh(traj, remeshed())
     assert traj.is_varlen and traj.num_frames == 3 and traj.num_nodes == 5
 
     convert_meshgraphnets(tmp_path / "mgn", tmp_path / "h5")
@@ -343,12 +333,12 @@ def test_varlen_records_round_trip_flattened(tmp_path):
         np.testing.assert_array_equal(f["00000/world_pos_row_lengths"][()], [3, 4, 5])
         assert f["00000/world_pos"].shape == (12, 3)
     with open_mesh_split(tmp_path / "h5", "train") as split:
-        assert_same(split[0], remeshed())
+        assert_same_mesh(split[0], remeshed())
     summary = inspect_dataset(tmp_path / "h5")
     assert summary["varlen"] and summary["splits"]["train"]["num_nodes"] == [5, 5]
     assert summary["splits"]["train"]["node_type_counts"] == {0: 3}  # first frame
     export_meshgraphnets(tmp_path / "h5", tmp_path / "back")
-    assert_same(read_meshgraphnets_split(tmp_path / "back", "train")[0], remeshed())
+    assert_same_mesh(read_meshgraphnets_split(tmp_path / "back", "train")[0], remeshed())
 
 
 def test_dynamic_mesh_arrays_of_fixed_size_become_flattened():

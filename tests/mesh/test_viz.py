@@ -16,13 +16,8 @@ from gns.mesh import viz  # noqa: E402
 from gns.mesh.io import make_rectangle_mesh  # noqa: E402
 from gns.mesh.rollout_io import MeshRollout, write_mesh_rollouts  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:Animation was deleted without rendering anything")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = [pytest.mark.usefixtures("close_figures"),
+              pytest.mark.filterwarnings("ignore:Animation was deleted without rendering anything")]
 
 
 def _cloth_rollout(frames: int = 3) -> MeshRollout:

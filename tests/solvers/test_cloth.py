@@ -39,26 +39,11 @@ SMALL = ClothConfig.small(num_workers=1, scenes_per_batch=2)
 TINY = dataclasses.replace(SMALL, num_steps=20, obstacle_fraction=1.0)  # every trajectory with a sphere
 
 
-def _read(dataset_dir) -> dict[str, list]:
-    from gns.data.mesh import open_mesh_split
-
-    out = {}
-    for split in ("train", "valid", "test"):
-        with open_mesh_split(dataset_dir, split) as trajectories:
-            out[split] = [trajectories[i] for i in range(len(trajectories))]
-    return out
-
-
 @pytest.fixture(scope="module")
-def datasets(tmp_path_factory):
+def datasets(generate_three):
     """The tiny dataset three times: reference, same seed on 2 workers / other batches, other seed."""
     pytest.importorskip("taichi")
-    root = tmp_path_factory.mktemp("cloth")
-    reference = generate_cloth(root / "a", TINY, progress=False)
-    again = generate_cloth(root / "b", dataclasses.replace(TINY, num_workers=2, scenes_per_batch=1),
-                           progress=False)
-    other = generate_cloth(root / "c", dataclasses.replace(TINY, seed=1), progress=False)
-    return reference, again, other
+    return generate_three(generate_cloth, TINY, "cloth", num_workers=2, scenes_per_batch=1)
 
 
 # ------------------------------------------------------------------------------ config, meshes, scenes
@@ -237,8 +222,8 @@ def test_edge_strain_of_a_stretched_sheet():
 
 
 # ------------------------------------------------------------------------------ the dataset
-def test_generation_is_bit_identical_for_a_seed(datasets):
-    reference, again, other = (_read(d) for d in datasets)
+def test_generation_is_bit_identical_for_a_seed(datasets, read_splits):
+    reference, again, other = (read_splits(d) for d in datasets)
     for split in reference:
         assert len(reference[split]) == len(again[split])
         for x, y in zip(reference[split], again[split]):
@@ -248,7 +233,7 @@ def test_generation_is_bit_identical_for_a_seed(datasets):
                               other["train"][0].fields["world_pos"][-1, :5])
 
 
-def test_dataset_reads_back_in_the_mesh_format(datasets):
+def test_dataset_reads_back_in_the_mesh_format(datasets, read_splits):
     from gns.data.mesh import load_mesh_metadata
 
     meta = load_mesh_metadata(datasets[0])
@@ -267,7 +252,7 @@ def test_dataset_reads_back_in_the_mesh_format(datasets):
     assert validation["hanging_still_air"]["final_to_peak_kinetic_energy"] < 0.05
     cloth_nodes = TINY.nodes_u * TINY.nodes_v
     mesh_pos, cells, handles = cloth_mesh(TINY)
-    for split, trajectories in _read(datasets[0]).items():
+    for split, trajectories in read_splits(datasets[0]).items():
         for index, trajectory in enumerate(trajectories):
             world_pos = trajectory.fields["world_pos"]
             assert world_pos.dtype == np.float32 and world_pos.shape[0] == TINY.num_steps + 1

@@ -42,24 +42,10 @@ SMALL = Flow2DConfig.small()
 COARSE = dataclasses.replace(Flow2DConfig(), mesh_size=0.05, cylinder_mesh_size=0.016, mesh_grading=0.2)
 
 
-def _read(dataset_dir) -> dict[str, list]:
-    from gns.data.mesh import open_mesh_split
-
-    out = {}
-    for split in ("train", "valid", "test"):
-        with open_mesh_split(dataset_dir, split) as trajectories:
-            out[split] = [trajectories[i] for i in range(len(trajectories))]
-    return out
-
-
 @pytest.fixture(scope="module")
-def datasets(tmp_path_factory):
+def datasets(generate_three):
     """The small dataset three times: reference (1 process), same seed on 2 workers, another seed."""
-    root = tmp_path_factory.mktemp("flow2d")
-    reference = generate_flow2d(root / "a", SMALL, progress=False)
-    again = generate_flow2d(root / "b", dataclasses.replace(SMALL, num_workers=2), progress=False)
-    other = generate_flow2d(root / "c", dataclasses.replace(SMALL, seed=1), progress=False)
-    return reference, again, other
+    return generate_three(generate_flow2d, SMALL, "flow2d", num_workers=2)
 
 
 # ------------------------------------------------------------------------------ config and cases
@@ -210,8 +196,8 @@ def test_shedding_analysis_recovers_a_known_frequency():
 
 
 # ------------------------------------------------------------------------------ the dataset
-def test_generation_is_deterministic_and_worker_independent(datasets):
-    reference, again, other = (_read(d) for d in datasets)
+def test_generation_is_deterministic_and_worker_independent(datasets, read_splits):
+    reference, again, other = (read_splits(d) for d in datasets)
     for split in reference:
         assert len(reference[split]) == len(again[split]) == SMALL.split_sizes[split]
         for a, b in zip(reference[split], again[split]):
@@ -222,7 +208,7 @@ def test_generation_is_deterministic_and_worker_independent(datasets):
     assert not np.array_equal(reference["train"][0].mesh_pos[:20], other["train"][0].mesh_pos[:20])
 
 
-def test_dataset_layout_and_metadata(datasets):
+def test_dataset_layout_and_metadata(datasets, read_splits):
     from gns.data.mesh import load_mesh_metadata
 
     meta = load_mesh_metadata(datasets[0])
@@ -239,7 +225,7 @@ def test_dataset_layout_and_metadata(datasets):
     assert validation["finite"] and validation["retries"] == 0
     assert validation["continuity_residual_max"] < 1e-10
     assert len(validation["per_trajectory"]) == 4
-    for trajectories in _read(datasets[0]).values():
+    for trajectories in read_splits(datasets[0]).values():
         for traj in trajectories:
             frames, nodes = SMALL.num_steps + 1, len(traj.mesh_pos)
             assert traj.fields["velocity"].shape == (frames, nodes, 2)
@@ -248,12 +234,12 @@ def test_dataset_layout_and_metadata(datasets):
             assert np.isfinite(traj.fields["velocity"]).all() and np.isfinite(traj.fields["pressure"]).all()
 
 
-def test_boundary_values_in_the_written_data(datasets):
+def test_boundary_values_in_the_written_data(datasets, read_splits):
     from gns.data.mesh import load_mesh_metadata
 
     records = load_mesh_metadata(datasets[0]).generator["validation"]["per_trajectory"]
     cases = {(r["split"], r["index"]): r for r in records}
-    for split, trajectories in _read(datasets[0]).items():
+    for split, trajectories in read_splits(datasets[0]).items():
         for index, traj in enumerate(trajectories):
             velocity, node_type = traj.fields["velocity"], traj.node_type
             assert (velocity[:, node_type == WALL_BOUNDARY] == 0).all()  # no-slip, walls and cylinder

@@ -13,7 +13,6 @@ from gns.errors import GnsInputError
 from gns.solvers.water2d import (
     WATER_PARTICLE_TYPE,
     Water2DConfig,
-    _import_taichi,
     clip_to_bounds,
     free_fall_check,
     generate_water2d,
@@ -28,26 +27,11 @@ TINY = Water2DConfig(num_train=3, num_valid=1, num_test=1, num_steps=30, block_s
                      num_workers=1, scenes_per_batch=2)
 
 
-def _positions(dataset_dir) -> dict[str, list[np.ndarray]]:
-    from gns.data import open_split
-
-    out = {}
-    for split in ("train", "valid", "test"):
-        with open_split(dataset_dir, split) as trajectories:
-            out[split] = [trajectories[i].position for i in range(len(trajectories))]
-    return out
-
-
 @pytest.fixture(scope="module")
-def datasets(tmp_path_factory):
+def datasets(generate_three):
     """The tiny dataset three times: reference, same seed on 2 workers / other batches, other seed."""
     pytest.importorskip("taichi")
-    root = tmp_path_factory.mktemp("water2d")
-    reference = generate_water2d(root / "a", TINY, progress=False)
-    again = generate_water2d(root / "b", dataclasses.replace(TINY, num_workers=2, scenes_per_batch=1),
-                             progress=False)
-    other = generate_water2d(root / "c", dataclasses.replace(TINY, seed=1), progress=False)
-    return reference, again, other
+    return generate_three(generate_water2d, TINY, "water2d", num_workers=2, scenes_per_batch=1)
 
 
 # ------------------------------------------------------------------------------ config and scenes
@@ -80,9 +64,11 @@ def test_scene_depends_only_on_seed_split_and_index():
 
 
 def test_missing_taichi_names_the_extra(monkeypatch):
+    from gns.solvers.common import import_taichi
+
     monkeypatch.setitem(sys.modules, "taichi", None)  # makes `import taichi` raise ImportError
-    with pytest.raises(ImportError, match=r'pip install "gns\[solvers\]"'):
-        _import_taichi()
+    with pytest.raises(ImportError, match=r'The Water2D solver needs Taichi: pip install "gns\[solvers\]"'):
+        import_taichi("Water2D")
 
 
 def test_importing_the_solver_does_not_import_taichi():
@@ -130,14 +116,14 @@ def test_a_drop_splashes_and_settles():
 
 
 # ------------------------------------------------------------------------------ the dataset
-def test_generation_is_bit_identical_for_a_seed(datasets):
-    reference, again, other = datasets
-    a, b, c = _positions(reference), _positions(again), _positions(other)
+def test_generation_is_bit_identical_for_a_seed(datasets, read_splits):
+    a, b, c = (read_splits(d) for d in datasets)
     for split in a:
         assert len(a[split]) == len(b[split])
         for x, y in zip(a[split], b[split]):
-            np.testing.assert_array_equal(x, y)  # 1 worker / batches of 2 == 2 workers / batches of 1
-    assert not np.array_equal(a["train"][0][:, :5], c["train"][0][:, :5])
+            # 1 worker / batches of 2 == 2 workers / batches of 1
+            np.testing.assert_array_equal(x.position, y.position)
+    assert not np.array_equal(a["train"][0].position[:, :5], c["train"][0].position[:, :5])
 
 
 def test_dataset_is_readable_and_complete(datasets):
@@ -176,11 +162,11 @@ def test_statistics_come_from_the_train_split(datasets):
         assert getattr(meta, key) == pytest.approx(stats[key])
 
 
-def test_positions_stay_within_the_walls(datasets):
+def test_positions_stay_within_the_walls(datasets, read_splits):
     lo, hi = np.asarray(TINY.bounds, dtype=np.float32).T
-    for trajectories in _positions(datasets[0]).values():
-        for position in trajectories:
-            assert (position >= lo).all() and (position <= hi).all()
+    for trajectories in read_splits(datasets[0]).values():
+        for trajectory in trajectories:
+            assert (trajectory.position >= lo).all() and (trajectory.position <= hi).all()
 
 
 def test_describe_dataset_counts_neighbours(datasets):
