@@ -43,7 +43,10 @@ class EdgeBlock(nn.Module):
         # (N, 2H): sender and receiver projections for every node in one matmul.
         node_proj = nodes @ torch.cat([w_nodes[:, :L], w_nodes[:, L:]], dim=0).T
         H = first.out_features
-        x = torch.addmm(first.bias, edges, w_edge.T) + node_proj[senders, :H] + node_proj[receivers, H:]
+        # index_select rather than node_proj[senders, :H]: same values, but its backward is an
+        # index_add_ instead of index_put_ with accumulation, 2.5-2.9x faster (benchmarks/scatter.py).
+        x = (torch.addmm(first.bias, edges, w_edge.T) + node_proj[:, :H].index_select(0, senders)
+             + node_proj[:, H:].index_select(0, receivers))
         for layer in self.mlp[1:]:
             x = layer(x)
         return x
