@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from gns.data.hdf5 import TIME_CHUNK, LazyH5Split, existing_split_path, replacing_h5
-from gns.data.metadata import METADATA_FILE, _as_float, _as_int, _listing, temporary_sibling
+from gns.data.metadata import METADATA_FILE, _as_float, _as_int, _listing, temporary_sibling, write_json_atomic
 from gns.errors import GnsInputError
 
 # DeepMind ``meshgraphnets`` ``common.NodeType``: the ids every published mesh dataset uses.
@@ -320,17 +320,7 @@ def load_mesh_metadata(dataset_dir: str | os.PathLike) -> MeshMetadata:
 
 def save_mesh_metadata(meta: MeshMetadata, dataset_dir: str | os.PathLike) -> Path:
     """Write ``<dataset_dir>/metadata.json`` atomically (temporary file, then ``os.replace``)."""
-    directory = Path(dataset_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / METADATA_FILE
-    tmp = temporary_sibling(path)
-    try:
-        tmp.write_text(json.dumps(meta.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(Path(dataset_dir) / METADATA_FILE, meta.to_dict())
 
 
 def is_mesh_dataset(dataset_dir: str | os.PathLike) -> bool:

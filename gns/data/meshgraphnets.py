@@ -44,7 +44,7 @@ from gns.data.hdf5 import H5_SUFFIX, available_splits
 from gns.data.mesh import (CELL_TYPES, MESH_ARRAYS, MeshFieldSpec, MeshMetadata, MeshTarget,
                            MeshTrajectory, load_mesh_metadata, node_type_name, open_mesh_split,
                            save_mesh_metadata, validate_mesh_trajectory, write_mesh_split)
-from gns.data.metadata import _listing, temporary_sibling
+from gns.data.metadata import _listing, temporary_sibling, write_json_atomic
 from gns.data.tfrecord import (TFRECORD_SUFFIX, Feature, WireFormatError, _write_record,
                                decode_example, encode_example, iter_records, read_record_at,
                                record_offsets)
@@ -154,17 +154,7 @@ def load_meshgraphnets_meta(dataset_dir: str | os.PathLike) -> dict[str, Any]:
 def save_meshgraphnets_meta(meta: Mapping[str, Any], dataset_dir: str | os.PathLike) -> Path:
     """Write ``<dataset_dir>/meta.json`` atomically, after checking its features."""
     parse_meshgraphnets_features(meta)
-    directory = Path(dataset_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / META_FILE
-    tmp = temporary_sibling(path)
-    try:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(Path(dataset_dir) / META_FILE, meta)
 
 
 def is_meshgraphnets_dataset(dataset_dir: str | os.PathLike) -> bool:

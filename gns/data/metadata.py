@@ -171,10 +171,13 @@ def save_metadata(meta: DatasetMetadata, dataset_dir: str | os.PathLike) -> Path
     Returns:
         The path written.
     """
-    directory = Path(dataset_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / METADATA_FILE
-    text = json.dumps(meta.to_dict(), indent=2) + "\n"
+    return write_json_atomic(Path(dataset_dir) / METADATA_FILE, meta.to_dict())
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` (creating its directory), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2) + "\n"
     # A reader never sees a half-written file: the rename is atomic on one file system.
     tmp = temporary_sibling(path)
     try:
