@@ -201,7 +201,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     if _is_mesh_rollout(args.rollouts):
         from gns.mesh.viz import render_mesh_rollout
-        out = render_mesh_rollout(args.rollouts, args.out, trajectory=args.trajectory or 0, field=args.field)
+        out = render_mesh_rollout(args.rollouts, args.out, trajectory=args.trajectory or 0, field=args.field,
+                                  every=args.stride, fps=args.fps)
         print(f"wrote {out}")
         return 0
     rollouts = read_rollouts(args.rollouts)
