@@ -86,6 +86,7 @@ class MeshConfig:
     noise_gamma: float | None = None   # share of the input noise kept in the target; None: 0.1 (order 2), 1.0 (order 1)
     simulated_node_types: tuple[int, ...] = (0, 5)   # NORMAL, OUTFLOW: nodes the model integrates and is scored on
     noisy_node_types: tuple[int, ...] = (0,)         # NORMAL: nodes whose inputs get training noise (as MeshGraphNets)
+    use_inputs: bool = True            # feed the dataset's declared input fields (metadata "inputs", cloth: wind) as node features
     max_accumulations: int = 1_000_000  # online normalizers stop accumulating after this many training batches
     horizons: tuple[int, ...] = (1, 10, 20, 50, 100, 200)  # rollout steps at which RMSE is reported
 

@@ -66,7 +66,7 @@ def lj3d_dataset() -> Path:
 
 
 def make_mesh_dataset(root: Path, kind: str = "cloth", num_trajectories=(3, 1, 1), frames: int = 30,
-                      seed: int = 0) -> Path:
+                      seed: int = 0, inputs: bool = False) -> Path:
     """A tiny analytic mesh dataset in the canonical format, written with the public data API.
 
     * ``cloth``: a 7x4-node sheet (order-2 target ``world_pos``) falling in z with drag from random
@@ -75,6 +75,10 @@ def make_mesh_dataset(root: Path, kind: str = "cloth", num_trajectories=(3, 1, 1
     * ``flow``: a fixed 7x4-node mesh (order-1 target ``velocity``, output ``pressure``) with a
       rotating uniform velocity, INFLOW nodes on the left, WALL_BOUNDARY nodes on the top and bottom
       and OUTFLOW nodes on the right; pressure = |v|^2 / 2 + x.
+
+    With ``inputs`` (cloth only) the sheet also feels a uniform vertical "wind" ``w(t)`` (extra
+    acceleration ``1e-3 w`` per step), stored as the dynamic input field ``wind`` ``(T, N, 3)``,
+    and carries a static input field ``thickness`` ``(N, 1)`` that the dynamics ignore.
     """
     from gns.data.mesh import MeshFieldSpec, MeshMetadata, MeshTarget, MeshTrajectory, save_mesh_metadata, \
         write_mesh_split
@@ -95,12 +99,19 @@ def make_mesh_dataset(root: Path, kind: str = "cloth", num_trajectories=(3, 1, 1
                 # z velocity relaxes towards a terminal fall (drag + gravity): a = -0.2 v + g per step
                 v = rng.normal(0.0, 0.02) * np.cos(np.pi * x / 1.2) + rng.normal(0.0, 0.01, size=x.shape)
                 z = np.zeros((frames, x.size))
+                wind = np.sin(0.3 * t[:, 0] + rng.uniform(0, 6)) if inputs else np.zeros(frames)   # (T,)
                 for k in range(1, frames):
-                    v = 0.8 * v - 1e-3
+                    v = 0.8 * v - 1e-3 + 1e-3 * wind[k - 1]
                     z[k] = z[k - 1] + v
                 z[:, node_type == 3] = 0.05 * np.sin(0.2 * t + rng.uniform(0, 6))       # prescribed handles
                 world = np.stack([np.broadcast_to(x, z.shape), np.broadcast_to(y, z.shape), z], axis=-1)
                 fields = {"world_pos": world.astype(np.float32)}
+                static = {}
+                if inputs:
+                    up = np.zeros((frames, x.size, 3), np.float32)
+                    up[..., 2] = wind[:, None]
+                    fields["wind"] = up
+                    static = {"thickness": rng.uniform(1.0, 2.0, size=(x.size, 1)).astype(np.float32)}
             else:
                 node_type = np.zeros_like(x, dtype=np.int32)
                 node_type[np.isclose(x, 1.2)] = 5
@@ -111,13 +122,18 @@ def make_mesh_dataset(root: Path, kind: str = "cloth", num_trajectories=(3, 1, 1
                 v = np.stack([speed * np.cos(angle) + 0 * x, speed * np.sin(angle) + 0 * x], axis=-1)
                 p = 0.5 * (v ** 2).sum(-1, keepdims=True) + x[None, :, None]
                 fields = {"velocity": v.astype(np.float32), "pressure": p.astype(np.float32)}
-            trajs.append(MeshTrajectory(mesh_pos=mesh_pos, cells=cells, node_type=node_type, fields=fields))
+                static = {}
+            trajs.append(MeshTrajectory(mesh_pos=mesh_pos, cells=cells, node_type=node_type, fields=fields,
+                                        static_fields=static))
         write_mesh_split(root / f"{split}.h5", trajs)
     if kind == "cloth":
+        fields = {"world_pos": MeshFieldSpec(3)}
+        if inputs:
+            fields.update(wind=MeshFieldSpec(3), thickness=MeshFieldSpec(1, dynamic=False))
         meta = MeshMetadata(domain="cloth", dt=0.02, mesh_dim=2, cell_type="triangle",
-                            node_types={"NORMAL": 0, "HANDLE": 3}, fields={"world_pos": MeshFieldSpec(3)},
+                            node_types={"NORMAL": 0, "HANDLE": 3}, fields=fields,
                             target=MeshTarget("world_pos", 2), outputs=[], sequence_length=frames - 1,
-                            world_edge_radius=0.15)
+                            world_edge_radius=0.15, inputs=["wind", "thickness"] if inputs else [])
     else:
         meta = MeshMetadata(domain="flow", dt=0.01, mesh_dim=2, cell_type="triangle",
                             node_types={"NORMAL": 0, "INFLOW": 4, "OUTFLOW": 5, "WALL_BOUNDARY": 6},
@@ -130,6 +146,12 @@ def make_mesh_dataset(root: Path, kind: str = "cloth", num_trajectories=(3, 1, 1
 @pytest.fixture(scope="session")
 def cloth_dataset(tmp_path_factory) -> Path:
     return make_mesh_dataset(tmp_path_factory.mktemp("cloth"), "cloth")
+
+
+@pytest.fixture(scope="session")
+def cloth_inputs_dataset(tmp_path_factory) -> Path:
+    """The cloth set with a dynamic (``wind``) and a static (``thickness``) input field."""
+    return make_mesh_dataset(tmp_path_factory.mktemp("cloth_inputs"), "cloth", inputs=True)
 
 
 @pytest.fixture(scope="session")

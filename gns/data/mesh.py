@@ -100,6 +100,7 @@ class MeshMetadata:
     fields: dict[str, MeshFieldSpec]  # every per-node field besides mesh_pos/cells/node_type
     target: MeshTarget  # the field the model integrates, and how
     outputs: list[str] = field(default_factory=list)  # fields predicted directly (pressure)
+    inputs: list[str] = field(default_factory=list)  # fields a model reads but does not predict (cloth: wind)
     sequence_length: int | None = None  # steps per trajectory (frames - 1)
     varlen: list[str] = field(default_factory=list)  # arrays stored flattened over time
     world_edge_radius: float | None = None  # contact radius for world edges, if any
@@ -137,6 +138,8 @@ class MeshMetadata:
             "target": self.target.to_dict(),
             "outputs": list(self.outputs),
         }
+        if self.inputs:
+            out["inputs"] = list(self.inputs)
         if self.sequence_length is not None:
             out["sequence_length"] = self.sequence_length
         if self.varlen:
@@ -169,7 +172,7 @@ class MeshMetadata:
 
 
 _MESH_OWN_KEYS = frozenset({"kind", "domain", "dt", "mesh_dim", "cell_type", "node_types",
-                            "fields", "target", "outputs", "sequence_length", "varlen",
+                            "fields", "target", "outputs", "inputs", "sequence_length", "varlen",
                             "world_edge_radius", "generator"})
 
 
@@ -214,6 +217,7 @@ def _parse_mesh_metadata(d: Mapping[str, Any], source: object) -> dict[str, Any]
         "target": MeshTarget(str(target["field"]), _as_int(target["order"], "target/order",
                                                            source)),
         "outputs": _as_names(d.get("outputs", []), "outputs", source),
+        "inputs": _as_names(d.get("inputs", []), "inputs", source),
         "sequence_length": (None if d.get("sequence_length") is None
                             else _as_int(d["sequence_length"], "sequence_length", source)),
         "varlen": _as_names(d.get("varlen", []), "varlen", source),
@@ -277,6 +281,15 @@ def _check_mesh_values(v: Mapping[str, Any], source: object) -> None:
     if unknown:
         raise GnsInputError("outputs must be declared fields", file=source, key="outputs",
                             expected=f"names from {list(fields)}", found=unknown)
+    unknown = [name for name in v["inputs"] if name not in fields]
+    if unknown:
+        raise GnsInputError("inputs must be declared fields", file=source, key="inputs",
+                            expected=f"names from {list(fields)}", found=unknown)
+    predicted = [name for name in v["inputs"] if name == target.field or name in v["outputs"]]
+    if predicted:
+        raise GnsInputError("a field cannot be both an input and predicted (target or outputs)",
+                            file=source, key="inputs", expected="fields other than the target and outputs",
+                            found=predicted)
     unknown = [name for name in v["varlen"]
                if name not in MESH_ARRAYS and name not in dynamic]
     if unknown:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from gns.data.mesh import MeshSplit
 from gns.mesh.rollout import constant_velocity_rollout, mesh_rollout, persistence_rollout
 from gns.mesh.simulator import MeshSimulator, MeshState
-from gns.train.meshes import MeshWindowSampler, make_sampler
+from gns.train.meshes import MeshWindowSampler, make_sampler, predicted_fields
 
 PERSISTENCE = "persistence"
 CONSTANT_VELOCITY = "constant_velocity"
@@ -71,10 +71,11 @@ def evaluate_mesh_split(simulator: MeshSimulator, split: MeshSplit, horizons: Se
         frames = split.num_frames(index)
         steps = frames - k if num_steps is None else min(num_steps, frames - k)
         state = _trajectory_state(sampler, index, 0, k + steps).to(device)
-        truth = {name: v[:, k:] for name, v in state.fields.items()}                  # (N, S, F)
+        future = {name: v[:, k:] for name, v in state.fields.items()}                 # (N, S, F)
+        truth = {name: future[name] for name in predicted_fields(simulator)}          # scored fields
         initial = state.window(0, k)
         simulated = simulator.is_simulated(state.node_type)
-        rollouts = {"model": mesh_rollout(simulator, initial, steps, truth),
+        rollouts = {"model": mesh_rollout(simulator, initial, steps, future),
                     PERSISTENCE: persistence_rollout(initial, steps, truth, simulated)}
         if simulator.lagrangian:
             rollouts[CONSTANT_VELOCITY] = {target: constant_velocity_rollout(initial, target, steps, truth[target],
@@ -113,7 +114,8 @@ def _as_rollout(split: MeshSplit, index: int, state: MeshState, predicted: dict[
     from gns.mesh.rollout_io import MeshRollout
 
     static = split.read_window(index, 0, 1, fields=[])
-    truth = {name: v.cpu().numpy().transpose(1, 0, 2) for name, v in state.fields.items()}   # (T, N, F)
+    truth = {name: v.cpu().numpy().transpose(1, 0, 2) for name, v in state.fields.items()
+             if name in predicted}                                                              # (T, N, F)
     pred = {}
     for name, values in predicted.items():
         head = truth[name][:k]

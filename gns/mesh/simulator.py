@@ -101,6 +101,9 @@ class MeshSimulator(nn.Module):
             raise GnsInputError("target field is not a field of the dataset", key="target.field",
                                 expected=sorted(fields), found=self.target_field)
         self.field_dim = int(fields[self.target_field].dim)
+        # exogenous per-node fields (cloth: the wind), read from the data at every step, never predicted
+        self.input_fields = list(metadata.inputs) if mesh_config.use_inputs else []
+        self.input_dims = [int(fields[f].dim) for f in self.input_fields]
         self.output_dims = [int(fields[f].dim) for f in self.output_fields]
         self.lagrangian = self.order == 2  # the target field is the node positions themselves
         radius = mesh_config.world_edge_radius or metadata.world_edge_radius
@@ -109,7 +112,7 @@ class MeshSimulator(nn.Module):
         self.register_buffer("noisy_types", torch.as_tensor(mesh_config.noisy_node_types, dtype=torch.long))
 
         acc = mesh_config.max_accumulations
-        node_in = self.field_dim + NODE_TYPE_SIZE
+        node_in = self.field_dim + NODE_TYPE_SIZE + sum(self.input_dims)
         edge_in = {"mesh": metadata.mesh_dim + 1 + ((self.field_dim + 1) if self.lagrangian else 0)}
         if self.world_radius is not None:
             edge_in["world"] = self.field_dim + 1
@@ -145,11 +148,25 @@ class MeshSimulator(nn.Module):
             return seq[:, -1] - seq[:, -2]
         return seq[:, -1]
 
+    def _input_features(self, state: MeshState) -> list[Tensor]:
+        """``(N, F_i)`` current frame of each input field (cloth: the wind at every node)."""
+        out = []
+        for name, dim in zip(self.input_fields, self.input_dims):
+            seq = state.fields.get(name)
+            if seq is None:
+                raise GnsInputError("the state lacks an input field the model reads", key=name,
+                                    expected=f"fields {self.input_fields}", found=sorted(state.fields))
+            if seq.ndim != 3 or seq.shape[2] != dim or seq.shape[0] != state.node_type.shape[0]:
+                raise GnsInputError("input field window has the wrong shape", key=name,
+                                    expected=f"({state.node_type.shape[0]}, W, {dim})", found=tuple(seq.shape))
+            out.append(seq[:, -1])
+        return out
+
     def build_graph(self, state: MeshState) -> Graph:
         """Normalized graph of the last frames of ``state`` (normalizers accumulate in training mode)."""
         accumulate = self.training
-        nodes = torch.cat([self._dynamic_input(state), one_hot(state.node_type, NODE_TYPE_SIZE).to(state.mesh_pos)],
-                          dim=-1)                                                       # (N, F + 9)
+        nodes = torch.cat([self._dynamic_input(state), one_hot(state.node_type, NODE_TYPE_SIZE).to(state.mesh_pos),
+                           *self._input_features(state)], dim=-1)                       # (N, F + 9 + inputs)
         current = state.fields[self.target_field][:, -1] if self.lagrangian else None  # (N, 3) world positions
         edge_sets = {}
         mesh_features = mesh_edge_features(state.mesh_pos, current, state.mesh_edges)

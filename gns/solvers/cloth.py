@@ -75,7 +75,7 @@ from gns.solvers.common import (SPLITS, GeneratorConfig, batch_tasks, check_at_l
                                 package_version, print_generation, run_batches, write_splits)
 
 SOLVER_NAME = "gns.solvers.cloth (StVK membrane + hinge bending, symplectic Euler, Taichi)"
-SOLVER_VERSION = "2"  # 2: steady wind from a fixed heading by default
+SOLVER_VERSION = "3"  # 2: steady wind from a fixed heading by default; 3: the wind at every node is stored
 NORMAL, OBSTACLE, HANDLE = 0, 1, 3  # DeepMind common.NodeType ids
 NODE_TYPES = {"NORMAL": NORMAL, "OBSTACLE": OBSTACLE, "HANDLE": HANDLE}
 # Sub-streams of rng([seed, split_id, index, stream]): each part of a scene draws from its own.
@@ -124,9 +124,9 @@ class ClothConfig(GeneratorConfig):
     curl_range: tuple[float, float] = (0.0, 0.05)  # initial out-of-plane bow sin(pi u / W) amplitude (m)
 
     # --- random scenes: wind. The default is a steady wind from a fixed heading (FlagSimple's
-    # setting): the learned model sees no wind input, so a wind it cannot infer from the cloth's
-    # state (random heading, gusts, turbulence) makes the data unpredictable for it. Widen these
-    # ranges for harder data (and give the model the wind as an input).
+    # setting). The wind at every node and frame is stored as the input field ``wind`` (solver
+    # version 3), so a model can also learn the harder data these ranges make when widened
+    # (random heading, gusts, swing, turbulence).
     wind_speed_range: tuple[float, float] = (4.0, 6.0)      # mean speed (m/s), uniform
     wind_heading_range: tuple[float, float] = (0.0, 0.0)    # direction about z (rad); (0, 2 pi): any
     wind_elevation_range: tuple[float, float] = (0.0, 0.0)  # angle above the horizontal (rad)
@@ -570,6 +570,27 @@ def _pack_wind(scene: ClothScene) -> np.ndarray:
     return np.array([*scene.wind, *scene.gust, *scene.swing, *scene.turbulence], dtype=np.float64)
 
 
+def wind_velocity(scene: ClothScene, points: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """``(T, N, 3)`` wind velocity (m/s) of ``scene`` at ``points`` ``(T, N, 3)`` and ``times`` ``(T,)``.
+
+    The same law the kernel applies at face centroids (``update_wind`` and ``wind_at``), in numpy
+    and float64: the mean wind swung about z and scaled by the gust, times the frozen-turbulence
+    wave carried along the swung heading at the mean speed.
+    """
+    p = _pack_wind(scene)
+    mean, t = p[:3], np.asarray(times, dtype=np.float64)[:, None]                       # (T, 1)
+    swing = p[6] * (np.sin(2 * math.pi * p[7] * t + p[8]) - math.sin(p[8]))            # (T, 1)
+    c, s = np.cos(swing), np.sin(swing)
+    turned = np.concatenate([c * mean[0] - s * mean[1], s * mean[0] + c * mean[1],
+                             np.full_like(c, mean[2])], axis=1)                        # (T, 3)
+    now = turned * (1.0 + p[3] * np.sin(2 * math.pi * p[4] * t + p[5]))                 # (T, 3)
+    speed = float(np.linalg.norm(mean))
+    if speed == 0.0 or p[9] == 0.0:
+        return np.broadcast_to(now[:, None, :], points.shape).copy()
+    travelled = np.einsum("tnk,tk->tn", points, turned / speed) - speed * t            # (T, N)
+    return now[:, None, :] * (1.0 + p[9] * np.sin(2 * math.pi * travelled / p[10] + p[11]))[..., None]
+
+
 def _assemble(config: ClothConfig, scene: ClothScene, num_steps: int) -> _Assembled:
     """Rest geometry, masses, hinges and the prescribed paths over ``num_steps + 1`` frames."""
     mesh_pos, cells, handles = cloth_mesh(config)
@@ -932,6 +953,7 @@ class ClothTrajectory:
         scene: the parameters it was made from.
         handle_path: ``(T, H, 3)`` the prescribed handle positions.
         obstacle_center: ``(T, 3)`` the prescribed sphere centre (zeros without obstacle).
+        wind: ``(T, N, 3)`` the wind velocity at every node and frame (:func:`wind_velocity`).
     """
 
     world_pos: np.ndarray
@@ -941,6 +963,7 @@ class ClothTrajectory:
     scene: ClothScene
     handle_path: np.ndarray
     obstacle_center: np.ndarray
+    wind: np.ndarray
 
     @property
     def num_cloth_nodes(self) -> int:
@@ -968,7 +991,8 @@ def build_trajectory(config: ClothConfig, scene: ClothScene, cloth: np.ndarray) 
         cells = np.concatenate([cells, faces + len(node_type)]).astype(np.int32)
         node_type = np.concatenate([node_type, np.full(len(vertices), OBSTACLE, dtype=np.int32)])
     return ClothTrajectory(world_pos=world_pos, mesh_pos=mesh_pos, cells=cells, node_type=node_type, scene=scene,
-                           handle_path=handle_path, obstacle_center=center)
+                           handle_path=handle_path, obstacle_center=center,
+                           wind=wind_velocity(scene, world_pos, times))
 
 
 def simulate_trajectory(config: ClothConfig, split_id: int, index: int) -> ClothTrajectory:
@@ -1145,7 +1169,8 @@ def _write_splits(out_dir: Path, config: ClothConfig, progress: bool) -> dict[st
         reports[split].append({**report, "scene": trajectory.scene.to_dict()})
         return MeshTrajectory(mesh_pos=trajectory.mesh_pos.astype(np.float32), cells=trajectory.cells,
                               node_type=trajectory.node_type,
-                              fields={"world_pos": trajectory.world_pos.astype(np.float32)})
+                              fields={"world_pos": trajectory.world_pos.astype(np.float32),
+                                      "wind": trajectory.wind.astype(np.float32)})
 
     # spawn: every worker starts clean and runs its own single-threaded Taichi runtime.
     results = run_batches(_simulate_task, batch_tasks(config, config.scenes_per_batch),
@@ -1190,8 +1215,8 @@ def _metadata(config: ClothConfig, generator: dict | None):
     node_types = dict(NODE_TYPES) if config.obstacle_fraction > 0 else {"NORMAL": NORMAL, "HANDLE": HANDLE}
     return MeshMetadata(
         domain="cloth", dt=config.frame_dt, mesh_dim=2, cell_type="triangle", node_types=node_types,
-        fields={"world_pos": MeshFieldSpec(dim=3, dynamic=True)}, target=MeshTarget("world_pos", 2),
-        outputs=[], sequence_length=config.num_steps, world_edge_radius=config.world_edge_radius,
+        fields={"world_pos": MeshFieldSpec(dim=3, dynamic=True), "wind": MeshFieldSpec(dim=3, dynamic=True)},
+        target=MeshTarget("world_pos", 2), outputs=[], inputs=["wind"], sequence_length=config.num_steps, world_edge_radius=config.world_edge_radius,
         generator=generator,
     )
 

@@ -32,15 +32,18 @@ class MeshWindowSampler(WindowIndex):
         split: the trajectories (read lazily, one window at a time).
         fields: the dynamic fields to read.
         world_field: the world-space position field of a Lagrangian mesh (used to validate obstacle cells).
+        static_fields: static per-node fields to read too; a window repeats them over its frames.
     """
 
-    def __init__(self, split: MeshSplit, fields: Sequence[str], world_field: str | None = None) -> None:
+    def __init__(self, split: MeshSplit, fields: Sequence[str], world_field: str | None = None,
+                 static_fields: Sequence[str] = ()) -> None:
         if any(split.nodes_per_frame(i).min() != split.nodes_per_frame(i).max() for i in range(len(split))):
             raise GnsInputError("the mesh changes over time (remeshed, DeepMind dynamic_varlen); the mesh "
                                 "simulator needs one mesh per trajectory", file=split.path)
         super().__init__([split.num_frames(i) for i in range(len(split))], split.path)
         self.split = split
         self.fields = list(fields)
+        self.static_fields = list(static_fields)
         self.world_field = world_field
         self._static: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
 
@@ -75,7 +78,7 @@ class MeshWindowSampler(WindowIndex):
     def load(self, items: list[tuple[int, int]], window: int) -> MeshState:
         """Read the windows and batch them (fields ``(N, window, F)``)."""
         mesh_pos, node_type, edges, counts = [], [], [], []
-        fields: dict[str, list[Tensor]] = {name: [] for name in self.fields}
+        fields: dict[str, list[Tensor]] = {name: [] for name in [*self.fields, *self.static_fields]}
         offset = 0
         for traj, start in items:
             pos, types, mesh_edges = self.static(traj)
@@ -83,6 +86,12 @@ class MeshWindowSampler(WindowIndex):
             for name in self.fields:
                 values = np.asarray(data.fields[name], dtype=np.float32)              # (W, N, F)
                 fields[name].append(torch.from_numpy(np.ascontiguousarray(values.transpose(1, 0, 2))))
+            for name in self.static_fields:
+                if name not in data.static_fields:
+                    raise GnsInputError("no such static field", file=self.split.path, key=f"{data.key}/{name}",
+                                        expected=f"one of {sorted(data.static_fields)}", found=name)
+                values = torch.from_numpy(np.asarray(data.static_fields[name], dtype=np.float32))  # (N, F)
+                fields[name].append(values[:, None, :].expand(-1, window, -1).contiguous())
             mesh_pos.append(pos)
             node_type.append(types)
             edges.append(mesh_edges + offset)
@@ -98,9 +107,12 @@ def predicted_fields(simulator: MeshSimulator) -> list[str]:
 
 
 def make_sampler(simulator: MeshSimulator, split: MeshSplit) -> MeshWindowSampler:
-    """Windows of every field ``simulator`` predicts."""
-    return MeshWindowSampler(split, predicted_fields(simulator),
-                             simulator.target_field if simulator.lagrangian else None)
+    """Windows of every field ``simulator`` predicts, and of the input fields it reads."""
+    specs = simulator.metadata.fields
+    dynamic_inputs = [f for f in simulator.input_fields if specs[f].dynamic]
+    static_inputs = [f for f in simulator.input_fields if not specs[f].dynamic]
+    return MeshWindowSampler(split, [*predicted_fields(simulator), *dynamic_inputs],
+                             simulator.target_field if simulator.lagrangian else None, static_inputs)
 
 
 def mesh_unrolled_loss(simulator: MeshSimulator, state: MeshState, unroll: int, noise_std: float, gamma: float,
@@ -113,7 +125,8 @@ def mesh_unrolled_loss(simulator: MeshSimulator, state: MeshState, unroll: int, 
     the velocity error it implies.
 
     Args:
-        state: every predicted field over ``order + 1 + unroll`` frames.
+        state: every predicted field, and every input field the simulator reads, over
+            ``order + 1 + unroll`` frames.
     """
     k, target = simulator.order, simulator.target_field
     truth = state.fields
@@ -128,7 +141,8 @@ def mesh_unrolled_loss(simulator: MeshSimulator, state: MeshState, unroll: int, 
     history[:, -1] += noise
     losses = []
     for j in range(unroll + 1):
-        step_state = state.with_fields({target: history})
+        inputs = {name: truth[name][:, j:j + k] for name in simulator.input_fields}   # the inputs of step j
+        step_state = state.with_fields({target: history, **inputs})
         with_grad = backprop_through_unroll or j == unroll
         with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
             predicted = simulator(step_state)                                           # (N, F + O) normalized
@@ -230,9 +244,9 @@ class MeshTask:
                                 expected="mesh", found=state.get("kind"))
         saved = config_from_dict(state["config"])
         check_compatible(saved.model.__dict__, self.config.model.__dict__, path, "model")
-        structural = ("world_edges", "world_edge_radius", "simulated_node_types")
+        structural = ("world_edges", "world_edge_radius", "simulated_node_types", "use_inputs")
         check_compatible({k: getattr(saved.mesh, k) for k in structural},
                          {k: getattr(self.config.mesh, k) for k in structural}, path, "mesh")
-        keys = ("mesh_dim", "fields", "target", "outputs", "world_edge_radius")
+        keys = ("mesh_dim", "fields", "target", "outputs", "inputs", "world_edge_radius")
         md = self.metadata.to_dict()
         check_compatible({k: state["metadata"].get(k) for k in keys}, {k: md.get(k) for k in keys}, path, "metadata")

@@ -92,12 +92,13 @@ def errors_name(exc: pytest.ExceptionInfo, file: object, key: str) -> None:
 
 # ------------------------------------------------------------------------ metadata
 def test_metadata_round_trip_keeps_unknown_keys(tmp_path):
-    meta = dataclasses.replace(cloth_metadata(), world_edge_radius=0.03,
+    meta = dataclasses.replace(cloth_metadata(), world_edge_radius=0.03, inputs=["thickness", "stress"],
                                generator={"solver": "test"}, extra={"gravity": [0, 0, -9.8]})
     save_mesh_metadata(meta, tmp_path)
     raw = json.loads((tmp_path / "metadata.json").read_text())
     assert raw["kind"] == "mesh" and raw["gravity"] == [0, 0, -9.8]
     assert raw["fields"]["thickness"] == {"dim": 1, "dynamic": False}
+    assert raw["inputs"] == ["thickness", "stress"] and "inputs" not in cloth_metadata().to_dict()
     assert load_mesh_metadata(tmp_path) == meta
     assert meta.dynamic_fields == ["world_pos", "stress"] and meta.static_fields == ["thickness"]
     assert meta.cell_size == 3 and is_mesh_dataset(tmp_path)
@@ -121,6 +122,9 @@ def test_particle_datasets_are_not_mesh_datasets(tmp_path):
     (lambda d: d["node_types"].update(EXTRA=9), "node_types"),
     (lambda d: d.update(outputs=["pressure"]), "outputs"),
     (lambda d: d.update(varlen=["thickness"]), "varlen"),
+    (lambda d: d.update(inputs=["wind"]), "inputs"),                 # not a declared field
+    (lambda d: d.update(inputs=["world_pos"]), "inputs"),            # the target is predicted, not an input
+    (lambda d: d.update(inputs="thickness"), "inputs"),              # not a list
     (lambda d: d["fields"].update(cells={"dim": 3}), "fields/cells"),
     (lambda d: d["fields"].update(speed={"dim": "two"}), "fields/speed/dim"),
     (lambda d: d.update(dt=-1.0), "dt"),

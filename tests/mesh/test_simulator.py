@@ -9,7 +9,8 @@ from gns.config import load_config
 from gns.data.mesh import load_mesh_metadata, open_mesh_split
 from gns.mesh.rollout import mesh_rollout
 from gns.mesh.simulator import MeshSimulator
-from gns.train.meshes import make_sampler, predicted_fields
+from gns.errors import GnsInputError
+from gns.train.meshes import make_sampler, mesh_unrolled_loss, predicted_fields
 
 
 def _simulator(dataset, *overrides) -> MeshSimulator:
@@ -118,3 +119,51 @@ def test_flow_outputs_include_pressure(flow_dataset):
     types = state.node_type
     simulated = simulator.is_simulated(types)
     assert simulated[types == 5].all() and not simulated[(types == 4) | (types == 6)].any()
+
+
+class Recorder(MeshSimulator):
+    """Records the input fields' current frame at every forward pass."""
+
+    def forward(self, state):
+        self.seen.append({name: state.fields[name][:, -1].clone() for name in self.input_fields})
+        return super().forward(state)
+
+
+def test_input_fields_are_node_features(cloth_inputs_dataset):
+    simulator = _simulator(cloth_inputs_dataset)
+    assert simulator.input_fields == ["wind", "thickness"] and simulator.input_dims == [3, 1]
+    assert simulator.node_normalizer.sum.numel() == 3 + 9 + 3 + 1
+    without = _simulator(cloth_inputs_dataset, "mesh.use_inputs=false")
+    assert without.input_fields == [] and without.node_normalizer.sum.numel() == 3 + 9
+    state = _trajectory(simulator, cloth_inputs_dataset)
+    # the static field comes repeated over the window, the dynamic one frame by frame
+    thickness = state.fields["thickness"]
+    assert thickness.shape[1] == state.fields["world_pos"].shape[1]
+    assert torch.equal(thickness, thickness[:, :1].expand_as(thickness))
+    _accumulate(simulator, state)
+    window = state.window(4, 6)
+    before = simulator(window)
+    calm = window.with_fields({**window.fields, "wind": torch.zeros_like(window.fields["wind"])})
+    assert not torch.allclose(simulator(calm), before)  # the model reads the wind
+    with pytest.raises(GnsInputError, match="lacks an input field"):
+        simulator(window.with_fields({"world_pos": window.fields["world_pos"]}))
+
+
+def test_rollouts_and_losses_see_the_inputs_of_the_current_frame(cloth_inputs_dataset):
+    config = load_config(None, ["model.latent_size=16", "model.message_passing_steps=1"])
+    simulator = Recorder(config.model, config.mesh, load_mesh_metadata(cloth_inputs_dataset))
+    state = _trajectory(simulator, cloth_inputs_dataset)
+    _accumulate(simulator, state)
+    k, wind = simulator.window, state.fields["wind"]
+    simulator.seen = []
+    future = {f: v[:, k:k + 6] for f, v in state.fields.items()}
+    mesh_rollout(simulator, state.window(0, k), 6, future)
+    for step, seen in enumerate(simulator.seen):           # step s reads frame k - 1 + s
+        assert torch.equal(seen["wind"], wind[:, k - 1 + step])
+    with pytest.raises(GnsInputError, match="input fields"):
+        mesh_rollout(simulator, state.window(0, k), 6, {"world_pos": future["world_pos"]})
+    simulator.seen = []
+    simulator.train()
+    mesh_unrolled_loss(simulator, state.window(3, 3 + k + 1 + 2), 2, 1e-3, 0.1)
+    for j, seen in enumerate(simulator.seen):              # unroll step j reads frame 3 + k - 1 + j
+        assert torch.equal(seen["wind"], wind[:, 3 + k - 1 + j])

@@ -32,6 +32,7 @@ from gns.solvers.cloth import (
     sample_scene,
     simulate_scenes,
     validate_trajectory,
+    wind_velocity,
 )
 
 # A 9 x 5 sheet, short trajectories, one process: each simulation below takes about a second.
@@ -222,6 +223,30 @@ def test_edge_strain_of_a_stretched_sheet():
 
 
 # ------------------------------------------------------------------------------ the dataset
+def test_wind_velocity_follows_its_law():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-1, 1, size=(7, 5, 3))
+    times = np.linspace(0.0, 3.0, 7)
+    steady = wind_velocity(ClothScene(wind=(5.0, 1.0, 0.0)), points, times)
+    np.testing.assert_array_equal(steady, np.broadcast_to([5.0, 1.0, 0.0], points.shape))
+    # gust: the speed is modulated in time, the direction kept
+    gusty = wind_velocity(ClothScene(wind=(4.0, 0.0, 0.0), gust=(0.3, 0.5, 1.0)), points, times)
+    np.testing.assert_allclose(gusty[..., 0], np.broadcast_to(4.0 * (1 + 0.3 * np.sin(np.pi * times + 1.0))[:, None], (7, 5)))
+    assert not gusty[..., 1:].any()
+    # swing: the direction turns about z from the mean (zero at t = 0), the speed kept
+    swung = wind_velocity(ClothScene(wind=(4.0, 0.0, 0.5), swing=(0.3, 0.2, 2.0)), points, times)
+    np.testing.assert_allclose(np.linalg.norm(swung, axis=-1), np.hypot(4.0, 0.5))
+    np.testing.assert_allclose(swung[0], np.broadcast_to([4.0, 0.0, 0.5], (5, 3)), atol=1e-12)
+    assert np.abs(swung[1:, :, 1]).max() > 0.1 and np.allclose(swung[..., 2], 0.5)
+    # turbulence: a frozen wave carried downwind at the mean speed
+    scene = ClothScene(wind=(3.0, 4.0, 0.0), turbulence=(0.2, 1.5, 0.3))
+    shift = 0.37
+    moved = points + 5.0 * shift * np.array([0.6, 0.8, 0.0])
+    np.testing.assert_allclose(wind_velocity(scene, moved, times + shift), wind_velocity(scene, points, times))
+    speed = np.linalg.norm(wind_velocity(scene, points, times), axis=-1)
+    assert speed.min() >= 5.0 * 0.8 - 1e-9 and speed.max() <= 5.0 * 1.2 + 1e-9 and speed.std() > 0.05
+
+
 def test_generation_is_bit_identical_for_a_seed(datasets, read_splits):
     reference, again, other = (read_splits(d) for d in datasets)
     for split in reference:
@@ -240,6 +265,7 @@ def test_dataset_reads_back_in_the_mesh_format(datasets, read_splits):
     assert (meta.domain, meta.mesh_dim, meta.cell_type) == ("cloth", 2, "triangle")
     assert meta.dt == TINY.frame_dt and meta.sequence_length == TINY.num_steps
     assert meta.target.field == "world_pos" and meta.target.order == 2 and meta.outputs == []
+    assert meta.inputs == ["wind"] and meta.fields["wind"].dim == 3 and meta.fields["wind"].dynamic
     assert meta.node_types == {"NORMAL": NORMAL, "OBSTACLE": OBSTACLE, "HANDLE": HANDLE}
     assert meta.world_edge_radius == pytest.approx(TINY.world_edge_radius)
     generator = meta.generator
@@ -266,6 +292,10 @@ def test_dataset_reads_back_in_the_mesh_format(datasets, read_splits):
             times = np.arange(TINY.num_steps + 1) * TINY.frame_dt
             path, _ = prescribed_handles(TINY, scene, mesh_pos[handles], times)
             np.testing.assert_array_equal(world_pos[:, handles], path.astype(np.float32))
+            # the wind input: the scene's steady wind at every node (default config: no gusts)
+            wind = trajectory.fields["wind"]
+            assert wind.shape == world_pos.shape and wind.dtype == np.float32
+            np.testing.assert_allclose(wind, np.broadcast_to(np.float32(scene.wind), wind.shape), rtol=1e-6)
             # no cloth node inside the sphere (float32 rounding aside)
             center, _ = prescribed_obstacle(scene, times)  # (T, 3)
             distance = np.linalg.norm(world_pos[:, :cloth_nodes] - center[:, None], axis=-1)
