@@ -171,15 +171,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_mesh(args: argparse.Namespace, checkpoint: Path) -> int:
-    from gns.data.mesh import open_mesh_split
     from gns.mesh.evaluate import evaluate_mesh_split, format_mesh_table, print_mesh_summary
-    from gns.train.meshes import load_mesh_simulator
+    from gns.train.meshes import load_mesh_simulator, open_split_for
 
-    simulator, config, metadata = load_mesh_simulator(checkpoint, args.device or "auto")
-    split = open_mesh_split(args.dataset or config.dataset, args.split or config.eval.split, metadata)
+    simulator, config, _ = load_mesh_simulator(checkpoint, args.device or "auto")
+    split = open_split_for(simulator, args.dataset or config.dataset, args.split or config.eval.split)
     horizons = tuple(args.horizons) if args.horizons else config.mesh.horizons
+    stride = config.eval.start_stride if args.start_stride is None else args.start_stride
     summary = evaluate_mesh_split(simulator, split, horizons, args.max_trajectories or config.eval.max_trajectories,
-                                  args.steps, save_path=args.out)
+                                  args.steps, save_path=args.out, start_stride=stride)
     print(print_mesh_summary(summary))
     if args.out:
         json_path = Path(args.out).with_suffix(".json")

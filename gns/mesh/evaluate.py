@@ -43,28 +43,86 @@ def _trajectory_state(sampler: MeshWindowSampler, index: int, start: int, frames
     return sampler.load([(index, start)], frames)
 
 
+def _baseline_rollouts(simulator: MeshSimulator, initial: MeshState, steps: int, future: dict[str, torch.Tensor],
+                       simulated: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """The model's rollout and the baselines', each field -> ``(N, steps, F)``."""
+    truth = {name: future[name] for name in predicted_fields(simulator)}
+    rollouts = {"model": mesh_rollout(simulator, initial, steps, future),
+                PERSISTENCE: persistence_rollout(initial, steps, truth, simulated)}
+    if simulator.lagrangian:
+        target = simulator.target_field
+        rollouts[CONSTANT_VELOCITY] = {target: constant_velocity_rollout(initial, target, steps, truth[target],
+                                                                         simulated)}
+    return rollouts
+
+
+def _accumulate(sums: dict[str, torch.Tensor], counts: dict[str, float], rollouts: dict[str, dict[str, torch.Tensor]],
+                truth: dict[str, torch.Tensor], simulated: torch.Tensor) -> None:
+    """Add per-step squared-error sums of every rollout and field (trajectories of unequal length: common steps)."""
+    nodes = float(simulated.sum())
+    for name, predicted in rollouts.items():
+        for field, values in predicted.items():
+            sq = _squared_error_per_step(values, truth[field], simulated)
+            key = f"{name}/{field}"
+            if key in sums:
+                n = min(sums[key].numel(), sq.numel())
+                sums[key] = sums[key][:n] + sq[:n]
+            else:
+                sums[key] = sq
+            counts[key] = counts.get(key, 0.0) + nodes * values.shape[-1]
+
+
+def _tables(sums: dict[str, torch.Tensor], counts: dict[str, float], horizons: Sequence[int],
+            target: str) -> dict[str, dict[str, dict[str, float]]]:
+    """``{rollout name: {"rmse" | "<field>_rmse": {horizon: RMSE, "full": RMSE}}}``."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for key, value in sums.items():
+        name, field = key.split("/")
+        out.setdefault(name, {})["rmse" if field == target else f"{field}_rmse"] = _rmse_table(value, counts[key],
+                                                                                              horizons)
+    return out
+
+
 def evaluate_mesh_split(simulator: MeshSimulator, split: MeshSplit, horizons: Sequence[int],
                         max_trajectories: int | None = None, num_steps: int | None = None,
-                        save_path: str | Path | None = None, progress: bool = True) -> dict[str, object]:
-    """Roll out held-out trajectories from their first frames and compare with the baselines.
+                        save_path: str | Path | None = None, progress: bool = True,
+                        start_stride: int = 0) -> dict[str, object]:
+    """Roll out held-out trajectories and compare with the baselines.
+
+    * **from the first frame** (MeshGraphNets' protocol): one rollout per trajectory, to its end
+      (or ``num_steps``); RMSE at ``horizons`` and over the whole rollout.
+    * **from many start times** (``start_stride > 0``): rollouts of ``max(horizons)`` steps started
+      every ``start_stride`` frames (one batch per trajectory), RMSE at each horizon over all starts;
+      this scores the middle of trajectories too, not only how they begin. Skipped when only the
+      first frame fits.
 
     Args:
         horizons: steps at which RMSE is reported (those longer than the rollout are skipped).
         max_trajectories: score only the first trajectories of the split.
         num_steps: steps per rollout (default: to the end of each trajectory).
         save_path: write predictions with ground truth (:func:`gns.mesh.rollout_io.write_mesh_rollouts`).
+        start_stride: frames between the starts of the multi-start rollouts (0: off).
 
     Returns:
         ``{"model"|"persistence"[|"constant_velocity"]: {"rmse": {h: .., "full": ..}, "<output>_rmse": ...},
-        "num_trajectories": .., "steps": ..}``.
+        "num_trajectories": .., "steps": .., ["multistart": {name: {"rmse": {h: ..}}, "num_rollouts": ..,
+        "start_stride": ..}]}``.
     """
     device = next(simulator.parameters()).device
     sampler = make_sampler(simulator, split)
     count = len(split) if max_trajectories is None else min(len(split), max_trajectories)
     k = simulator.window
     target = simulator.target_field
-    sums: dict[str, dict[str, torch.Tensor]] = {}
+    sums: dict[str, torch.Tensor] = {}
     counts: dict[str, float] = {}
+    multi_sums: dict[str, torch.Tensor] = {}
+    multi_counts: dict[str, float] = {}
+    longest = max(horizons, default=0)
+    starts = {index: list(range(0, split.num_frames(index) - k - longest + 1, start_stride))
+              if start_stride > 0 and longest > 0 else [] for index in range(count)}
+    if max(map(len, starts.values()), default=0) <= 1:
+        starts = {index: [] for index in starts}  # only the first frame fits: nothing beyond the table above
+    num_starts = 0
     saved = []
     steps_done = None
     for index in tqdm(range(count), desc="evaluate", disable=not progress):
@@ -72,35 +130,29 @@ def evaluate_mesh_split(simulator: MeshSimulator, split: MeshSplit, horizons: Se
         steps = frames - k if num_steps is None else min(num_steps, frames - k)
         state = _trajectory_state(sampler, index, 0, k + steps).to(device)
         future = {name: v[:, k:] for name, v in state.fields.items()}                 # (N, S, F)
-        truth = {name: future[name] for name in predicted_fields(simulator)}          # scored fields
         initial = state.window(0, k)
         simulated = simulator.is_simulated(state.node_type)
-        rollouts = {"model": mesh_rollout(simulator, initial, steps, future),
-                    PERSISTENCE: persistence_rollout(initial, steps, truth, simulated)}
-        if simulator.lagrangian:
-            rollouts[CONSTANT_VELOCITY] = {target: constant_velocity_rollout(initial, target, steps, truth[target],
-                                                                             simulated)}
-        nodes = float(simulated.sum())
-        for name, predicted in rollouts.items():
-            for field, values in predicted.items():
-                dims = values.shape[-1]
-                sq = _squared_error_per_step(values, truth[field], simulated)
-                key = f"{name}/{field}"
-                if key in sums:
-                    n = min(sums[key]["sq"].numel(), sq.numel())  # trajectories of unequal length: common steps
-                    sums[key]["sq"] = sums[key]["sq"][:n] + sq[:n]
-                else:
-                    sums[key] = {"sq": sq}
-                counts[key] = counts.get(key, 0.0) + nodes * dims
+        rollouts = _baseline_rollouts(simulator, initial, steps, future, simulated)
+        _accumulate(sums, counts, rollouts, future, simulated)
         steps_done = steps if steps_done is None else min(steps_done, steps)
         if save_path is not None:
             saved.append(_as_rollout(split, index, state, rollouts["model"], k))
+        if starts[index]:
+            batch = sampler.load([(index, t0) for t0 in starts[index]], k + longest).to(device)  # all starts at once
+            batch_future = {name: v[:, k:] for name, v in batch.fields.items()}
+            batch_simulated = simulator.is_simulated(batch.node_type)
+            _accumulate(multi_sums, multi_counts,
+                        _baseline_rollouts(simulator, batch.window(0, k), longest, batch_future, batch_simulated),
+                        batch_future, batch_simulated)
+            num_starts += len(starts[index])
     summary: dict[str, object] = {"num_trajectories": count, "steps": steps_done, "target_field": target}
-    for key, value in sums.items():
-        name, field = key.split("/")
-        table = _rmse_table(value["sq"], counts[key], horizons)
-        entry = summary.setdefault(name, {})
-        entry["rmse" if field == target else f"{field}_rmse"] = table
+    summary.update(_tables(sums, counts, horizons, target))
+    if num_starts:
+        multi = _tables(multi_sums, multi_counts, horizons, target)
+        for tables in multi.values():
+            for table in tables.values():
+                table.pop("full")  # the mean over max(horizons) steps, not a whole trajectory
+        summary["multistart"] = {**multi, "num_rollouts": num_starts, "start_stride": start_stride}
     if save_path is not None:
         from gns.mesh.rollout_io import write_mesh_rollouts
 
@@ -142,10 +194,17 @@ def format_mesh_table(summary: dict[str, object], field_key: str = "rmse") -> st
 
 
 def print_mesh_summary(summary: dict[str, object]) -> str:
-    """Every RMSE table of a summary (target field, then output fields) as text."""
+    """Every RMSE table of a summary (target field, then output fields; then the multi-start ones) as text."""
     parts = [f"RMSE of {summary['target_field']} over the simulated nodes, {summary['num_trajectories']} "
              f"trajectories from their first frames:", format_mesh_table(summary, "rmse")]
     for key in summary["model"]:
         if key != "rmse":
             parts += [f"RMSE of {key[:-len('_rmse')]}:", format_mesh_table(summary, key)]
+    multi = summary.get("multistart")
+    if multi:
+        parts += [f"RMSE of {summary['target_field']}, {multi['num_rollouts']} rollouts started every "
+                  f"{multi['start_stride']} frames:", format_mesh_table(multi, "rmse")]
+        for key in multi["model"]:
+            if key != "rmse":
+                parts += [f"RMSE of {key[:-len('_rmse')]} (multi-start):", format_mesh_table(multi, key)]
     return "\n".join(parts)

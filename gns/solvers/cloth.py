@@ -196,6 +196,12 @@ class ClothConfig(GeneratorConfig):
         return self.frame_dt / self.substeps
 
     @property
+    def steady_wind(self) -> bool:
+        """Whether every scene's wind is constant in time and space (no gusts, swing or turbulence)."""
+        return max(self.gust_amplitude_range[1], self.swing_amplitude_range[1],
+                   self.turbulence_amplitude_range[1]) == 0.0
+
+    @property
     def world_edge_radius(self) -> float:
         """The world-edge radius recommended to models trained on this data (m)."""
         return round(self.world_edge_radius_factor * self.spacing, 12)  # 0.1, not 0.09999999999999999
@@ -1167,10 +1173,15 @@ def _write_splits(out_dir: Path, config: ClothConfig, progress: bool) -> dict[st
     def mesh_trajectory(split: str, result: tuple[ClothTrajectory, dict]) -> MeshTrajectory:
         trajectory, report = result
         reports[split].append({**report, "scene": trajectory.scene.to_dict()})
+        wind = trajectory.wind.astype(np.float32)                              # (T, N, 3)
+        dynamic = {"world_pos": trajectory.world_pos.astype(np.float32)}
+        static = {}
+        if config.steady_wind:
+            static["wind"] = wind[0]                                           # (N, 3): the same every frame
+        else:
+            dynamic["wind"] = wind
         return MeshTrajectory(mesh_pos=trajectory.mesh_pos.astype(np.float32), cells=trajectory.cells,
-                              node_type=trajectory.node_type,
-                              fields={"world_pos": trajectory.world_pos.astype(np.float32),
-                                      "wind": trajectory.wind.astype(np.float32)})
+                              node_type=trajectory.node_type, fields=dynamic, static_fields=static)
 
     # spawn: every worker starts clean and runs its own single-threaded Taichi runtime.
     results = run_batches(_simulate_task, batch_tasks(config, config.scenes_per_batch),
@@ -1215,7 +1226,8 @@ def _metadata(config: ClothConfig, generator: dict | None):
     node_types = dict(NODE_TYPES) if config.obstacle_fraction > 0 else {"NORMAL": NORMAL, "HANDLE": HANDLE}
     return MeshMetadata(
         domain="cloth", dt=config.frame_dt, mesh_dim=2, cell_type="triangle", node_types=node_types,
-        fields={"world_pos": MeshFieldSpec(dim=3, dynamic=True), "wind": MeshFieldSpec(dim=3, dynamic=True)},
+        fields={"world_pos": MeshFieldSpec(dim=3, dynamic=True),
+                "wind": MeshFieldSpec(dim=3, dynamic=not config.steady_wind)},  # static when steady
         target=MeshTarget("world_pos", 2), outputs=[], inputs=["wind"], sequence_length=config.num_steps, world_edge_radius=config.world_edge_radius,
         generator=generator,
     )

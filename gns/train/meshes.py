@@ -160,6 +160,33 @@ def mesh_unrolled_loss(simulator: MeshSimulator, state: MeshState, unroll: int, 
     return torch.stack(losses).mean()
 
 
+def open_split_for(simulator: MeshSimulator, dataset: str | Path, split: str) -> MeshSplit:
+    """Open a split of ``dataset`` (with its own metadata) for a trained simulator.
+
+    The dataset may hold fields the simulator does not use (e.g. a wind field that a model
+    trained without it ignores), but every field the simulator reads or predicts must be
+    declared with the width and kind it was trained on, and the target and mesh dimension must agree.
+
+    Raises:
+        GnsInputError: naming the dataset's ``metadata.json`` and the key that disagrees.
+    """
+    metadata = load_mesh_metadata(dataset)
+    source = Path(dataset) / "metadata.json"
+    trained = simulator.metadata
+    if metadata.target != trained.target:
+        raise GnsInputError("the dataset's target differs from the model's", file=source, key="target",
+                            expected=trained.target.to_dict(), found=metadata.target.to_dict())
+    if metadata.mesh_dim != trained.mesh_dim:
+        raise GnsInputError("the dataset's mesh dimension differs from the model's", file=source, key="mesh_dim",
+                            expected=trained.mesh_dim, found=metadata.mesh_dim)
+    for name in [*predicted_fields(simulator), *simulator.input_fields]:
+        want, got = trained.fields[name], metadata.fields.get(name)
+        if got != want:
+            raise GnsInputError("a field the model uses is missing or different", file=source, key=f"fields/{name}",
+                                expected=want.to_dict(), found=None if got is None else got.to_dict())
+    return open_mesh_split(dataset, split, metadata)
+
+
 def build_mesh_simulator(config: Config, metadata: MeshMetadata, device: torch.device | str = "cpu") -> MeshSimulator:
     return MeshSimulator(config.model, config.mesh, metadata).to(device)
 

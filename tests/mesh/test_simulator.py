@@ -10,7 +10,7 @@ from gns.data.mesh import load_mesh_metadata, open_mesh_split
 from gns.mesh.rollout import mesh_rollout
 from gns.mesh.simulator import MeshSimulator
 from gns.errors import GnsInputError
-from gns.train.meshes import make_sampler, mesh_unrolled_loss, predicted_fields
+from gns.train.meshes import make_sampler, mesh_unrolled_loss, open_split_for, predicted_fields
 
 
 def _simulator(dataset, *overrides) -> MeshSimulator:
@@ -167,3 +167,13 @@ def test_rollouts_and_losses_see_the_inputs_of_the_current_frame(cloth_inputs_da
     mesh_unrolled_loss(simulator, state.window(3, 3 + k + 1 + 2), 2, 1e-3, 0.1)
     for j, seen in enumerate(simulator.seen):              # unroll step j reads frame 3 + k - 1 + j
         assert torch.equal(seen["wind"], wind[:, 3 + k - 1 + j])
+
+
+def test_a_trained_model_opens_datasets_with_extra_fields_only(cloth_dataset, cloth_inputs_dataset, flow_dataset):
+    plain, windy = _simulator(cloth_dataset), _simulator(cloth_inputs_dataset)
+    split = open_split_for(plain, cloth_inputs_dataset, "test")       # the wind is there, the model ignores it
+    assert "wind" in split[0].fields and len(split) == 1
+    with pytest.raises(GnsInputError, match="fields/wind"):
+        open_split_for(windy, cloth_dataset, "test")                   # the model reads a wind the data lacks
+    with pytest.raises(GnsInputError, match="target"):
+        open_split_for(plain, flow_dataset, "test")

@@ -265,7 +265,8 @@ def test_dataset_reads_back_in_the_mesh_format(datasets, read_splits):
     assert (meta.domain, meta.mesh_dim, meta.cell_type) == ("cloth", 2, "triangle")
     assert meta.dt == TINY.frame_dt and meta.sequence_length == TINY.num_steps
     assert meta.target.field == "world_pos" and meta.target.order == 2 and meta.outputs == []
-    assert meta.inputs == ["wind"] and meta.fields["wind"].dim == 3 and meta.fields["wind"].dynamic
+    # a steady wind (the default) is stored once per trajectory
+    assert meta.inputs == ["wind"] and meta.fields["wind"].dim == 3 and not meta.fields["wind"].dynamic
     assert meta.node_types == {"NORMAL": NORMAL, "OBSTACLE": OBSTACLE, "HANDLE": HANDLE}
     assert meta.world_edge_radius == pytest.approx(TINY.world_edge_radius)
     generator = meta.generator
@@ -293,8 +294,8 @@ def test_dataset_reads_back_in_the_mesh_format(datasets, read_splits):
             path, _ = prescribed_handles(TINY, scene, mesh_pos[handles], times)
             np.testing.assert_array_equal(world_pos[:, handles], path.astype(np.float32))
             # the wind input: the scene's steady wind at every node (default config: no gusts)
-            wind = trajectory.fields["wind"]
-            assert wind.shape == world_pos.shape and wind.dtype == np.float32
+            wind = trajectory.static_fields["wind"]
+            assert wind.shape == world_pos.shape[1:] and wind.dtype == np.float32
             np.testing.assert_allclose(wind, np.broadcast_to(np.float32(scene.wind), wind.shape), rtol=1e-6)
             # no cloth node inside the sphere (float32 rounding aside)
             center, _ = prescribed_obstacle(scene, times)  # (T, 3)
@@ -310,3 +311,22 @@ def test_command_line_small_dataset(tmp_path, capsys):
     assert load_mesh_metadata(tmp_path).generator["seed"] == 3
     assert "max_edge_strain" in capsys.readouterr().out
     assert math.isfinite(load_mesh_metadata(tmp_path).generator["validation"]["max_edge_strain"])
+
+
+def test_an_unsteady_wind_is_stored_per_frame(tmp_path):
+    pytest.importorskip("taichi")
+    from gns.data.mesh import load_mesh_metadata, open_mesh_split
+
+    config = dataclasses.replace(SMALL, num_steps=10, num_train=1, num_valid=0, num_test=0, obstacle_fraction=0.0,
+                                 gust_amplitude_range=(0.2, 0.3), turbulence_amplitude_range=(0.1, 0.2))
+    assert not config.steady_wind and SMALL.steady_wind
+    generate_cloth(tmp_path, config, progress=False)
+    meta = load_mesh_metadata(tmp_path)
+    assert meta.inputs == ["wind"] and meta.fields["wind"].dynamic
+    trajectory = open_mesh_split(tmp_path, "train")[0]
+    world_pos, wind = trajectory.fields["world_pos"], trajectory.fields["wind"]
+    assert wind.shape == world_pos.shape
+    times = np.arange(config.num_steps + 1) * config.frame_dt
+    want = wind_velocity(sample_scene(config, 0, 0), world_pos.astype(np.float64), times)
+    np.testing.assert_allclose(wind, want, rtol=1e-5)
+    assert wind[..., 0].std(axis=0).max() > 0.05 and wind[..., 0].std(axis=1).max() > 0.05  # varies in time and space
