@@ -341,7 +341,12 @@ def cloth_state(base: ClothBase, factor: float, batch: int, seed: int, radius0: 
         vel = rng.normal(0.0, base.velocity_rms / math.sqrt(3), (n, 3)) * moving[:, None]
         acc = rng.normal(0.0, base.acceleration_rms / math.sqrt(3), (n, 3)) * moving[:, None]
         copies.append(np.stack([world - vel, world, world + vel + acc], axis=1))         # (N, 3 frames, 3)
-    state = _batched(mesh_pos, node_type, edges, {base.metadata.target.field: copies})
+    fields = {base.metadata.target.field: copies}
+    for name in base.metadata.inputs:  # exogenous inputs (the cloth set's wind): a steady 5 m/s along +x
+        wind = np.zeros((n, 3, base.metadata.fields[name].dim))
+        wind[..., 0] = 5.0
+        fields[name] = [wind] * batch
+    state = _batched(mesh_pos, node_type, edges, fields)
     info = {"grid": f"{nu} x {nv}", "sheet_nodes": sheet_n, "obstacle_nodes": int(sphere.shape[0]),
             "mesh_edge_length": spacing, "world_edge_radius": radius, "edge_length_ratio": ratio}
     return state, info
@@ -525,7 +530,8 @@ def breakdown(sim: MeshSimulator, state: MeshState, device: torch.device, steps:
                     noise = noise * noisy[:, None].to(noise.dtype)
                     history = state.fields[target][:, :k].clone()
                     history[:, -1] += noise
-                    step_state = state.with_fields({target: history})
+                    step_state = state.with_fields({target: history, **{name: state.fields[name][:, :k]
+                                                                        for name in sim.input_fields}})
                 with timer("graph building"):
                     graph = sim.build_graph(step_state)
                 with timer("network forward"):
