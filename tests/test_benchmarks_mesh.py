@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mesh_throughput.py"
@@ -48,3 +49,22 @@ def test_mesh_throughput_quick(tmp_path):
     memory = cloth[0]["memory"]                          # --quick measures the first configuration only
     assert set(memory) == {"train", "rollout"}
     assert all("error" not in m and m["peak_rss_delta_mib"] >= 0 for m in memory.values()), memory
+
+
+def test_mesh_speed_ratio_of_a_half_speed_rollout(tmp_path):
+    from gns.mesh.rollout_io import MeshRollout, write_mesh_rollouts
+
+    rng = np.random.default_rng(0)
+    truth = np.cumsum(rng.normal(size=(12, 6, 3)), axis=0).astype(np.float32)     # (T, N, 3) random walk
+    predicted = truth.copy()
+    predicted[1:] = truth[1] + 0.5 * (truth[1:] - truth[1])                          # half the motion after frame 1
+    node_type = np.array([0, 0, 0, 0, 3, 3], dtype=np.int32)                         # handles are not counted
+    predicted[:, 4:] = truth[:, 4:] * 7
+    rollout = MeshRollout(key="00000", mesh_pos=rng.normal(size=(6, 2)).astype(np.float32),
+                          cells=np.array([[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]], dtype=np.int32),
+                          node_type=node_type, predicted={"world_pos": predicted}, ground_truth={"world_pos": truth})
+    path = write_mesh_rollouts(tmp_path / "r.h5", [rollout], domain="cloth", dt=0.02, target_field="world_pos")
+    res = subprocess.run([sys.executable, str(SCRIPT.with_name("mesh_speed.py")), str(path), "--steps", "1", "5"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "00000:  0.50  0.50" in res.stdout and "range per step: 0.50-0.50 0.50-0.50" in res.stdout

@@ -1228,8 +1228,8 @@ def _metadata(config: ClothConfig, generator: dict | None):
         domain="cloth", dt=config.frame_dt, mesh_dim=2, cell_type="triangle", node_types=node_types,
         fields={"world_pos": MeshFieldSpec(dim=3, dynamic=True),
                 "wind": MeshFieldSpec(dim=3, dynamic=not config.steady_wind)},  # static when steady
-        target=MeshTarget("world_pos", 2), outputs=[], inputs=["wind"], sequence_length=config.num_steps, world_edge_radius=config.world_edge_radius,
-        generator=generator,
+        target=MeshTarget("world_pos", 2), outputs=[], inputs=["wind"], sequence_length=config.num_steps,
+        world_edge_radius=config.world_edge_radius, generator=generator,
     )
 
 
