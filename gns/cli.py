@@ -50,6 +50,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import dataclasses
     import importlib
 
+    from gns.config import coerce_value
+
     module_name, config_name, generate_name = SOLVERS[args.solver]
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_name)
@@ -61,7 +63,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         known = {f.name for f in dataclasses.fields(config_cls)}
         if k not in known:
             raise GnsInputError(f"unknown {config_name} field", key=k, expected=sorted(known), found=k)
-        overrides[k] = yaml.safe_load(v)
+        overrides[k] = coerce_value(v, getattr(config_cls(), k), f"--param {k}")
     if args.seed is not None:
         overrides["seed"] = args.seed
     base = config_cls.small() if args.small else config_cls()

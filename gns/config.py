@@ -87,6 +87,7 @@ class MeshConfig:
     simulated_node_types: tuple[int, ...] = (0, 5)   # NORMAL, OUTFLOW: nodes the model integrates and is scored on
     noisy_node_types: tuple[int, ...] = (0,)         # NORMAL: nodes whose inputs get training noise (as MeshGraphNets)
     use_inputs: bool = True            # feed the dataset's declared input fields (metadata "inputs", cloth: wind) as node features
+    history: int = 1                   # past velocities (order 2) or frames (order 1) each node reads; MeshGraphNets: 1
     max_accumulations: int = 1_000_000  # online normalizers stop accumulating after this many training batches
     horizons: tuple[int, ...] = (1, 10, 20, 50, 100, 200)  # rollout steps at which RMSE is reported
 
@@ -123,8 +124,8 @@ def _parse_scalar(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def _coerce(value: Any, current: Any, where: str) -> Any:
-    """Convert a YAML/CLI value to the type of the default it overrides."""
+def coerce_value(value: Any, current: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the type of the default it overrides (``where`` names it in errors)."""
     if isinstance(current, tuple):
         if isinstance(value, str):
             value = yaml.safe_load(value if value.startswith("[") else f"[{value}]")
@@ -157,7 +158,7 @@ def _apply(obj: Any, updates: dict[str, Any], prefix: str, source: str) -> Any:
                 raise GnsInputError("expected a mapping", file=source, key=where, found=repr(value))
             changes[key] = _apply(current, value, f"{where}.", source)
         else:
-            changes[key] = _coerce(value, current, where)
+            changes[key] = coerce_value(value, current, where)
     return dataclasses.replace(obj, **changes)
 
 

@@ -68,3 +68,33 @@ def test_mesh_speed_ratio_of_a_half_speed_rollout(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "00000:  0.50  0.50" in res.stdout and "range per step: 0.50-0.50 0.50-0.50" in res.stdout
+
+
+def _load_frame_smoothness():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("frame_smoothness", SCRIPT.with_name("frame_smoothness.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_frame_smoothness_tells_resolved_motion_from_aliased_vibration():
+    smoothness = _load_frame_smoothness().smoothness
+    t = np.arange(200)[:, None, None]
+    resolved = np.sin(2 * np.pi * t / 40) * np.ones((1, 5, 3))      # 40 frames a period
+    aliased = np.sin(2 * np.pi * t * 0.49) * np.ones((1, 5, 3))     # just under the frame rate's Nyquist limit
+    assert smoothness(resolved)["lag1"] == pytest.approx(np.cos(2 * np.pi / 40), abs=1e-3)
+    assert smoothness(aliased)["lag1"] < -0.9
+    still = smoothness(np.zeros((10, 2, 3)))
+    assert still["acceleration_rms"] == 0 and np.isnan(still["lag1"])
+    with pytest.raises(ValueError, match="T >= 4"):
+        smoothness(np.zeros((3, 2, 3)))
+
+
+def test_frame_smoothness_cli_on_a_cloth_dataset(cloth_dataset):
+    res = subprocess.run([sys.executable, str(SCRIPT.with_name("frame_smoothness.py")), str(cloth_dataset)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    row = res.stdout.strip().splitlines()[-1]
+    assert str(cloth_dataset) in row and "(train)" in row

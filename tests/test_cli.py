@@ -112,3 +112,17 @@ def test_mesh_pipeline_train_evaluate_render_export(kind, cloth_dataset, flow_da
     assert main(["render", str(out), "--out", str(gif)]) == 0 and gif.stat().st_size > 0
     assert main(["export", str(out), "--out", str(tmp_path / "vtk"), "--every", "10"]) == 0
     assert list((tmp_path / "vtk").rglob("*.vtu")) and list((tmp_path / "vtk").glob("*.pvd"))
+
+
+def test_generate_param_takes_the_type_of_the_config_field(monkeypatch, tmp_path, capsys):
+    import gns.solvers.water2d as water2d
+
+    seen = {}
+    monkeypatch.setattr(water2d, "generate_water2d", lambda out, config: seen.setdefault("config", config) and out)
+    # "2e-3" is a string to YAML 1.1; it must still reach a float field as a float
+    assert main(["generate", "water2d", "--out", str(tmp_path), "--param", "num_train=3",
+                 "--param", "frame_dt=2e-3"]) == 0
+    assert seen["config"].num_train == 3 and seen["config"].frame_dt == pytest.approx(2e-3)
+    assert isinstance(seen["config"].frame_dt, float)
+    assert main(["generate", "water2d", "--out", str(tmp_path), "--param", "num_train=many"]) == 2
+    assert "num_train" in capsys.readouterr().err

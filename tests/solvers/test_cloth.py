@@ -51,6 +51,9 @@ def datasets(generate_three):
 def test_config_rejects_bad_values():
     with pytest.raises(GnsInputError, match="substeps"):
         ClothConfig(substeps=20)  # far above the membrane's CFL limit
+    with pytest.raises(GnsInputError, match="damping number"):
+        ClothConfig(membrane_damping=2e-3)  # stable for the CFL limit, not for explicit damping (blew up)
+    ClothConfig(membrane_damping=2e-3, substeps=500)  # ran stably
     with pytest.raises(GnsInputError, match="poisson_ratio"):
         ClothConfig(poisson_ratio=0.5)
     with pytest.raises(GnsInputError, match="obstacle_fraction"):
