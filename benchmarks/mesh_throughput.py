@@ -518,7 +518,7 @@ def breakdown(sim: MeshSimulator, state: MeshState, device: torch.device, steps:
     noise_std, gamma = noise_settings(sim.metadata, None, None)
     opt = torch.optim.Adam(sim.parameters(), lr=LR)
     gen = torch.Generator(device=device).manual_seed(1)
-    k, target = sim.order, sim.target_field
+    k, target = sim.window, sim.target_field
     sim.train()
     with _timed_phases(sim, timer):
         for _ in range(steps):
@@ -561,7 +561,7 @@ def data_load_seconds(sim: MeshSimulator, datasets: Path, domain: str, batch: in
     try:
         sampler = make_sampler(sim, split)
         gen = torch.Generator().manual_seed(0)
-        window = sim.order + 1
+        window = sim.window + 1
         for i in range(len(split)):
             sampler.static(i)   # mesh edges are computed once per trajectory and cached
         sampler.load(sampler.sample_items(batch, window, gen), window)

@@ -7,12 +7,15 @@ extra output fields such as ``pressure`` predicted directly).
 
 Data flow for one step::
 
-    MeshState (fields over the last ``order`` frames) --build_graph--> normalized Graph
+    MeshState (fields over the last ``window`` frames) --build_graph--> normalized Graph
         ("mesh" edges from cells, "world" edges from proximity) --EncodeProcessDecode-->
         (N, F + O) normalized --output_normalizer.denormalize--> k-th difference of the target
         field (+ outputs) --integrate--> next frame of every predicted field
 
 and the training target is the exact inverse of the last two arrows (:meth:`MeshSimulator.target`).
+The node features are the last ``mesh.history`` velocities (order 2; finite differences of the
+positions) or frames of the field (order 1), oldest first; MeshGraphNets reads one (history 1). A
+longer history tells the model more of the state between frames, as the five velocities of GNS do.
 Nodes whose type is not in ``simulated_node_types`` (handles, obstacles, inflow, walls) are not
 integrated: rollouts overwrite them with their prescribed values.
 """
@@ -106,13 +109,17 @@ class MeshSimulator(nn.Module):
         self.input_dims = [int(fields[f].dim) for f in self.input_fields]
         self.output_dims = [int(fields[f].dim) for f in self.output_fields]
         self.lagrangian = self.order == 2  # the target field is the node positions themselves
+        self.history = int(mesh_config.history)
+        if self.history < 1:
+            raise GnsInputError("mesh.history must be at least 1", key="mesh.history", expected=">= 1",
+                                found=mesh_config.history)
         radius = mesh_config.world_edge_radius or metadata.world_edge_radius
         self.world_radius = float(radius) if (self.lagrangian and mesh_config.world_edges and radius) else None
         self.register_buffer("simulated_types", torch.as_tensor(mesh_config.simulated_node_types, dtype=torch.long))
         self.register_buffer("noisy_types", torch.as_tensor(mesh_config.noisy_node_types, dtype=torch.long))
 
         acc = mesh_config.max_accumulations
-        node_in = self.field_dim + NODE_TYPE_SIZE + sum(self.input_dims)
+        node_in = self.field_dim * self.history + NODE_TYPE_SIZE + sum(self.input_dims)
         edge_in = {"mesh": metadata.mesh_dim + 1 + ((self.field_dim + 1) if self.lagrangian else 0)}
         if self.world_radius is not None:
             edge_in["world"] = self.field_dim + 1
@@ -134,19 +141,22 @@ class MeshSimulator(nn.Module):
 
     @property
     def window(self) -> int:
-        """Frames of the target field a step needs as input (2 for order 2: previous and current)."""
-        return self.order
+        """Frames of the target field a step needs as input: ``order + history - 1`` (MeshGraphNets'
+        cloth: 2, previous and current; flow: 1)."""
+        return self.order + self.history - 1
 
     # --- graph -------------------------------------------------------------------------------
     def _dynamic_input(self, state: MeshState) -> Tensor:
-        """``(N, F)`` per-node input: velocity (order 2, finite difference) or the field itself (order 1)."""
+        """``(N, H * F)`` per-node input, oldest first: the last ``H = history`` velocities (order 2,
+        finite differences) or frames of the field (order 1)."""
         seq = state.fields[self.target_field]                                          # (N, W, F)
-        if seq.ndim != 3 or seq.shape[1] < self.order or seq.shape[2] != self.field_dim:
+        if seq.ndim != 3 or seq.shape[1] < self.window or seq.shape[2] != self.field_dim:
             raise GnsInputError("field window has the wrong shape", key=self.target_field,
-                                expected=f"(N, >={self.order}, {self.field_dim})", found=tuple(seq.shape))
+                                expected=f"(N, >={self.window}, {self.field_dim})", found=tuple(seq.shape))
+        seq = seq[:, -self.window:]
         if self.order == 2:
-            return seq[:, -1] - seq[:, -2]
-        return seq[:, -1]
+            seq = seq[:, 1:] - seq[:, :-1]                                             # (N, H, F) velocities
+        return seq.reshape(seq.shape[0], -1)
 
     def _input_features(self, state: MeshState) -> list[Tensor]:
         """``(N, F_i)`` current frame of each input field (cloth: the wind at every node)."""

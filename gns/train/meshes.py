@@ -22,6 +22,7 @@ from gns.mesh.topology import edges_from_cells, validate_mesh
 from gns.mesh.types import NodeType
 from gns.train.checkpoint import check_compatible, load_checkpoint
 from gns.train.losses import PushforwardSchedule, masked_mse, unroll_for
+from gns.train.noise import random_walk_noise
 from gns.train.particles import LOSSES, resolve_device
 
 
@@ -122,23 +123,29 @@ def mesh_unrolled_loss(simulator: MeshSimulator, state: MeshState, unroll: int, 
     Noise (MeshGraphNets): Gaussian noise of std ``noise_std`` is added to the current frame of the
     target field on the noisy node types; the target keeps ``1 - gamma`` of it, so with ``gamma = 1``
     the model learns to undo the whole perturbation and with ``gamma = 0.1`` (cloth) mostly to damp
-    the velocity error it implies.
+    the velocity error it implies. With a velocity history (``mesh.history`` > 1, order 2) the
+    noise is a random walk on the velocities (:func:`gns.train.noise.random_walk_noise`, as for
+    particles) whose last velocity has std ``noise_std``; the target keeps ``1 - gamma`` of the
+    current frame's noise. Order 1 with a history gets independent noise on every input frame.
 
     Args:
         state: every predicted field, and every input field the simulator reads, over
-            ``order + 1 + unroll`` frames.
+            ``window + 1 + unroll`` frames (``window`` = :attr:`MeshSimulator.window`).
     """
-    k, target = simulator.order, simulator.target_field
+    k, target = simulator.window, simulator.target_field
     truth = state.fields
     if truth[target].shape[1] != k + 1 + unroll:
         raise ValueError(f"window of {truth[target].shape[1]} frames, expected {k + 1 + unroll}")
     simulated = simulator.is_simulated(state.node_type)
     noisy = simulator.is_noisy(state.node_type)
-    current = truth[target][:, k - 1]
-    noise = torch.randn(current.shape, generator=generator, device=current.device) * noise_std
-    noise = noise * noisy[:, None].to(noise.dtype)
     history = truth[target][:, :k].clone()
-    history[:, -1] += noise
+    if simulator.order == 2:
+        noise = random_walk_noise(history, noise_std, kinematic=~noisy, generator=generator)   # (N, k, F)
+    else:
+        noise = torch.randn(history.shape, generator=generator, device=history.device) * noise_std
+        noise = noise * noisy[:, None, None].to(noise.dtype)
+    history += noise
+    noise = noise[:, -1]                                                                # the current frame's
     losses = []
     for j in range(unroll + 1):
         inputs = {name: truth[name][:, j:j + k] for name in simulator.input_fields}   # the inputs of step j
@@ -236,7 +243,7 @@ class MeshTask:
 
     def training_loss(self, step: int, generator: torch.Generator, device_generator: torch.Generator) -> Tensor:
         unroll, backprop = self.unroll_for(step, generator)
-        window = self.model.order + 1 + unroll
+        window = self.model.window + 1 + unroll
         items = self.sampler.sample_items(self.config.train.batch_size, window, generator)
         state = self.sampler.load(items, window).to(self.device)
         return mesh_unrolled_loss(self.model, state, unroll, self.noise_std, self.gamma, device_generator, backprop)
@@ -248,7 +255,7 @@ class MeshTask:
 
         was_training = self.model.training
         self.model.eval()
-        window = self.model.order + 1
+        window = self.model.window + 1
         items = self.valid_sampler.fixed_items(self.config.train.valid_windows, window)
         losses = []
         for k in range(0, len(items), 8):
@@ -271,7 +278,7 @@ class MeshTask:
                                 expected="mesh", found=state.get("kind"))
         saved = config_from_dict(state["config"])
         check_compatible(saved.model.__dict__, self.config.model.__dict__, path, "model")
-        structural = ("world_edges", "world_edge_radius", "simulated_node_types", "use_inputs")
+        structural = ("world_edges", "world_edge_radius", "simulated_node_types", "use_inputs", "history")
         check_compatible({k: getattr(saved.mesh, k) for k in structural},
                          {k: getattr(self.config.mesh, k) for k in structural}, path, "mesh")
         keys = ("mesh_dim", "fields", "target", "outputs", "inputs", "world_edge_radius")

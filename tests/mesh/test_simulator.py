@@ -49,10 +49,11 @@ class Oracle(MeshSimulator):
         return self.target(state, nxt)
 
 
+@pytest.mark.parametrize("history", [1, 3])
 @pytest.mark.parametrize("kind", ["cloth", "flow"])
-def test_oracle_rollout_reproduces_ground_truth(kind, cloth_dataset, flow_dataset):
+def test_oracle_rollout_reproduces_ground_truth(kind, history, cloth_dataset, flow_dataset):
     dataset = cloth_dataset if kind == "cloth" else flow_dataset
-    config = load_config(None, ["model.latent_size=16", "model.message_passing_steps=1"])
+    config = load_config(None, ["model.latent_size=16", "model.message_passing_steps=1", f"mesh.history={history}"])
     simulator = Oracle(config.model, config.mesh, load_mesh_metadata(dataset))
     state = _trajectory(simulator, dataset)
     _accumulate(simulator, state)
@@ -177,3 +178,51 @@ def test_a_trained_model_opens_datasets_with_extra_fields_only(cloth_dataset, cl
         open_split_for(windy, cloth_dataset, "test")                   # the model reads a wind the data lacks
     with pytest.raises(GnsInputError, match="target"):
         open_split_for(plain, flow_dataset, "test")
+
+
+def test_history_feeds_past_velocities_or_frames_oldest_first(cloth_dataset, flow_dataset):
+    cloth = _simulator(cloth_dataset, "mesh.history=3")
+    assert cloth.window == 4 and cloth.node_normalizer.sum.numel() == 3 * 3 + 9
+    pos = _trajectory(cloth, cloth_dataset).window(2, 6)
+    x = pos.fields["world_pos"]                                                   # (N, 4, 3)
+    expected = torch.cat([x[:, 1] - x[:, 0], x[:, 2] - x[:, 1], x[:, 3] - x[:, 2]], dim=-1)
+    assert torch.equal(cloth._dynamic_input(pos), expected)
+    with pytest.raises(GnsInputError, match=r"\(N, >=4, 3\)"):
+        cloth._dynamic_input(pos.window(1, 4))                                   # one frame short
+    flow = _simulator(flow_dataset, "mesh.history=2")
+    assert flow.window == 2
+    state = _trajectory(flow, flow_dataset).window(0, 2)
+    v = state.fields["velocity"]
+    assert torch.equal(flow._dynamic_input(state), torch.cat([v[:, 0], v[:, 1]], dim=-1))
+    assert _simulator(cloth_dataset).window == 2 and _simulator(flow_dataset).window == 1  # MeshGraphNets
+    with pytest.raises(GnsInputError, match="mesh.history"):
+        _simulator(cloth_dataset, "mesh.history=0")
+
+
+class WindowRecorder(MeshSimulator):
+    """Records the target field's input window at every forward pass."""
+
+    def forward(self, state):
+        self.seen.append(state.fields[self.target_field].clone())
+        return super().forward(state)
+
+
+def test_history_noise_is_a_random_walk_on_normal_nodes(cloth_dataset):
+    config = load_config(None, ["model.latent_size=16", "model.message_passing_steps=1", "mesh.history=3"])
+    simulator = WindowRecorder(config.model, config.mesh, load_mesh_metadata(cloth_dataset))
+    state = _trajectory(simulator, cloth_dataset).window(5, 10)                   # window 4 + 1 target frame
+    simulator.train()
+    generator = torch.Generator().manual_seed(0)
+    normal = simulator.is_noisy(state.node_type)
+    pooled = []
+    for _ in range(20):                                                            # 20 draws: a steady std
+        simulator.seen = []
+        mesh_unrolled_loss(simulator, state, 0, 1e-2, 0.1, generator)
+        noise = simulator.seen[0] - state.fields["world_pos"][:, :4]              # (N, 4, 3)
+        assert torch.equal(noise[:, 0], torch.zeros_like(noise[:, 0]))           # the oldest frame stays clean
+        assert torch.equal(noise[~normal], torch.zeros_like(noise[~normal]))     # prescribed nodes stay clean
+        pooled.append(noise[normal, 1:] - noise[normal, :-1])                     # (N_normal, 3, 3) velocity noise
+    velocity_noise = torch.cat(pooled)
+    # increments of std 1e-2 / sqrt(3) summed along the history: the last velocity's noise has std 1e-2
+    assert velocity_noise[:, -1].std().item() == pytest.approx(1e-2, rel=0.1)
+    assert velocity_noise[:, 0].std().item() == pytest.approx(1e-2 / 3 ** 0.5, rel=0.1)

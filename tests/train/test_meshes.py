@@ -37,10 +37,11 @@ def losses(path):
         return [float(r["loss"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("kind", ["cloth", "flow"])
+@pytest.mark.parametrize("kind", ["cloth", "flow", "cloth-history"])
 def test_short_training_run_loss_falls(kind, cloth_dataset, flow_dataset, tmp_path):
-    dataset = cloth_dataset if kind == "cloth" else flow_dataset
-    trainer = run(config_for(dataset, tmp_path / "run", "train.steps=150", "train.noise_std=1e-4"))
+    dataset = flow_dataset if kind == "flow" else cloth_dataset
+    extra = ["mesh.history=2"] if kind == "cloth-history" else []
+    trainer = run(config_for(dataset, tmp_path / "run", "train.steps=150", "train.noise_std=1e-4", *extra))
     values = losses(tmp_path / "run" / "log.csv")
     assert values[-1] < 0.5 * values[0], values
     assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
