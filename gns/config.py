@@ -62,6 +62,8 @@ class TrainConfig:
     log_every: int = 50                # steps between CSV log rows
     eval_every: int = 1_000            # steps between validations (and "best" checkpoints)
     checkpoint_every: int = 1_000      # steps between "latest" checkpoints
+    early_frames: int = 0              # with early_fraction > 0: windows starting in a trajectory's first N frames...
+    early_fraction: float = 0.0        # ...make up this share of the training windows (0: every window equally likely)
     valid_windows: int = 64            # fixed one-step validation windows
     valid_rollouts: int = 2            # validation trajectories rolled out
     valid_rollout_steps: int = 50      # steps per validation rollout

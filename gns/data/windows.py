@@ -36,8 +36,20 @@ class WindowIndex:
                                 found=f"at most {int(self.lengths.max())}")
         return counts
 
-    def sample_items(self, batch_size: int, window: int, generator: torch.Generator) -> list[tuple[int, int]]:
-        """``batch_size`` random ``(trajectory, start)`` pairs."""
+    def sample_items(self, batch_size: int, window: int, generator: torch.Generator, early_frames: int = 0,
+                     early_fraction: float = 0.0) -> list[tuple[int, int]]:
+        """``batch_size`` random ``(trajectory, start)`` pairs.
+
+        Every window is equally likely, unless ``early_fraction`` > 0: then each pair is, with that
+        probability, drawn from the windows that start in the first ``early_frames`` frames of a
+        trajectory chosen uniformly (the start-up from the initial state, e.g. a flag released from
+        rest, which uniform sampling visits rarely although every rollout from a first frame goes
+        through it). With ``early_fraction`` = 0 no extra random numbers are drawn.
+        """
+        if not 0.0 <= early_fraction <= 1.0 or early_frames < 0:
+            raise GnsInputError("train.early_fraction must be in [0, 1] and train.early_frames >= 0",
+                                key="train.early_fraction/early_frames", expected="[0, 1] / >= 0",
+                                found=f"{early_fraction} / {early_frames}")
         counts = self._windows_per_trajectory(window)
         offsets = np.concatenate([[0], np.cumsum(counts)])
         flat = torch.randint(int(offsets[-1]), (batch_size,), generator=generator).tolist()
@@ -45,6 +57,15 @@ class WindowIndex:
         for f in flat:
             traj = int(np.searchsorted(offsets, f, side="right") - 1)
             items.append((traj, int(f - offsets[traj])))
+        if early_fraction > 0 and early_frames > 0:
+            early = torch.rand(batch_size, generator=generator) < early_fraction
+            eligible = np.flatnonzero(counts > 0)
+            picks = torch.randint(len(eligible), (batch_size,), generator=generator).tolist()
+            starts = torch.rand(batch_size, generator=generator).tolist()
+            for k in np.flatnonzero(early.numpy()):
+                traj = int(eligible[picks[k]])
+                span = min(early_frames, int(counts[traj]))
+                items[k] = (traj, min(int(starts[k] * span), span - 1))
         return items
 
     def fixed_items(self, count: int, window: int, seed: int = 1234) -> list[tuple[int, int]]:

@@ -244,7 +244,8 @@ class MeshTask:
     def training_loss(self, step: int, generator: torch.Generator, device_generator: torch.Generator) -> Tensor:
         unroll, backprop = self.unroll_for(step, generator)
         window = self.model.window + 1 + unroll
-        items = self.sampler.sample_items(self.config.train.batch_size, window, generator)
+        train = self.config.train
+        items = self.sampler.sample_items(train.batch_size, window, generator, train.early_frames, train.early_fraction)
         state = self.sampler.load(items, window).to(self.device)
         return mesh_unrolled_loss(self.model, state, unroll, self.noise_std, self.gamma, device_generator, backprop)
 

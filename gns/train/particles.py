@@ -73,7 +73,8 @@ class ParticleTask:
     def training_loss(self, step: int, generator: torch.Generator, device_generator: torch.Generator) -> Tensor:
         unroll, backprop = self.unroll_for(step, generator)
         window = self.history + 2 + unroll
-        items = self.sampler.sample_items(self.config.train.batch_size, window, generator)
+        train = self.config.train
+        items = self.sampler.sample_items(train.batch_size, window, generator, train.early_frames, train.early_fraction)
         batch = self.sampler.load(items, window).to(self.device)
         return unrolled_loss(self.model, batch, unroll, self.noise_std, device_generator, backprop)
 
