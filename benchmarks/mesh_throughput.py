@@ -303,13 +303,14 @@ def icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
 class Built:
     """A configuration made concrete: the simulator, its inputs and what they hold."""
     simulator: MeshSimulator
-    train_state: MeshState       # order + 1 frames of every predicted field
-    rollout_state: MeshState     # the last ``order`` frames
+    train_state: MeshState       # window + 1 frames of every predicted field
+    rollout_state: MeshState     # the first ``window`` frames
     info: dict
 
 
-def cloth_state(base: ClothBase, factor: float, batch: int, seed: int, radius0: float) -> tuple[MeshState, dict]:
-    """``batch`` rippled flags with their obstacle; ``world_pos`` frames ``t-1, t, t+1``.
+def cloth_state(base: ClothBase, factor: float, batch: int, seed: int, radius0: float,
+                history: int = 1) -> tuple[MeshState, dict]:
+    """``batch`` rippled flags with their obstacle; ``world_pos`` frames ``t-history, ..., t, t+1``.
 
     ``radius0`` is the world-edge radius at the default size; it is scaled with the mesh edge length."""
     nu = max(3, round(base.nodes_u * math.sqrt(factor)))
@@ -340,10 +341,11 @@ def cloth_state(base: ClothBase, factor: float, batch: int, seed: int, radius0: 
         rng = np.random.default_rng(seed + b)
         vel = rng.normal(0.0, base.velocity_rms / math.sqrt(3), (n, 3)) * moving[:, None]
         acc = rng.normal(0.0, base.acceleration_rms / math.sqrt(3), (n, 3)) * moving[:, None]
-        copies.append(np.stack([world - vel, world, world + vel + acc], axis=1))         # (N, 3 frames, 3)
+        past = [world - j * vel for j in range(history, 0, -1)]
+        copies.append(np.stack([*past, world, world + vel + acc], axis=1))               # (N, history + 2, 3)
     fields = {base.metadata.target.field: copies}
     for name in base.metadata.inputs:  # exogenous inputs (the cloth set's wind): a steady 5 m/s along +x
-        wind = np.zeros((n, 3, base.metadata.fields[name].dim))
+        wind = np.zeros((n, history + 2, base.metadata.fields[name].dim))
         wind[..., 0] = 5.0
         fields[name] = [wind] * batch
     state = _batched(mesh_pos, node_type, edges, fields)
@@ -365,8 +367,9 @@ def _place_obstacle(sheet: np.ndarray, sphere: np.ndarray, clearance: float, ove
     return center + sphere
 
 
-def flow_state(base: FlowBase, factor: float, batch: int, seed: int) -> tuple[MeshState, dict]:
-    """``batch`` channels; target field frames ``t, t+1`` and the output fields at the same frames."""
+def flow_state(base: FlowBase, factor: float, batch: int, seed: int, history: int = 1) -> tuple[MeshState, dict]:
+    """``batch`` channels; target field frames ``t-history+1, ..., t, t+1`` and the output fields at the same
+    frames (the past frames repeat frame ``t``)."""
     target = base.metadata.target.field
     outputs = [f for f in base.metadata.outputs if f != target]
     dims = {name: base.metadata.fields[name].dim for name in [target, *outputs]}
@@ -394,10 +397,11 @@ def flow_state(base: FlowBase, factor: float, batch: int, seed: int) -> tuple[Me
         now[:, 0] = peak * profile
         now += rng.normal(0.0, 0.05 * peak, now.shape) * free[:, None]
         nxt = now + rng.normal(0.0, base.change_rms, now.shape) * free[:, None]
-        fields[target].append(np.stack([now, nxt], axis=1))                              # (N, 2 frames, F)
+        fields[target].append(np.stack([now] * history + [nxt], axis=1))                 # (N, history + 1, F)
         for name in outputs:
             drop = base.pressure_mean + base.pressure_std * math.sqrt(3) * (1 - 2 * x / base.length)
-            frames = [drop[:, None] + rng.normal(0.0, 0.1 * base.pressure_std, (n, dims[name])) for _ in range(2)]
+            frames = [drop[:, None] + rng.normal(0.0, 0.1 * base.pressure_std, (n, dims[name]))
+                      for _ in range(history + 1)]
             fields[name].append(np.stack(frames, axis=1))
     state = _batched(vertices, node_type, edges, fields)
     info = {"grid": f"{cols} x {rows}", "mesh_edge_length": min(base.length / (cols - 1), base.height / (rows - 1))}
@@ -421,12 +425,13 @@ def build(case: Case, base: ClothBase | FlowBase, device: torch.device, quick: b
     factor = _node_factor(case.scale, quick)
     if case.domain == "cloth":
         state, info = cloth_state(base, factor, case.batch, seed,
-                                  float(case.mesh.get("world_edge_radius") or base.world_edge_radius))
+                                  float(case.mesh.get("world_edge_radius") or base.world_edge_radius),
+                                  int(case.mesh.get("history", 1)))
         mesh = MeshConfig(**{**case.mesh, "world_edges": case.world_edges,
                              "world_edge_radius": info["world_edge_radius"]})
         metadata = dataclasses.replace(base.metadata, world_edge_radius=info["world_edge_radius"])
     else:
-        state, info = flow_state(base, factor, case.batch, seed)
+        state, info = flow_state(base, factor, case.batch, seed, int(case.mesh.get("history", 1)))
         mesh, metadata = MeshConfig(**case.mesh), base.metadata
     torch.manual_seed(seed)
     sim = MeshSimulator(ModelConfig(**case.model), mesh, metadata).to(device)
