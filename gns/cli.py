@@ -55,18 +55,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     module_name, config_name, generate_name = SOLVERS[args.solver]
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_name)
+    base = config_cls.small() if args.small else config_cls()
+    known = {f.name for f in dataclasses.fields(config_cls)}
     overrides = {}
     for item in args.param:
         if "=" not in item:
             raise GnsInputError("--param must look like KEY=VALUE", found=repr(item))
         k, v = item.split("=", 1)
-        known = {f.name for f in dataclasses.fields(config_cls)}
         if k not in known:
             raise GnsInputError(f"unknown {config_name} field", key=k, expected=sorted(known), found=k)
-        overrides[k] = coerce_value(v, getattr(config_cls(), k), f"--param {k}")
+        overrides[k] = coerce_value(v, getattr(base, k), f"--param {k}")
     if args.seed is not None:
         overrides["seed"] = args.seed
-    base = config_cls.small() if args.small else config_cls()
     config = dataclasses.replace(base, **overrides)
     t0 = time.perf_counter()
     out = getattr(module, generate_name)(args.out, config)
