@@ -201,7 +201,10 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write ``config`` as YAML (atomically: a resumed run never reads half a file)."""
+    from gns.atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 PRESETS_DIR = Path(__file__).parent / "configs"

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -37,6 +36,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from mpl_toolkits.mplot3d import Axes3D
 from tqdm import tqdm
+
+from gns.atomic import atomic_path
 
 __all__ = [
     "RolloutAnimation",
@@ -194,15 +195,9 @@ def save_animation(anim: FuncAnimation, path: str | Path, fps: int | None = None
         raise ValueError(f"cannot write '{path}': unsupported animation format '{path.suffix}' "
                          "(expected .gif or .mp4)")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory, so os.replace is an atomic rename; the real suffix last, because the
-    # writers pick the encoder from it.
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{suffix}")
-    try:
+    # The real suffix last: the writers pick the encoder from it.
+    with atomic_path(path, suffix=suffix) as tmp:
         anim.save(str(tmp), writer=writer, dpi=dpi, progress_callback=progress_callback)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

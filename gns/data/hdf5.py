@@ -26,7 +26,8 @@ from typing import Any, Generic, Iterable, Iterator, TypeVar
 import h5py
 import numpy as np
 
-from gns.data.metadata import METADATA_FILE, DatasetMetadata, load_metadata, temporary_sibling
+from gns.atomic import atomic_path
+from gns.data.metadata import METADATA_FILE, DatasetMetadata, load_metadata
 from gns.errors import GnsInputError
 
 SPLITS = ("train", "valid", "test")
@@ -465,15 +466,9 @@ def replacing_h5(path: Path) -> Iterator[h5py.File]:
     renamed over ``path`` at the end; on any exception it is deleted, so a failed write never
     leaves a half-written file behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as out:
             yield out
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_group(group: h5py.Group, traj: Trajectory) -> None:

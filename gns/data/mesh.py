@@ -32,7 +32,8 @@ import h5py
 import numpy as np
 
 from gns.data.hdf5 import TIME_CHUNK, LazyH5Split, existing_split_path, replacing_h5
-from gns.data.metadata import METADATA_FILE, _as_float, _as_int, _listing, write_json_atomic
+from gns.atomic import write_json_atomic
+from gns.data.metadata import METADATA_FILE, _as_float, _as_int, _listing
 from gns.errors import GnsInputError
 
 # DeepMind ``meshgraphnets`` ``common.NodeType``: the ids every published mesh dataset uses.

@@ -44,7 +44,8 @@ from gns.data.hdf5 import H5_SUFFIX, available_splits
 from gns.data.mesh import (CELL_TYPES, MESH_ARRAYS, MeshFieldSpec, MeshMetadata, MeshTarget,
                            MeshTrajectory, load_mesh_metadata, node_type_name, open_mesh_split,
                            save_mesh_metadata, validate_mesh_trajectory, write_mesh_split)
-from gns.data.metadata import _listing, temporary_sibling, write_json_atomic
+from gns.atomic import atomic_path, write_json_atomic
+from gns.data.metadata import _listing
 from gns.data.tfrecord import (TFRECORD_SUFFIX, Feature, WireFormatError, _write_record,
                                decode_example, encode_example, iter_records, read_record_at,
                                record_offsets)
@@ -399,19 +400,11 @@ def write_meshgraphnets_split(path: str | os.PathLike, trajectories: Iterable[Me
     path = Path(path)
     features = parse_meshgraphnets_features(meta)
     field_names = meta.get("field_names")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
-        with tmp.open("xb") as fp:
-            for index, traj in enumerate(trajectories):
-                name = traj.key or f"{index:05d}"
-                traj = validate_mesh_trajectory(traj, file=path, name=name)
-                _write_record(fp, encode_meshgraphnets_record(traj, features, field_names,
-                                                              file=path, name=name))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("xb") as fp:
+        for index, traj in enumerate(trajectories):
+            name = traj.key or f"{index:05d}"
+            traj = validate_mesh_trajectory(traj, file=path, name=name)
+            _write_record(fp, encode_meshgraphnets_record(traj, features, field_names, file=path, name=name))
     return path
 
 

@@ -20,11 +20,11 @@ import dataclasses
 import json
 import math
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from gns.atomic import write_json_atomic
 from gns.errors import GnsInputError
 
 METADATA_FILE = "metadata.json"
@@ -172,30 +172,6 @@ def save_metadata(meta: DatasetMetadata, dataset_dir: str | os.PathLike) -> Path
         The path written.
     """
     return write_json_atomic(Path(dataset_dir) / METADATA_FILE, meta.to_dict())
-
-
-def write_json_atomic(path: Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` (creating its directory), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2) + "\n"
-    # A reader never sees a half-written file: the rename is atomic on one file system.
-    tmp = temporary_sibling(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def temporary_sibling(path: Path) -> Path:
-    """A fresh hidden file name beside ``path``, for write-then-``os.replace``.
-
-    The writer creates the file itself, so the usual umask permissions apply (unlike
-    ``tempfile.mkstemp``, whose 0600 files would survive the rename).
-    """
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 # -------------------------------------------------------------------- parsing helpers

@@ -25,7 +25,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from gns.data.hdf5 import Trajectory, available_splits, open_split, validate_trajectory
-from gns.data.metadata import load_metadata, save_metadata, temporary_sibling
+from gns.atomic import atomic_path
+from gns.data.metadata import load_metadata, save_metadata
 from gns.errors import GnsInputError
 
 NPZ_SUFFIX = ".npz"
@@ -154,23 +155,16 @@ def write_npz_file(path: str | os.PathLike, trajectories: Iterable[Trajectory]) 
     Entries are named ``simulation_trajectory_<i>``; the file appears only once complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
-        # What np.savez_compressed does, but one entry at a time instead of all in memory.
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            dim = None
-            for index, traj in enumerate(trajectories):
-                name = f"{ENTRY_PREFIX}{index}"
-                traj = validate_trajectory(traj, dim=dim, file=path, name=traj.key or name)
-                dim = traj.position.shape[2]
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as fid:
-                    np.lib.format.write_array(fid, _trajectory_to_entry(traj, path, name),
-                                              allow_pickle=True)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # What np.savez_compressed does, but one entry at a time instead of all in memory.
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED,
+                                                    allowZip64=True) as zf:
+        dim = None
+        for index, traj in enumerate(trajectories):
+            name = f"{ENTRY_PREFIX}{index}"
+            traj = validate_trajectory(traj, dim=dim, file=path, name=traj.key or name)
+            dim = traj.position.shape[2]
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fid:
+                np.lib.format.write_array(fid, _trajectory_to_entry(traj, path, name), allow_pickle=True)
     return path
 
 

@@ -29,7 +29,8 @@ from typing import BinaryIO, Iterable, Iterator
 import numpy as np
 
 from gns.data.hdf5 import Trajectory, available_splits, open_split, validate_trajectory
-from gns.data.metadata import load_metadata, save_metadata, temporary_sibling
+from gns.atomic import atomic_path
+from gns.data.metadata import load_metadata, save_metadata
 from gns.errors import GnsInputError
 
 TFRECORD_SUFFIX = ".tfrecord"
@@ -555,19 +556,12 @@ def read_tfrecord_dataset(dataset_dir: str | os.PathLike, splits: Iterable[str] 
 def write_tfrecord_file(path: str | os.PathLike, trajectories: Iterable[Trajectory]) -> Path:
     """Write trajectories as one ``.tfrecord`` file (validated; temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
-        with tmp.open("xb") as fp:
-            dim = None
-            for index, traj in enumerate(trajectories):
-                traj = validate_trajectory(traj, dim=dim, file=path, name=traj.key or f"{index:05d}")
-                dim = traj.position.shape[2]
-                _write_record(fp, trajectory_to_example(traj, index))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("xb") as fp:
+        dim = None
+        for index, traj in enumerate(trajectories):
+            traj = validate_trajectory(traj, dim=dim, file=path, name=traj.key or f"{index:05d}")
+            dim = traj.position.shape[2]
+            _write_record(fp, trajectory_to_example(traj, index))
     return path
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import os
-import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from gns.atomic import write_bytes_atomic
 from gns.errors import GnsInputError
 from gns.mesh.rollout_io import MeshRollout, read_mesh_rollout
 
@@ -222,7 +222,7 @@ def _write_ply(path: Path, points: np.ndarray, rollout: MeshRollout, fields: Map
     for name, error in errors.items():
         attributes[f"{name}_error"] = error[t]
     mesh.vertex_attributes.update(attributes)
-    return _write_atomic(path, mesh.export(file_type="ply", encoding="binary"))
+    return write_bytes_atomic(path, mesh.export(file_type="ply", encoding="binary"))
 
 
 def surface_triangles(cells: np.ndarray) -> np.ndarray:
@@ -293,7 +293,7 @@ def write_vtu(path: str | os.PathLike, points: np.ndarray, cells: np.ndarray,
     cell_node.append(_data_array("connectivity", cells.reshape(-1), encoding))
     cell_node.append(_data_array("offsets", np.arange(1, num_cells + 1, dtype=np.int64) * cells.shape[1], encoding))
     cell_node.append(_data_array("types", np.full(num_cells, _VTK_CELL_TYPES[cells.shape[1]], np.uint8), encoding))
-    return _write_atomic(path, _xml_bytes(root))
+    return write_bytes_atomic(path, _xml_bytes(root))
 
 
 def read_vtu(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -356,7 +356,7 @@ def write_pvd(path: str | os.PathLike, datasets: Sequence[tuple[float, str | os.
     for time, file in datasets:
         ET.SubElement(collection, "DataSet", timestep=repr(float(time)), group="", part="0",
                       file=Path(file).as_posix())
-    return _write_atomic(Path(path), _xml_bytes(root))
+    return write_bytes_atomic(path, _xml_bytes(root))
 
 
 def read_pvd(path: str | os.PathLike) -> list[tuple[float, str]]:
@@ -425,17 +425,3 @@ def _parse_data_array(node: ET.Element, header: np.dtype, path: Path) -> np.ndar
 def _xml_bytes(root: ET.Element) -> bytes:
     ET.indent(root, space="  ")
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
-
-
-def _write_atomic(path: Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a temporary sibling and :func:`os.replace`."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

@@ -12,11 +12,11 @@ which would silently renumber nodes; we always load with ``process=False`` and, 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 
+from gns.atomic import write_bytes_atomic
 from gns.errors import GnsInputError
 
 __all__ = ["load_mesh", "save_mesh", "make_rectangle_mesh", "MESH_SUFFIXES"]
@@ -113,18 +113,7 @@ def save_mesh(path: str | os.PathLike, vertices: np.ndarray, cells: np.ndarray) 
     data = mesh.export(file_type=suffix[1:], **options)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    # Same directory, so os.replace is an atomic rename; os.open with mode 0o666 lets the umask
-    # decide the permissions, as for any new file (tempfile.mkstemp would make it private).
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, data)
 
 
 def make_rectangle_mesh(width: float, height: float, nx: int, ny: int, *,

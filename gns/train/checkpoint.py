@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gns.atomic import atomic_path
 from gns.errors import CheckpointMismatchError, GnsInputError
 
 FORMAT_VERSION = 1
@@ -21,13 +22,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     A crash mid-write leaves the previous checkpoint intact, never a truncated one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save({"format_version": FORMAT_VERSION, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save({"format_version": FORMAT_VERSION, **state}, tmp)
     return path
 
 
