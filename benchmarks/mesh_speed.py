@@ -17,11 +17,12 @@ from typing import Sequence
 
 import numpy as np
 
-from gns.mesh.rollout_io import MeshRollout, read_mesh_rollouts
+from gns.mesh.export import MeshView
+from gns.rollout_io import read_rollouts
 from gns.mesh.types import NodeType
 
 
-def speed_ratio(rollout: MeshRollout, field: str, steps: Sequence[int], window: int = 2) -> np.ndarray:
+def speed_ratio(rollout: MeshView, field: str, steps: Sequence[int], window: int = 2) -> np.ndarray:
     """``(len(steps),)`` mean node speed of the prediction over the truth's, ``steps`` after the inputs.
 
     Speed at step ``s`` is the displacement from frame ``window - 2 + s`` to ``window - 1 + s``
@@ -42,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 30, 50])
     parser.add_argument("--field", default=None, help="position field (default: the file's target field)")
     args = parser.parse_args(argv)
-    rollouts, attrs = read_mesh_rollouts(args.rollouts)
+    records, attrs = read_rollouts(args.rollouts)
+    rollouts = [MeshView(r, file=args.rollouts) for r in records]
     field = args.field or attrs["target_field"]
     print(f"predicted / true mean speed of the NORMAL nodes of {field} at steps {args.steps}:")
     ratios = []

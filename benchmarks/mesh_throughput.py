@@ -5,7 +5,7 @@ What it measures, for :class:`gns.mesh.MeshSimulator` with the default model
 ``gns/configs/cloth.yaml`` / ``flow.yaml`` exist, the model of that shipped preset (read with
 :func:`gns.config.load_config`), on synthetic states that need no dataset:
 
-* **train**: one training step as ``gns/train/loop.py`` takes it: ``mesh_unrolled_loss(...,
+* **train**: one training step as ``gns/train/loop.py`` takes it: ``unrolled_loss(...,
   unroll=0)`` (training noise, graph building with world edges, network, loss) + backward +
   gradient clipping (``TrainConfig.grad_clip``) + Adam, one mesh per batch (and two meshes at the
   default size, ``TrainConfig.batch_size``).
@@ -96,11 +96,13 @@ import gns.mesh.simulator as simulator_module  # noqa: E402
 from gns.config import PRESETS_DIR, MeshConfig, ModelConfig, TrainConfig, load_config  # noqa: E402
 from gns.data.mesh import MeshFieldSpec, MeshMetadata, MeshTarget, load_mesh_metadata, open_mesh_split  # noqa: E402
 from gns.mesh.io import make_rectangle_mesh  # noqa: E402
-from gns.mesh.simulator import MeshSimulator, MeshState, noise_settings  # noqa: E402
+from gns.mesh.simulator import MeshSimulator, noise_settings  # noqa: E402
+from gns.mesh.state import MeshState  # noqa: E402
+from gns.mesh.windows import MeshWindows  # noqa: E402
 from gns.mesh.topology import edges_from_cells  # noqa: E402
 from gns.mesh.types import NodeType  # noqa: E402
 from gns.train.losses import masked_mse  # noqa: E402
-from gns.train.meshes import make_sampler, mesh_unrolled_loss, predicted_fields  # noqa: E402
+from gns.train.losses import unrolled_loss  # noqa: E402
 
 DOMAINS = ("cloth", "flow")
 DATASET_DIRS = {"cloth": ("cloth",), "flow": ("flow2d", "flow")}   # under --datasets, first found wins
@@ -466,7 +468,7 @@ class MeshTrainer:
 
     def step(self) -> float:
         self.sim.train()
-        loss = mesh_unrolled_loss(self.sim, self.state, 0, self.noise_std, self.gamma, self.gen)
+        loss = unrolled_loss(self.sim, self.state, 0, self.noise_std, self.gamma, self.gen)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.sim.parameters(), GRAD_CLIP)
@@ -517,7 +519,7 @@ def _timed_phases(sim: MeshSimulator, timer: _Timer):
 
 
 def breakdown(sim: MeshSimulator, state: MeshState, device: torch.device, steps: int) -> dict[str, float]:
-    """Seconds per phase of one training step (mean over ``steps``), the phases of ``mesh_unrolled_loss(...,
+    """Seconds per phase of one training step (mean over ``steps``), the phases of ``unrolled_loss(...,
     unroll=0)`` written out; the simulator is warm (the timed steps ran before)."""
     timer = _Timer(device)
     noise_std, gamma = noise_settings(sim.metadata, None, None)
@@ -542,7 +544,7 @@ def breakdown(sim: MeshSimulator, state: MeshState, device: torch.device, steps:
                 with timer("network forward"):
                     predicted = sim.network(graph)
                 with timer("noise, target, loss"):
-                    nxt = {name: state.fields[name][:, k] for name in predicted_fields(sim)}
+                    nxt = {name: state.fields[name][:, k] for name in sim.predicted_fields}
                     nxt[target] = nxt[target] + (1.0 - gamma) * noise
                     loss = masked_mse(predicted, sim.target(step_state, nxt, simulated), simulated)
                 with timer("backward"):
@@ -564,7 +566,7 @@ def data_load_seconds(sim: MeshSimulator, datasets: Path, domain: str, batch: in
         return None
     split = open_mesh_split(root, "train", load_mesh_metadata(root))
     try:
-        sampler = make_sampler(sim, split)
+        sampler = MeshWindows.for_simulator(sim, split)
         gen = torch.Generator().manual_seed(0)
         window = sim.window + 1
         for i in range(len(split)):

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from gns.config import load_config, preset_path
-from gns.data import open_split
+from gns.domains import load_simulator, open_split_for
 from gns.evaluate import evaluate_split, format_table
 from gns.train.loop import Trainer
-from gns.train.particles import ParticleTask, load_simulator
+from gns.particles.task import ParticleTask
 
 
 def main() -> None:
@@ -44,9 +44,9 @@ def main() -> None:
         t0 = time.perf_counter()
         trainer.train(progress=False)
         train_s = time.perf_counter() - t0
-        simulator, _, metadata = load_simulator(out / "checkpoints" / "latest.pt", config.device)
-        summary = evaluate_split(simulator, open_split(args.dataset, "test", metadata), metadata,
-                                 config.eval.horizons, progress=False, start_stride=config.eval.start_stride)
+        simulator, _, _ = load_simulator(out / "checkpoints" / "latest.pt", config.device)
+        summary = evaluate_split(simulator, open_split_for(simulator, args.dataset, "test"), config.eval.horizons,
+                                 progress=False, start_stride=config.eval.start_stride)
         ms = summary["multistart"]
         results[loss] = {"steps": trainer.step, "train_s": train_s, "mse": ms["model"]["mse"],
                          "mse_from_first_frame": summary["model"]["mse"],

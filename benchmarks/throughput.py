@@ -66,9 +66,15 @@ if str(REPO) not in sys.path and os.environ.get("GNS_BENCH_NO_REPO_PATH") != "1"
 
 from gns.config import ModelConfig  # noqa: E402
 from gns.data import DatasetMetadata  # noqa: E402
-from gns.particles.batch import ParticleBatch  # noqa: E402
+from gns.particles.simulator import ParticleSimulator  # noqa: E402
 from gns.train.losses import unrolled_loss  # noqa: E402
-from gns.train.particles import build_simulator  # noqa: E402
+
+try:  # this script also times older releases (--baseline-ref), whose names differ
+    from gns.particles.state import ParticleState as ParticleBatch  # noqa: E402
+    from gns.particles.windows import ParticleWindows as WindowSampler  # noqa: E402
+except ImportError:  # gns 0.1
+    from gns.particles.batch import ParticleBatch  # noqa: E402
+    from gns.particles.windows import WindowSampler  # noqa: E402
 
 VARIANTS = ("ours", "concat", "pyg")
 DATASET = REPO / "datasets" / "water2d"
@@ -236,7 +242,9 @@ def make_simulators(metadata: DatasetMetadata, variants: list[str], device: torc
     """One simulator per variant, all with the weights of ``ours``."""
     config = ModelConfig()
     torch.manual_seed(seed)
-    base = build_simulator(config, metadata, None, device)
+    from gns.train.noise import default_noise_std
+
+    base = ParticleSimulator(config, metadata, default_noise_std(metadata.vel_std)).to(device)
     sims = {}
     for name in variants:
         sim = copy.deepcopy(base)
@@ -293,7 +301,7 @@ class Trainer:
 
     def step(self) -> float:
         self.sim.train()
-        loss = unrolled_loss(self.sim, self.batch, 0, self.noise_std, self.gen)
+        loss = unrolled_loss(self.sim, self.batch, 0, self.noise_std, generator=self.gen)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.sim.parameters(), GRAD_CLIP)
@@ -457,7 +465,6 @@ def _window_source(n: int, frames: int, tmp: Path):
     """``(label, sampler)`` pairs: windows read with ``open_split`` + ``WindowSampler`` from
     datasets/water2d (if present) and from a synthetic HDF5 split of ``n`` particles."""
     from gns.data import Trajectory, load_metadata, open_split, write_split
-    from gns.particles.windows import WindowSampler
     sources = []
     if (DATASET / "train.h5").exists():
         md = load_metadata(DATASET)

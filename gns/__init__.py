@@ -16,30 +16,36 @@ _LAZY = {
     "DatasetMetadata": "gns.data", "Trajectory": "gns.data", "TrajectorySplit": "gns.data",
     "load_metadata": "gns.data", "save_metadata": "gns.data", "open_split": "gns.data", "write_split": "gns.data",
     "compute_statistics": "gns.data", "convert_dataset": "gns.data", "inspect_dataset": "gns.data",
+    "WindowSampler": "gns.data.windows",
+    # the shared core: states, domains, rollouts, evaluation, rollout files, training
+    "State": "gns.state", "hold": "gns.state",
+    "get_domain": "gns.domains", "domain_for_dataset": "gns.domains", "load_simulator": "gns.domains",
+    "open_split_for": "gns.domains",
+    "rollout": "gns.rollout", "evaluate_split": "gns.evaluate", "format_table": "gns.evaluate",
+    "RolloutRecord": "gns.rollout_io", "read_rollouts": "gns.rollout_io", "read_rollout": "gns.rollout_io",
+    "write_rollouts": "gns.rollout_io",
+    "Trainer": "gns.train.loop", "SimulatorTask": "gns.train.task",
     # particles
-    "ParticleSimulator": "gns.particles.simulator", "ParticleBatch": "gns.particles.batch",
-    "radius_graph": "gns.particles.neighbors", "WindowSampler": "gns.particles.windows",
-    # training, rollouts, metrics
-    "Trainer": "gns.train.loop", "ParticleTask": "gns.train.particles", "load_simulator": "gns.train.particles",
-    "build_simulator": "gns.train.particles", "rollout": "gns.rollout", "baseline_rollout": "gns.rollout",
-    "evaluate_split": "gns.evaluate", "read_rollouts": "gns.evaluate", "format_table": "gns.evaluate",
-    "rollout_metrics": "gns.metrics",
+    "ParticleSimulator": "gns.particles.simulator", "ParticleState": "gns.particles.state",
+    "ParticleBatch": "gns.particles.state", "ParticleWindows": "gns.particles.windows",
+    "ParticleTask": "gns.particles.task", "radius_graph": "gns.particles.neighbors",
+    "animate_particles": "gns.particles.viz", "animate_rollout": "gns.particles.viz",
+    "render_rollout": "gns.particles.viz", "frame_figure": "gns.particles.viz",
     # meshes (MeshGraphNets)
     "MeshMetadata": "gns.data.mesh", "MeshTrajectory": "gns.data.mesh", "open_mesh_split": "gns.data.mesh",
     "write_mesh_split": "gns.data.mesh", "load_mesh_metadata": "gns.data.mesh",
     "convert_meshgraphnets": "gns.data.meshgraphnets", "read_meshgraphnets_split": "gns.data.meshgraphnets",
-    "MeshSimulator": "gns.mesh.simulator", "MeshState": "gns.mesh.simulator", "MeshTask": "gns.train.meshes",
-    "load_mesh_simulator": "gns.train.meshes", "mesh_rollout": "gns.mesh.rollout",
-    "evaluate_mesh_split": "gns.mesh.evaluate", "read_mesh_rollouts": "gns.mesh.rollout_io",
-    "read_mesh_rollout": "gns.mesh.rollout_io", "print_mesh_summary": "gns.mesh.evaluate",
+    "MeshSimulator": "gns.mesh.simulator", "MeshState": "gns.mesh.state", "MeshTask": "gns.mesh.task",
+    "read_mesh_rollout": "gns.mesh.export", "mesh_record": "gns.mesh.export",
     "animate_cloth": "gns.mesh.viz", "animate_flow": "gns.mesh.viz", "render_mesh_rollout": "gns.mesh.viz",
     "plot_rmse_vs_horizon": "gns.mesh.viz", "export_rollout": "gns.mesh.export",
+    # reference solvers (optional dependencies are imported on use)
     "ClothConfig": "gns.solvers.cloth", "generate_cloth": "gns.solvers.cloth",
     "Flow2DConfig": "gns.solvers.flow2d", "generate_flow2d": "gns.solvers.flow2d",
-    # reference solvers and plots (optional dependencies are imported on use)
     "Water2DConfig": "gns.solvers.water2d", "generate_water2d": "gns.solvers.water2d",
-    "animate_rollout": "gns.viz", "render_rollout": "gns.viz", "plot_error_vs_horizon": "gns.viz",
-    "plot_error_over_time": "gns.viz", "animation_html": "gns.viz",
+    # plots shared by every domain
+    "plot_error_vs_horizon": "gns.viz", "plot_error_over_time": "gns.viz", "animation_html": "gns.viz",
+    "save_animation": "gns.viz",
 }
 
 

@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from gns.errors import GnsInputError
 
 
@@ -104,10 +102,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 # --- model ---------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from gns.domains import domain_for_dataset
     from gns.train.loop import Trainer
+    from gns.train.task import SimulatorTask
 
     config = _config(args)
-    task = _task(config)
+    task = SimulatorTask(config, domain_for_dataset(config.dataset))
     trainer = Trainer(config, task, config.out_dir)
     if not args.no_resume and trainer.resume():
         print(f"resumed from {trainer.ckpt_dir / 'latest.pt'} at step {trainer.step}")
@@ -118,23 +118,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"interrupted at step {trainer.step}; checkpoint saved, rerun the same command to resume")
         return 130
     return 0
-
-
-def _task(config):
-    """The training task for the dataset's kind: particles or meshes."""
-    from gns.data.mesh import is_mesh_dataset
-
-    if is_mesh_dataset(config.dataset):
-        from gns.train.meshes import MeshTask
-        return MeshTask(config)
-    from gns.train.particles import ParticleTask
-    return ParticleTask(config)
-
-
-def _checkpoint_kind(path: Path) -> str:
-    from gns.train.checkpoint import load_checkpoint
-
-    return str(load_checkpoint(path, map_location="cpu").get("kind", "particles"))
 
 
 def _checkpoint_arg(p: argparse.ArgumentParser) -> None:
@@ -152,41 +135,19 @@ def _resolve_checkpoint(path: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from gns.data import open_split
+    from gns.domains import get_domain, load_simulator, open_split_for
     from gns.evaluate import evaluate_split, format_table
-    from gns.train.particles import load_simulator
 
-    checkpoint = _resolve_checkpoint(args.checkpoint)
-    if _checkpoint_kind(checkpoint) == "mesh":
-        return _evaluate_mesh(args, checkpoint)
-    simulator, config, metadata = load_simulator(checkpoint, args.device or "auto")
-    dataset = args.dataset or config.dataset
-    split = open_split(dataset, args.split or config.eval.split, metadata)
-    horizons = tuple(args.horizons) if args.horizons else config.eval.horizons
+    simulator, config, _ = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
+    split = open_split_for(simulator, args.dataset or config.dataset, args.split or config.eval.split)
+    horizons = tuple(args.horizons) if args.horizons else get_domain(simulator.kind).horizons(config)
     stride = config.eval.start_stride if args.start_stride is None else args.start_stride
-    summary = evaluate_split(simulator, split, metadata, horizons, args.max_trajectories or config.eval.max_trajectories,
-                             config.eval.batch_trajectories, args.steps, save_path=args.out, start_stride=stride)
+    summary = evaluate_split(simulator, split, horizons, max_trajectories=args.max_trajectories
+                             or config.eval.max_trajectories, batch_trajectories=config.eval.batch_trajectories,
+                             num_steps=args.steps, save_path=args.out, start_stride=stride)
     print(format_table(summary))
     if args.out:
         print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
-    return 0
-
-
-def _evaluate_mesh(args: argparse.Namespace, checkpoint: Path) -> int:
-    from gns.mesh.evaluate import evaluate_mesh_split, format_mesh_table, print_mesh_summary
-    from gns.train.meshes import load_mesh_simulator, open_split_for
-
-    simulator, config, _ = load_mesh_simulator(checkpoint, args.device or "auto")
-    split = open_split_for(simulator, args.dataset or config.dataset, args.split or config.eval.split)
-    horizons = tuple(args.horizons) if args.horizons else config.mesh.horizons
-    stride = config.eval.start_stride if args.start_stride is None else args.start_stride
-    summary = evaluate_mesh_split(simulator, split, horizons, args.max_trajectories or config.eval.max_trajectories,
-                                  args.steps, save_path=args.out, start_stride=stride)
-    print(print_mesh_summary(summary))
-    if args.out:
-        json_path = Path(args.out).with_suffix(".json")
-        json_path.write_text(json.dumps(summary, indent=2))
-        print(f"wrote {args.out} and {json_path}")
     return 0
 
 
@@ -197,49 +158,36 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return cmd_evaluate(args)
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    from gns.evaluate import read_rollouts
-    from gns.viz import render_rollout
+def _rollout_domain(path: str):
+    """The domain that wrote a rollout file (its ``simulator`` attribute)."""
+    from gns.domains import get_domain
+    from gns.rollout_io import read_rollout
 
-    if _is_mesh_rollout(args.rollouts):
-        from gns.mesh.viz import render_mesh_rollout
-        out = render_mesh_rollout(args.rollouts, args.out, trajectory=args.trajectory or 0, field=args.field,
-                                  every=args.stride, fps=args.fps)
-        print(f"wrote {out}")
-        return 0
-    rollouts = read_rollouts(args.rollouts)
-    key = args.trajectory or sorted(rollouts)[0]
-    if key not in rollouts:
-        raise GnsInputError("no such trajectory in the rollout file", file=args.rollouts, key=key,
-                            expected=sorted(rollouts)[:10])
-    r = rollouts[key]
-    bounds = None
-    if args.dataset:
-        from gns.data import load_metadata
-        bounds = load_metadata(args.dataset).bounds
-    out = render_rollout(args.out, r["predicted"], r["ground_truth"], particle_type=r["particle_type"],
-                         bounds=bounds, stride=args.stride, fps=args.fps)
+    _, attrs = read_rollout(path, 0)
+    return get_domain(attrs["simulator"])
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    options = {"trajectory": args.trajectory, "fps": args.fps}
+    domain = _rollout_domain(args.rollouts)
+    if domain.kind == "mesh":
+        options.update(field=args.field, every=args.stride)
+    else:
+        options.update(stride=args.stride)
+        if args.dataset:
+            from gns.data import load_metadata
+            options["bounds"] = load_metadata(args.dataset).bounds
+    out = domain.render(args.rollouts, args.out, **options)
     print(f"wrote {out}")
     return 0
-
-
-def _is_mesh_rollout(path: str) -> bool:
-    import h5py
-    import numpy as np
-
-    p = Path(path)
-    if not p.exists():
-        raise GnsInputError("rollout file not found", file=p)
-    if p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as data:
-            return any("ground_truth/" in k or k.endswith("mesh_pos") for k in data.files)
-    with h5py.File(p, "r") as f:
-        return f.attrs.get("kind") == "mesh_rollout"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from gns.mesh.export import export_rollout
 
+    if _rollout_domain(args.rollouts).kind != "mesh":
+        raise GnsInputError("export writes mesh files; this rollout file is not of a mesh", file=args.rollouts,
+                            key="simulator", expected="mesh")
     paths = export_rollout(args.rollouts, args.out, trajectory=args.trajectory or 0, which=args.which,
                            formats=tuple(args.formats), every=args.every)
     print(f"wrote {len(paths)} files to {args.out}")
@@ -249,12 +197,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the default dataset, train briefly, evaluate on the test split and render."""
     from gns.config import load_config, preset_path
-    from gns.data import load_metadata
+    from gns.domains import load_simulator, open_split_for
     from gns.evaluate import evaluate_split, format_table
-    from gns.data import open_split
+    from gns.particles.task import ParticleTask
+    from gns.particles.viz import render_file
     from gns.train.loop import Trainer
-    from gns.train.particles import ParticleTask, load_simulator
-    from gns.viz import plot_error_vs_horizon, render_rollout
+    from gns.viz import plot_error_vs_horizon
 
     t0 = time.perf_counter()
     dataset = Path(args.dataset)
@@ -278,28 +226,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"interrupted at step {trainer.step}; checkpoint saved, rerun `gns demo` to resume")
         return 130
     t2 = time.perf_counter()
-    print(f"[3/4] rolling out the test split")
+    print("[3/4] rolling out the test split")
     run = Path(config.out_dir)
     simulator, _, metadata = load_simulator(run / "checkpoints" / "latest.pt", config.device)
-    summary = evaluate_split(simulator, open_split(dataset, "test", metadata), metadata, config.eval.horizons,
-                             config.eval.max_trajectories, config.eval.batch_trajectories,
-                             save_path=run / "rollouts_test.h5", progress=not args.quiet,
-                             start_stride=config.eval.start_stride)
+    summary = evaluate_split(simulator, open_split_for(simulator, dataset, "test"), config.eval.horizons,
+                             max_trajectories=config.eval.max_trajectories,
+                             batch_trajectories=config.eval.batch_trajectories, save_path=run / "rollouts_test.h5",
+                             progress=not args.quiet, start_stride=config.eval.start_stride)
     print(format_table(summary))
     t3 = time.perf_counter()
-    print(f"[4/4] rendering")
-    from gns.evaluate import read_rollouts
+    print("[4/4] rendering")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rollouts = read_rollouts(run / "rollouts_test.h5")
-    key = sorted(rollouts)[0]
-    r = rollouts[key]
-    gif = render_rollout(run / "rollout_test.gif", r["predicted"], r["ground_truth"], particle_type=r["particle_type"],
-                         bounds=metadata.bounds, stride=args.stride, progress=not args.quiet)
+    gif = render_file(run / "rollouts_test.h5", run / "rollout_test.gif", stride=args.stride,
+                      progress=not args.quiet)
     ax = plot_error_vs_horizon({m: {int(k): v for k, v in summary[m]["mse"].items() if k != "full"}
-                                for m in ("model", "constant_velocity", "constant_acceleration")},
-                               title="held-out test split")
+                                for m in summary["rollouts"]}, title="held-out test split")
     ax.figure.savefig(run / "error_vs_horizon.png", dpi=100, bbox_inches="tight")
     plt.close(ax.figure)
     t4 = time.perf_counter()
@@ -362,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="animate a saved rollout (gif, or mp4 with ffmpeg)")
     p.add_argument("rollouts", help="file written by `gns rollout`")
-    p.add_argument("--trajectory", help="trajectory key (default: the first)")
-    p.add_argument("--dataset", help="dataset directory, for the box bounds")
+    p.add_argument("--trajectory", help="trajectory key or index (default: the first; a variant of a "
+                   "counterfactual file)")
+    p.add_argument("--dataset", help="particles: dataset directory, for the box bounds (default: the file's)")
     p.add_argument("--out", default="rollout.gif")
     p.add_argument("--stride", type=int, default=2)
     p.add_argument("--fps", type=int, default=20)

@@ -1,207 +1,338 @@
-"""Roll a trained particle simulator over a held-out split and score it against baselines."""
+"""Roll a trained simulator of any domain over a held-out split and score it against its baselines.
+
+Two protocols, for every domain:
+
+* **from the first frame**: each trajectory rolled out from its first ``window`` frames to its
+  end (or ``num_steps``); error at ``horizons`` and over the whole rollout.
+* **from many start times** (``start_stride > 0``): rollouts of ``max(horizons)`` steps started
+  every ``start_stride`` frames, all starts of a group of trajectories in one batch; error at each
+  horizon averaged over starts. This scores the middle of trajectories too, not only how they
+  begin (water2d opens in free fall, where gravity-only is exact; a flag opens at rest). Skipped
+  when only the first frame fits.
+
+The domain supplies an :class:`Evaluation` (its steppers: the model and the baselines; the error
+of a field; the entities that are scored; what a saved record holds) through
+:mod:`gns.domains`; everything else (grouping, batching, the rollouts, reductions, the rollout
+file, the table) is here once.
+
+Error conventions. ``metric = "mse"`` with ``reduction = "per_rollout"`` (particles, GNS): the
+mean squared error over scored entities and components, per rollout, averaged over rollouts.
+``metric = "rmse"`` with ``reduction = "pooled"`` (meshes, MeshGraphNets): squared errors pooled
+over every rollout's scored nodes, then the square root. ``"full"`` is the mean over every step
+of the rollout (of the MSE; the RMSE's is the root of the mean MSE).
+"""
 
 from __future__ import annotations
 
-import json
-import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
-import h5py
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from gns.data import DatasetMetadata, TrajectorySplit
-from gns.metrics import at_horizons, average_metrics, mse_per_step, rollout_metrics
-from gns.particles.batch import ParticleBatch
-from gns.rollout import baseline_rollout, rollout
+from gns.atomic import write_json_atomic
+from gns.data.windows import WindowSampler
+from gns.rollout import Stepper, rollout, stepper_device
+from gns.rollout_io import RolloutRecord, write_rollouts
+from gns.state import State
 
-MODELS = ("model", "constant_velocity", "constant_acceleration")
-
-
-def gravity_of(metadata: DatasetMetadata) -> torch.Tensor:
-    """Per-step acceleration of the gravity-only baseline: ``metadata.gravity`` if given, else ``acc_mean``."""
-    g = metadata.gravity if metadata.gravity is not None else metadata.acc_mean
-    return torch.as_tensor(g, dtype=torch.float32)
+__all__ = ["Evaluation", "evaluate_split", "format_table", "best_baseline"]
 
 
-def _groups(split: TrajectorySplit, indices: Sequence[int], size: int) -> list[list[int]]:
-    """Batches of trajectories of equal length (so they roll out together)."""
-    by_length: dict[int, list[int]] = {}
-    for i in indices:
-        by_length.setdefault(split.sequence_length(i), []).append(i)
-    return [idx[k:k + size] for idx in by_length.values() for k in range(0, len(idx), size)]
+class Evaluation(Protocol):
+    """What a domain tells the evaluator about one trained simulator.
+
+    Attributes:
+        kind: the domain (``"particles"``, ``"mesh"``).
+        domain: the dataset's own domain name, for files (``"water2d"``, ``"cloth"``).
+        dt: seconds between frames.
+        metric, reduction: see the module docstring.
+        target_field: the field the model integrates (scored first).
+        scored_fields: the fields scored, target first.
+        window: frames the model reads (every rollout starts after them).
+        steppers: ``"model"`` first, then the baselines.
+        info: extra attributes for rollout files (e.g. the box bounds).
+    """
+
+    kind: str
+    domain: str
+    dt: float
+    metric: str
+    reduction: str
+    target_field: str
+    scored_fields: Sequence[str]
+    window: int
+    steppers: Mapping[str, Stepper]
+    info: Mapping[str, Any]
+
+    def windows(self, split: Any) -> WindowSampler:
+        """Reads whole trajectories of ``split`` as states holding every field a stepper needs."""
+
+    def squared_error(self, name: str, predicted: Tensor, truth: Tensor) -> Tensor:
+        """``(N, S)`` squared error of field ``name``, summed over its ``F`` components."""
+
+    def scored(self, state: State) -> Tensor:
+        """``(N,)`` bool: the entities the error covers."""
+
+    def extra_metrics(self, predicted: Mapping[str, Tensor], truth: Mapping[str, Tensor], initial: State,
+                      scored: Tensor) -> dict[str, Tensor]:
+        """Per-system ``(B,)`` scalars of a first-frame rollout (e.g. kinetic-energy error); may be empty."""
+
+    def drawing(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per-entity attributes and ``(E, K)`` links of a one-system state, for its rollout record."""
 
 
-def _predict(simulator, initial: ParticleBatch, steps: int, truth: torch.Tensor,
-             gravity: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``(steps, N, D)`` rollouts of the model and both baselines from the same window."""
-    kinematic = simulator.is_kinematic(initial.particle_type)
-    bounds, periodic = simulator.bounds, simulator.periodic
-    return {
-        "model": rollout(simulator, initial, steps, prescribed=truth),
-        "constant_velocity": baseline_rollout(initial, steps, torch.zeros_like(gravity), bounds, periodic,
-                                              kinematic, truth),
-        "constant_acceleration": baseline_rollout(initial, steps, gravity, bounds, periodic, kinematic, truth),
-    }
+@dataclass
+class _Scores:
+    """Per-rollout squared-error sums of one protocol: ``[(sums (S,), count)]`` per rollout name and field."""
+
+    curves: dict[str, dict[str, list[tuple[Tensor, float]]]] = field(default_factory=dict)
+    extras: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def add(self, name: str, field_name: str, sums: Tensor, counts: Tensor) -> None:
+        rows = self.curves.setdefault(name, {}).setdefault(field_name, [])
+        rows.extend((sums[b].double().cpu(), float(counts[b])) for b in range(sums.shape[0]))
+
+    def add_extra(self, name: str, values: Mapping[str, Tensor]) -> None:
+        for key, v in values.items():
+            self.extras.setdefault(name, {}).setdefault(key, []).extend(float(x) for x in v.cpu())
 
 
-def _repeat(batch: ParticleBatch, positions: list[torch.Tensor]) -> ParticleBatch:
-    """The systems of ``batch`` once per entry of ``positions`` (each ``(N, W, D)``), as one batch."""
-    k = len(positions)
-    return ParticleBatch(torch.cat(positions), batch.particle_type.repeat(k), batch.n_particles.repeat(k),
-                         None if batch.context is None else batch.context.repeat(k, 1))
-
-
-def evaluate_split(simulator, split: TrajectorySplit, metadata: DatasetMetadata, horizons: Sequence[int],
-                   max_trajectories: int | None = None, batch_trajectories: int = 4, num_steps: int | None = None,
-                   save_path: str | Path | None = None, progress: bool = True,
-                   start_stride: int = 0) -> dict[str, object]:
-    """Roll out held-out trajectories and compare the model with the baselines.
-
-    Two protocols:
-
-    * **from the first frame**: each trajectory rolled out from its first ``C+1`` frames to the end
-      (or ``num_steps``); MSE at ``horizons`` and over the whole rollout, kinetic-energy error.
-    * **from many start times** (``start_stride > 0``): rollouts of ``max(horizons)`` steps started every
-      ``start_stride`` frames, all in one batch; MSE at each horizon averaged over starts. This scores
-      the model where particles interact, not only in the opening frames (on water2d the opening
-      frames are free fall, where the gravity-only baseline is exact).
+def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_trajectories: int | None = None,
+                   batch_trajectories: int = 4, num_steps: int | None = None, save_path: str | Path | None = None,
+                   progress: bool = True, start_stride: int = 0) -> dict[str, Any]:
+    """Roll out held-out trajectories of any domain and compare the model with its baselines.
 
     Args:
-        save_path: write the from-first-frame predictions with ground truth to this HDF5 file
-            (``{traj}/predicted``, ``{traj}/ground_truth`` ``(T, N, D)``, ``{traj}/particle_type``,
-            ``{traj}/initial``) and the metrics beside it as JSON.
+        simulator: a trained simulator (its ``kind`` picks the domain in :mod:`gns.domains`).
+        split: the held-out trajectories, opened for the simulator (``gns.domains.open_split_for``).
+        horizons: steps at which the error is reported (longer ones are skipped).
+        max_trajectories: score only the first trajectories of the split.
+        batch_trajectories: trajectories of equal length rolled out together as one batch.
+        num_steps: steps per first-frame rollout (default: to the end of each trajectory).
+        save_path: write the model's first-frame rollouts with ground truth
+            (:mod:`gns.rollout_io`) and the summary beside it as JSON.
+        progress: show a progress bar.
+        start_stride: frames between the starts of the multi-start rollouts (0: off).
 
     Returns:
-        ``{"model"|"constant_velocity"|"constant_acceleration": averaged metrics, "per_trajectory": [...],
-        "multistart": {name: {"mse": {h: ...}}, "num_rollouts": ..., "start_stride": ...}}``.
+        ``{"kind", "metric", "target_field", "fields", "rollouts", "horizons", "num_trajectories",
+        "steps", <rollout name>: {<metric>: {h: .., "full": ..}, "<field>_<metric>": ..,
+        "<metric>_per_step": [..], extras, "num_rollouts"}, "per_trajectory": [..],
+        ["multistart": {<rollout name>: .., "num_rollouts", "start_stride"}]}``; ``<metric>`` is the
+        target field's table, ``"<field>_<metric>"`` another scored field's.
     """
-    device = next(simulator.parameters()).device
-    c1 = simulator.history + 1
-    indices = list(range(len(split)))[: max_trajectories or None]
-    results: dict[str, list] = {m: [] for m in MODELS}
-    multistart: dict[str, list] = {m: [] for m in MODELS}
-    per_trajectory = []
-    saved = {}
-    gravity = gravity_of(metadata).to(device)
-    bounds, periodic = simulator.bounds, simulator.periodic
+    from gns.domains import evaluation_for
+
+    ev = evaluation_for(simulator)
+    windows = ev.windows(split)
+    device = stepper_device(simulator, torch.device("cpu"))
+    count = len(windows.lengths) if max_trajectories is None else min(len(windows.lengths), max_trajectories)
     longest = max(horizons, default=0)
-    for group in tqdm(_groups(split, indices, batch_trajectories), desc="evaluate", disable=not progress):
-        trajs = [split[i] for i in group]
-        frames = trajs[0].position.shape[0]
-        steps = frames - c1 if num_steps is None else min(num_steps, frames - c1)
-        full = torch.cat([torch.from_numpy(t.position).transpose(0, 1) for t in trajs]).to(device)  # (N, T, D)
-        ptype = torch.cat([torch.from_numpy(np.asarray(t.particle_type, dtype=np.int64)) for t in trajs]).to(device)
-        counts = torch.tensor([t.position.shape[1] for t in trajs], device=device)
-        context = None
-        if simulator.context_size:
-            context = torch.stack([torch.as_tensor(t.context, dtype=torch.float32) for t in trajs]).to(device)
-        initial = ParticleBatch(full[:, :c1], ptype, counts, context)
-        truth = full[:, c1:c1 + steps].transpose(0, 1)                              # (T, N, D)
-        kinematic = simulator.is_kinematic(ptype)
-        predictions = _predict(simulator, initial, steps, truth, gravity)
-        starts = [0] + counts.cumsum(0).tolist()
-        for b, traj_index in enumerate(group):
-            sl = slice(starts[b], starts[b + 1])
-            mask = ~kinematic[sl]
-            row = {"trajectory": split.keys()[traj_index], "steps": steps}
-            for name, pred in predictions.items():
-                m = rollout_metrics(pred[:, sl], truth[:, sl], full[sl, c1 - 1], bounds, periodic, horizons, mask)
-                results[name].append(m)
-                row[name] = m["mse"]
-            per_trajectory.append(row)
-            if save_path is not None:
-                saved[split.keys()[traj_index]] = (predictions["model"][:, sl].cpu().numpy(),
-                                                   truth[:, sl].cpu().numpy(), ptype[sl].cpu().numpy(),
-                                                   full[sl, :c1].transpose(0, 1).cpu().numpy())
-        if start_stride > 0 and longest > 0:
-            t0s = list(range(0, frames - c1 - longest + 1, start_stride))
-            if t0s:
-                batch = _repeat(initial, [full[:, t0:t0 + c1] for t0 in t0s])
-                truth_ms = torch.cat([full[:, t0 + c1:t0 + c1 + longest] for t0 in t0s]).transpose(0, 1)
-                preds = _predict(simulator, batch, longest, truth_ms, gravity)
-                n = full.shape[0]
-                for k in range(len(t0s)):
-                    for b in range(len(group)):
-                        sl = slice(k * n + starts[b], k * n + starts[b + 1])
-                        mask = ~kinematic[starts[b]:starts[b + 1]]
-                        for name, pred in preds.items():
-                            per_step = mse_per_step(pred[:, sl], truth_ms[:, sl], bounds, periodic, mask)
-                            multistart[name].append(at_horizons(per_step, horizons))
-    summary = {name: average_metrics(items) for name, items in results.items()}
+    first, multi = _Scores(), _Scores()
+    per_trajectory, records = [], []
+    steps_done, num_starts = None, 0
+    keys = windows.keys()
+    for group in tqdm(_groups(windows, count, batch_trajectories), desc="evaluate", disable=not progress):
+        frames = windows.num_frames(group[0])
+        steps = frames - ev.window if num_steps is None else min(num_steps, frames - ev.window)
+        full = windows.load([(i, 0) for i in group], ev.window + steps).to(device)
+        predictions = _score(ev, full, steps, first, extras=True)
+        steps_done = steps if steps_done is None else min(steps_done, steps)
+        _per_trajectory_rows(ev, first, [keys[i] for i in group], steps, horizons, per_trajectory)
+        if save_path is not None:
+            records += _records(ev, full, predictions["model"], [keys[i] for i in group])
+        starts = list(range(0, frames - ev.window - longest + 1, start_stride)) if start_stride > 0 and longest else []
+        if len(starts) > 1:
+            batch = windows.load([(i, t0) for t0 in starts for i in group], ev.window + longest).to(device)
+            _score(ev, batch, longest, multi, extras=False)
+            num_starts += batch.num_systems
+    summary: dict[str, Any] = {"kind": ev.kind, "metric": ev.metric, "target_field": ev.target_field,
+                               "fields": list(ev.scored_fields), "rollouts": list(ev.steppers),
+                               "horizons": list(horizons), "num_trajectories": count, "steps": steps_done}
+    summary.update(_tables(ev, first, horizons))
     summary["per_trajectory"] = per_trajectory
-    summary["horizons"] = list(horizons)
-    if any(multistart.values()):
-        summary["multistart"] = {name: {"mse": {k: float(np.mean([m[k] for m in items])) for k in items[0]}}
-                                 for name, items in multistart.items()}
-        summary["multistart"]["num_rollouts"] = len(multistart["model"])
-        summary["multistart"]["start_stride"] = start_stride
+    if num_starts:
+        summary["multistart"] = {**_tables(ev, multi, horizons), "num_rollouts": num_starts,
+                                 "start_stride": start_stride}
     if save_path is not None:
-        write_rollouts(save_path, saved, summary)
+        save_path = Path(save_path)
+        write_rollouts(save_path, records, simulator=ev.kind, domain=ev.domain, dt=ev.dt,
+                       target_field=ev.target_field, metrics=_json_ready(summary),
+                       info={"input_frames": ev.window, **ev.info})
+        write_json_atomic(save_path.with_suffix(".json"), _json_ready(summary))
     return summary
 
 
-def write_rollouts(path: str | Path, rollouts: dict[str, tuple], summary: dict) -> Path:
-    """Atomically write ``{key: (predicted, ground_truth, particle_type, initial)}`` to HDF5 (or .npz)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".npz":
-        arrays = {}
-        for key, (pred, truth, ptype, initial) in rollouts.items():
-            arrays.update({f"{key}/predicted": pred, f"{key}/ground_truth": truth, f"{key}/particle_type": ptype,
-                           f"{key}/initial": initial})
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+def _groups(windows: WindowSampler, count: int, size: int) -> list[list[int]]:
+    """Batches of trajectories of equal length (so they roll out together)."""
+    by_length: dict[int, list[int]] = {}
+    for i in range(count):
+        by_length.setdefault(windows.num_frames(i), []).append(i)
+    return [idx[k:k + size] for idx in by_length.values() for k in range(0, len(idx), max(1, size))]
+
+
+def _score(ev: Evaluation, full: State, steps: int, scores: _Scores, extras: bool) -> dict[str, dict[str, Tensor]]:
+    """Roll every stepper from the first ``window`` frames of ``full`` and add their errors to ``scores``."""
+    initial = full.window(0, ev.window)
+    future = full.window(ev.window, ev.window + steps)
+    scored = ev.scored(full)
+    batch = full.batch
+    counts = torch.zeros(full.num_systems, device=scored.device).index_add_(0, batch, scored.float())
+    predictions = {}
+    for name, stepper in ev.steppers.items():
+        predicted = rollout(stepper, initial, steps, future.fields)
+        predictions[name] = predicted
+        for field_name in ev.scored_fields:
+            if field_name not in predicted:
+                continue
+            sq = ev.squared_error(field_name, predicted[field_name], future.fields[field_name])   # (N, S)
+            sums = torch.zeros(full.num_systems, steps, dtype=sq.dtype, device=sq.device)
+            sums.index_add_(0, batch[scored], sq[scored])
+            scores.add(name, field_name, sums, counts * future.fields[field_name].shape[-1])
+        if extras:
+            scores.add_extra(name, ev.extra_metrics(predicted, future.fields, initial, scored))
+    return predictions
+
+
+def _key(ev: Evaluation, field_name: str) -> str:
+    return ev.metric if field_name == ev.target_field else f"{field_name}_{ev.metric}"
+
+
+def _reduce(rows: list[tuple[Tensor, float]], horizons: Sequence[int], reduction: str, metric: str
+            ) -> tuple[dict[str, float], list[float]]:
+    """The table ``{h: .., "full": ..}`` and the per-step curve of rollouts ``[(sums (S,), count)]``."""
+    shortest = min(len(s) for s, _ in rows)
+    if reduction == "pooled":
+        mse = sum(s[:shortest] for s, _ in rows) / max(sum(c for _, c in rows), 1.0)      # (S,)
+        table = {str(h): float(mse[h - 1]) for h in horizons if 1 <= h <= shortest}
+        table["full"] = float(mse.mean()) if shortest else float("nan")
+        curve = mse
     else:
-        with h5py.File(tmp, "w") as f:
-            for key, (pred, truth, ptype, initial) in rollouts.items():
-                g = f.create_group(key)
-                g["predicted"], g["ground_truth"], g["particle_type"], g["initial"] = pred, truth, ptype, initial
-            f.attrs["metrics"] = json.dumps(summary)
-    os.replace(tmp, path)
-    path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    return path
+        per = [s / max(c, 1.0) for s, c in rows]                                            # per rollout (S_b,)
+        table = {}
+        for h in horizons:
+            have = [p[h - 1] for p in per if h <= len(p)]
+            if have:
+                table[str(h)] = float(sum(have) / len(have))
+        table["full"] = float(np.mean([float(p.mean()) for p in per]))
+        curve = torch.stack([p[:shortest] for p in per]).mean(0)
+    if metric == "rmse":
+        table = {k: float(np.sqrt(v)) for k, v in table.items()}
+        curve = curve.sqrt()
+    return table, [float(v) for v in curve]
 
 
-def read_rollouts(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
-    """Inverse of :func:`write_rollouts`: ``{key: {"predicted", "ground_truth", "particle_type", "initial"}}``."""
-    path = Path(path)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    if path.suffix == ".npz":
-        with np.load(path) as f:
-            for name in f.files:
-                key, field = name.rsplit("/", 1)
-                out.setdefault(key, {})[field] = f[name]
-        return out
-    with h5py.File(path, "r") as f:
-        for key in f:
-            out[key] = {field: f[key][field][()] for field in f[key]}
+def _tables(ev: Evaluation, scores: _Scores, horizons: Sequence[int]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, fields in scores.curves.items():
+        entry: dict[str, Any] = {}
+        for field_name, rows in fields.items():
+            table, curve = _reduce(rows, horizons, ev.reduction, ev.metric)
+            entry[_key(ev, field_name)] = table
+            if field_name == ev.target_field:
+                entry[f"{ev.metric}_per_step"] = curve
+                entry["num_rollouts"] = len(rows)
+        for key, values in scores.extras.get(name, {}).items():
+            entry[key] = float(np.mean(values))
+        out[name] = entry
     return out
 
 
-def _mse_rows(mse: dict[str, dict[str, float]], keys: list[str]) -> list[str]:
-    lines = [f"{'horizon':>24} " + " ".join(f"{k:>10}" for k in keys)]
-    for name in MODELS:
-        lines.append(f"{name:>24} " + " ".join(f"{mse[name][k]:10.3e}" for k in keys))
-    best = {k: min(mse[b][k] for b in MODELS[1:]) for k in keys}
-    lines.append(f"{'better baseline / model':>24} " + " ".join(
-        f"{best[k] / mse['model'][k]:10.2f}" if mse["model"][k] > 0 else f"{'inf':>10}" for k in keys))
+def _per_trajectory_rows(ev: Evaluation, scores: _Scores, keys: list[str], steps: int, horizons: Sequence[int],
+                         rows: list[dict]) -> None:
+    """Per-trajectory target-field tables of the group just scored (the last ``len(keys)`` rollouts)."""
+    for b, key in enumerate(keys):
+        row: dict[str, Any] = {"trajectory": key, "steps": steps}
+        for name, fields in scores.curves.items():
+            sums, count = fields[ev.target_field][len(fields[ev.target_field]) - len(keys) + b]
+            table, _ = _reduce([(sums, count)], horizons, "per_rollout", ev.metric)
+            row[name] = table
+        rows.append(row)
+
+
+def _records(ev: Evaluation, full: State, predicted: Mapping[str, Tensor], keys: list[str]) -> list[RolloutRecord]:
+    """One record per system: ``predicted`` (the initial frames, then the model) and ``ground_truth``."""
+    records = []
+    offsets = full.offsets.tolist()
+    for b, (system, key) in enumerate(zip(full.split(), keys)):
+        sl = slice(offsets[b], offsets[b + 1])
+        truth = {name: system.fields[name].transpose(0, 1).cpu().numpy() for name in predicted}     # (T, N, F)
+        pred = {name: np.concatenate([truth[name][:ev.window], values[sl].transpose(0, 1).cpu().numpy()])
+                for name, values in predicted.items()}
+        static, links = ev.drawing(system)
+        records.append(RolloutRecord(key, {"predicted": pred, "ground_truth": truth}, static, links))
+    return records
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with numpy/torch scalars as Python numbers (for JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (np.generic, Tensor)):
+        return value.item()
+    return value
+
+
+# ------------------------------------------------------------------------------ the table
+
+
+def best_baseline(summary: Mapping[str, Any], table_key: str, column: str) -> tuple[str, float]:
+    """The better baseline at one column of a table (lowest error) and its error."""
+    names = [n for n in summary.get("rollouts", []) if n != "model" and table_key in summary.get(n, {})
+             and column in summary[n][table_key]]
+    name = min(names, key=lambda n: summary[n][table_key][column])
+    return name, summary[name][table_key][column]
+
+
+def _table_lines(summary: Mapping[str, Any], rollouts: Sequence[str], table_key: str) -> list[str]:
+    names = [n for n in rollouts if n in summary and table_key in summary[n]]
+    columns = list(summary["model"][table_key])
+    lines = [f"{'horizon':>24}" + "".join(f"{c:>11}" for c in columns)]
+    for name in names:
+        lines.append(f"{name:>24}" + "".join(f"{summary[name][table_key][c]:>11.3e}" for c in columns))
+    if len(names) > 1:
+        ratios = []
+        for c in columns:
+            _, best = best_baseline({**summary, "rollouts": names}, table_key, c)
+            model = summary["model"][table_key][c]
+            ratios.append(best / model if model > 0 else float("inf"))
+        lines.append(f"{'better baseline / model':>24}" + "".join(f"{r:>11.2f}" for r in ratios))
     return lines
 
 
-def format_table(summary: dict[str, object]) -> str:
-    """Plain-text tables of position MSE per horizon for the model and the baselines."""
-    keys = list(summary["model"]["mse"].keys())
-    lines = ["position MSE, rollouts from the first frame:"]
-    lines += _mse_rows({m: summary[m]["mse"] for m in MODELS}, keys)
-    lines.append(f"kinetic-energy error: model {summary['model']['ke_error']:.3e}, constant velocity "
-                 f"{summary['constant_velocity']['ke_error']:.3e}, gravity only "
-                 f"{summary['constant_acceleration']['ke_error']:.3e} (mean KE {summary['model']['ke_true_mean']:.3e})")
-    if "multistart" in summary:
-        ms = summary["multistart"]
-        lines.append(f"position MSE, {ms['num_rollouts']} rollouts started every {ms['start_stride']} frames:")
-        lines += _mse_rows({m: ms[m]["mse"] for m in MODELS}, list(ms["model"]["mse"].keys()))
-    return "\n".join(lines)
+def format_table(summary: Mapping[str, Any]) -> str:
+    """Every table of an :func:`evaluate_split` summary as aligned text, with better-baseline / model ratios.
+
+    Tables: the target field from the first frame, the other scored fields, then the multi-start
+    ones; a line per extra scalar (e.g. the kinetic-energy error).
+    """
+    metric, target = summary["metric"], summary["target_field"]
+    rollouts = summary["rollouts"]
+    label = metric.upper()
+    parts = [f"{label} of {target}, {summary['num_trajectories']} rollouts from the first frame:"]
+    parts += _table_lines(summary, rollouts, metric)
+    for field_name in summary["fields"]:
+        if field_name != target:
+            parts += [f"{label} of {field_name}:", *_table_lines(summary, rollouts, f"{field_name}_{metric}")]
+    tables = {metric, *(f"{f}_{metric}" for f in summary["fields"])}
+    skip = tables | {f"{metric}_per_step", "num_rollouts"}
+    for key in summary["model"]:
+        if key not in skip:
+            values = ", ".join(f"{n} {summary[n][key]:.3e}" for n in rollouts if key in summary.get(n, {}))
+            parts.append(f"{key}: {values}")
+    multi = summary.get("multistart")
+    if multi:
+        parts.append(f"{label} of {target}, {multi['num_rollouts']} rollouts started every "
+                     f"{multi['start_stride']} frames:")
+        parts += _table_lines(multi, rollouts, metric)
+        for field_name in summary["fields"]:
+            if field_name != target:
+                parts += [f"{label} of {field_name} (multi-start):",
+                          *_table_lines(multi, rollouts, f"{field_name}_{metric}")]
+    return "\n".join(parts)

@@ -1,97 +1,131 @@
-"""Autoregressive rollouts of a learned particle simulator, and the simple baselines.
+"""The one rollout driver: any domain's learned simulator or baseline, over any batch of systems.
 
-:func:`rollout` runs any number of systems at once (a :class:`ParticleBatch` of several
-trajectories or several counterfactual variants of one), in inference mode, on whatever
-device the simulator lives on.
+A *stepper* maps a state (a :class:`gns.state.State` holding the last ``window`` frames of the
+fields it reads) to the next frame of the fields it predicts. :func:`rollout` applies it
+``num_steps`` times: it holds the entities the stepper does not simulate (kinematic particles,
+mesh handles and obstacles, flow boundaries) to prescribed values, feeds exogenous input fields
+(a cloth's wind) from outside at every step, shifts the window, and runs in eval and inference
+mode on the stepper's device. Learned simulators of every domain and the baselines
+(constant velocity, gravity only, persistence) are all steppers, so they roll out through the same
+loop; the training losses (:mod:`gns.train.losses`) take the same step with gradients.
+
+Conventions: ``controls`` maps field names to ``(N, S, F)`` values over the ``S >= num_steps``
+steps of the rollout (usually the ground truth after the initial window): a predicted field's
+values are used on held entities only, an input field's on every entity. Rollouts are returned
+the same way, field -> ``(N, num_steps, F)``, entity first like the state.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Mapping, Protocol, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from gns.geometry import minimum_image
-from gns.particles.batch import ParticleBatch
-from gns.particles.integrate import integrate
+from gns.errors import GnsInputError
+from gns.state import State, hold
 
-StepFn = Callable[[ParticleBatch], Tensor]
+__all__ = ["Stepper", "rollout", "stepper_device", "trim_to_stepper"]
 
 
-def autoregress(step: StepFn, initial: ParticleBatch, num_steps: int, kinematic: Tensor | None = None,
-                prescribed: Tensor | None = None, progress: bool = False) -> Tensor:
-    """Apply ``step`` ``num_steps`` times, shifting the position window each time.
+class Stepper(Protocol):
+    """What :func:`rollout` needs of a simulator or a baseline.
 
-    Args:
-        step: maps a batch with positions ``(N, W, D)`` to next positions ``(N, D)``.
-        initial: the starting window.
-        kinematic: ``(N,)`` bool; these particles take positions from ``prescribed``.
-        prescribed: ``(num_steps, N, D)`` positions for kinematic particles.
-
-    Returns:
-        ``(num_steps, N, D)`` predicted positions.
+    Attributes:
+        window: frames of each state field a step reads (the last ones of the state).
+        state_fields: the fields a step reads over the window (what the rollout keeps and shifts).
+        input_fields: those of ``state_fields`` given from outside at every step (never predicted).
+        predicted_fields: the fields :meth:`predict_next` returns.
     """
-    history = initial.position
-    out = []
-    for t in tqdm(range(num_steps), desc="rollout", disable=not progress, leave=False):
-        nxt = step(initial.with_position(history))
-        if kinematic is not None and prescribed is not None:
-            nxt = torch.where(kinematic[:, None], prescribed[t], nxt)
-        out.append(nxt)
-        history = torch.cat([history[:, 1:], nxt[:, None]], dim=1)
-    if not out:
-        return history.new_zeros((0, *history.shape[::2]))
-    return torch.stack(out)
+
+    window: int
+    state_fields: Sequence[str]
+    input_fields: Sequence[str]
+    predicted_fields: Sequence[str]
+
+    def held(self, state: State) -> Tensor:
+        """``(N,)`` bool: entities whose predicted fields take prescribed values."""
+
+    def predict_next(self, state: State) -> dict[str, Tensor]:
+        """Field -> ``(N, F)`` next frame of every predicted field (held entities not yet overwritten)."""
 
 
-def rollout(simulator, initial: ParticleBatch, num_steps: int, prescribed: Tensor | None = None,
-            progress: bool = False) -> Tensor:
-    """Roll a learned simulator forward.
+def stepper_device(stepper: object, default: torch.device) -> torch.device:
+    """The device of a stepper's parameters or buffers; ``default`` for one without tensors."""
+    if isinstance(stepper, nn.Module):
+        for tensor in (*stepper.parameters(), *stepper.buffers()):
+            return tensor.device
+    return default
+
+
+def trim_to_stepper(stepper: Stepper, state: State) -> State:
+    """The last ``stepper.window`` frames of the fields the stepper reads.
+
+    Raises:
+        GnsInputError: a field is missing or holds fewer frames than the window.
+    """
+    fields = {}
+    for name in stepper.state_fields:
+        values = state.fields.get(name)
+        if values is None or values.shape[1] < stepper.window:
+            raise GnsInputError("the initial state lacks a field or frames the stepper reads", key=name,
+                                expected=f"(N, >={stepper.window}, F) for fields {list(stepper.state_fields)}",
+                                found=None if values is None else tuple(values.shape))
+        fields[name] = values[:, -stepper.window:]
+    return state.with_fields(fields)
+
+
+def _check_controls(stepper: Stepper, state: State, controls: Mapping[str, Tensor], num_steps: int) -> None:
+    for name in stepper.input_fields:
+        if name not in controls:
+            raise GnsInputError("the rollout needs the input fields the model reads over the whole rollout",
+                                key="controls", expected=f"fields {list(stepper.input_fields)}", found=sorted(controls))
+    for name, values in controls.items():
+        if values.ndim != 3 or values.shape[0] != state.num_entities or values.shape[1] < num_steps:
+            raise GnsInputError("prescribed values must cover every entity and step of the rollout",
+                                key=f"controls/{name}", expected=f"({state.num_entities}, >={num_steps}, F)",
+                                found=tuple(values.shape))
+
+
+def rollout(stepper: Stepper, initial: State, num_steps: int, controls: Mapping[str, Tensor] | None = None, *,
+            progress: bool = False) -> dict[str, Tensor]:
+    """Roll ``stepper`` ``num_steps`` steps forward from ``initial``.
 
     Args:
-        simulator: a ``ParticleSimulator`` (its device is used).
-        initial: positions ``(N, >= C+1, D)``; only the last ``C+1`` steps are used.
+        stepper: a learned simulator of any domain, or a baseline (see :class:`Stepper`).
+        initial: systems whose ``state_fields`` hold at least ``stepper.window`` frames.
         num_steps: steps to predict.
-        prescribed: ``(num_steps, N, D)`` ground truth for kinematic particles (None: none are kinematic,
-            or they are left to the model).
+        controls: field -> ``(N, >= num_steps, F)`` prescribed values (see the module docstring);
+            held entities keep the stepper's own prediction for a predicted field left out.
+        progress: show a progress bar.
 
     Returns:
-        ``(num_steps, N, D)`` predicted positions.
+        field -> ``(N, num_steps, F)`` predicted frames of every predicted field, on the stepper's device.
     """
-    device = next(simulator.parameters()).device
-    window = initial.to(device).with_position(initial.position[:, -(simulator.history + 1):].to(device))
-    kinematic = simulator.is_kinematic(window.particle_type)
-    was_training = simulator.training
-    simulator.eval()
+    device = stepper_device(stepper, initial.device)
+    state = trim_to_stepper(stepper, initial.to(device))
+    controls = {k: v.to(device) for k, v in (controls or {}).items()}
+    _check_controls(stepper, state, controls, num_steps)
+    held = stepper.held(state)
+    held_controls = {k: v for k, v in controls.items() if k in stepper.predicted_fields} if bool(held.any()) else {}
+    learned = [stepper] if isinstance(stepper, nn.Module) else []
+    was_training = [m.training for m in learned]
+    for module in learned:
+        module.eval()
+    frames: dict[str, list[Tensor]] = {name: [] for name in stepper.predicted_fields}
     try:
         with torch.inference_mode():
-            return autoregress(simulator.predict_next_position, window, num_steps, kinematic,
-                               None if prescribed is None else prescribed.to(device), progress)
+            for t in tqdm(range(num_steps), desc="rollout", disable=not progress, leave=False):
+                nxt = stepper.predict_next(state)
+                nxt = hold(nxt, {k: v[:, t] for k, v in held_controls.items()}, held)
+                for name in frames:
+                    frames[name].append(nxt[name])
+                state = state.shift({name: controls[name][:, t] if name in stepper.input_fields else nxt[name]
+                                     for name in stepper.state_fields})
     finally:
-        simulator.train(was_training)
-
-
-def constant_acceleration_step(acceleration: Tensor, bounds: Tensor, periodic: Tensor) -> StepFn:
-    """Baseline step: ``x_{t+1} = x_t + v_t + a`` with a fixed per-step acceleration ``(D,)``
-    (zero: constant velocity; gravity: gravity only), kept inside non-periodic walls."""
-    def step(batch: ParticleBatch) -> Tensor:
-        nxt = integrate(batch.position, acceleration.to(batch.position).expand_as(batch.position[:, -1]),
-                        bounds, periodic)
-        lo, hi = bounds[:, 0].to(nxt), bounds[:, 1].to(nxt)
-        clamped = torch.maximum(torch.minimum(nxt, hi), lo)
-        return torch.where(periodic.to(nxt.device), nxt, clamped)
-    return step
-
-
-def baseline_rollout(initial: ParticleBatch, num_steps: int, acceleration: Tensor, bounds: Tensor,
-                     periodic: Tensor, kinematic: Tensor | None = None, prescribed: Tensor | None = None) -> Tensor:
-    """``(num_steps, N, D)`` rollout of :func:`constant_acceleration_step`."""
-    return autoregress(constant_acceleration_step(acceleration, bounds, periodic), initial, num_steps,
-                       kinematic, prescribed)
-
-
-def position_error(predicted: Tensor, ground_truth: Tensor, bounds: Tensor, periodic: Tensor) -> Tensor:
-    """``(T, N, D)`` error with the minimum image in periodic dims."""
-    return minimum_image(predicted - ground_truth, bounds.to(predicted), periodic.to(predicted.device))
+        for module, mode in zip(learned, was_training):
+            module.train(mode)
+    width = {name: initial.fields[name].shape[-1] if name in initial.fields else 0 for name in frames}
+    return {name: torch.stack(v, dim=1) if v else torch.zeros((state.num_entities, 0, width[name]), device=device)
+            for name, v in frames.items()}

@@ -1,28 +1,24 @@
-"""Animations and plots for particle trajectories (used by ``gns render`` and the notebooks).
+"""What every domain's pictures share: animation objects, saving, notebook players, error plots.
 
-Every function accepts numpy arrays or torch tensors (any device, any float dtype) and
-depends only on numpy, matplotlib, tqdm and pillow, so importing it never pulls in the
-rest of ``gns``.
+The domains draw their own animations (:mod:`gns.particles.viz`, :mod:`gns.mesh.viz`) with the
+helpers here. Every function accepts numpy arrays or torch tensors (any device, any float
+dtype) and depends only on numpy, matplotlib, tqdm and pillow.
 
-Two kinds of figure are made here, on purpose in two different ways:
+Two kinds of figure are made, on purpose in two different ways:
 
-* Animations (:func:`animate_rollout`) are drawn on a bare :class:`matplotlib.figure.Figure`
-  that pyplot does not track: nothing leaks when the CLI renders many files, and a
-  notebook shows only the animation (:func:`animation_html`), not a stray static copy of
-  its first frame.
-* Static plots (:func:`plot_error_vs_horizon`, :func:`plot_error_over_time`,
-  :func:`frame_figure`) create their figure with pyplot when no ``ax`` is given, so that
-  a notebook displays them inline like any other plot.
+* Animations are drawn on a bare :class:`matplotlib.figure.Figure` that pyplot does not track:
+  nothing leaks when the CLI renders many files, and a notebook shows only the animation
+  (:func:`animation_html`), not a stray static copy of its first frame.
+* Static plots (:func:`plot_error_vs_horizon`, :func:`plot_error_over_time`) create their
+  figure with pyplot when no ``ax`` is given, so that a notebook displays them inline.
 
 Example:
-    >>> anim = animate_rollout(predicted, ground_truth, particle_type=types, bounds=bounds)
-    >>> save_animation(anim, "rollout.gif")            # or render_rollout("rollout.gif", ...)
+    >>> save_animation(anim, "rollout.gif")
     >>> plot_error_vs_horizon({"model": {1: 1e-6, 10: 1e-4}}).figure.savefig("error.png")
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,25 +29,17 @@ from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from mpl_toolkits.mplot3d import Axes3D
-from tqdm import tqdm
 
 from gns.atomic import atomic_path
 
 __all__ = [
     "RolloutAnimation",
-    "animate_rollout",
     "save_animation",
-    "render_rollout",
     "plot_error_vs_horizon",
     "plot_error_over_time",
     "animation_html",
-    "frame_figure",
 ]
 
-# Colour of every particle when no particle types are given.
-_DEFAULT_COLOR = "tab:blue"
 # Marker shapes cycled over the lines of the error plots (legible in black and white too).
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 # Width of one animation panel in inches; heights follow the box's aspect ratio.
@@ -79,80 +67,6 @@ class RolloutAnimation(FuncAnimation):
 
 
 # --------------------------------------------------------------------------- animations
-
-
-def animate_rollout(predicted: Any, ground_truth: Any | None = None, *,
-                    particle_type: Any | None = None, bounds: Any | None = None,
-                    stride: int = 1, fps: int = 20,
-                    titles: Sequence[str] = ("Ground truth", "Prediction"),
-                    point_size: float | None = None,
-                    max_frames: int | None = 200) -> RolloutAnimation:
-    """Animate a rollout, side by side with its ground truth.
-
-    Panels are ground truth (left) and prediction (right), or the prediction alone when
-    ``ground_truth`` is None. 2D positions are drawn as a scatter plot, 3D positions as a
-    3D scatter plot (depth-shaded). Particles are coloured by type with the same colours in
-    every panel, and a figure legend lists the type ids and their particle counts. Axis
-    limits are fixed for the whole animation, and the title counts ``step t / T-1``.
-
-    Args:
-        predicted: ``(T, N, D)`` predicted positions, ``D`` in {2, 3}.
-        ground_truth: ``(T, N, D)`` true positions (same shape), or None.
-        particle_type: ``(N,)`` integer type of each particle, or None (one colour).
-        bounds: ``(D, 2)`` axis limits ``[lo, hi]`` per dimension. When None, the extent
-            of the ground truth (else of the prediction) plus a 5% margin, so that a
-            diverging prediction flies out of view instead of shrinking the scene.
-        stride: show every ``stride``-th step.
-        fps: frames per second, for display and as the default when saving.
-        titles: panel titles ``(ground truth, prediction)``.
-        point_size: marker area in points^2; None picks one from ``N``.
-        max_frames: at most this many frames. When the strided trajectory is longer, its
-            frames are subsampled evenly (first and last step kept), so the animation
-            still spans the whole rollout. None for no cap.
-
-    Returns:
-        A :class:`RolloutAnimation` with ``min(ceil(T / stride), max_frames)`` frames.
-
-    Raises:
-        ValueError: on arrays of the wrong rank or dimension, ``predicted`` and
-            ``ground_truth`` of different shapes (both are named), a ``particle_type`` or
-            ``bounds`` of the wrong shape, or ``stride`` / ``max_frames`` / ``fps`` < 1.
-    """
-    pred = _as_trajectory(predicted, "predicted")
-    truth = None if ground_truth is None else _as_trajectory(ground_truth, "ground_truth")
-    if truth is not None and truth.shape != pred.shape:
-        raise ValueError("predicted and ground_truth must have the same shape (T, N, D); found "
-                         f"predicted {pred.shape} and ground_truth {truth.shape}")
-    if fps < 1:
-        raise ValueError(f"fps must be >= 1, found {fps}")
-    num_steps, num_particles, dim = pred.shape
-    steps = _frame_steps(num_steps, stride, max_frames)
-    colors, handles = _type_colors(particle_type, num_particles)
-    limits = _axis_limits(bounds, truth if truth is not None else pred, dim)
-    size = _default_point_size(num_particles) if point_size is None else float(point_size)
-
-    if truth is not None:
-        panels = [(str(titles[0]), truth), (str(titles[1]), pred)]
-    else:
-        panels = [(str(titles[-1]), pred)]
-    fig, axes = _animation_figure(len(panels), limits)
-    scatters = []
-    for ax, (title, trajectory) in zip(axes, panels):
-        ax.set_title(title)
-        scatters.append(_scatter(ax, trajectory[steps[0]], colors, size))
-    counter = fig.suptitle(_counter_text(int(steps[0]), num_steps))
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6),
-                   title="particle type", frameon=False, fontsize="small")
-    _freeze_layout(fig)
-
-    def update(step: int) -> tuple:
-        for scatter, (_, trajectory) in zip(scatters, panels):
-            _set_positions(scatter, trajectory[step])
-        counter.set_text(_counter_text(step, num_steps))
-        return (*scatters, counter)
-
-    return RolloutAnimation(fig, update, steps=steps, axes=axes, fps=fps)
 
 
 def save_animation(anim: FuncAnimation, path: str | Path, fps: int | None = None, dpi: int = 80,
@@ -201,31 +115,6 @@ def save_animation(anim: FuncAnimation, path: str | Path, fps: int | None = None
     return path
 
 
-def render_rollout(path: str | Path, predicted: Any, ground_truth: Any | None = None, *,
-                   fps: int = 20, dpi: int = 80, progress: bool = True, **kwargs: Any) -> Path:
-    """Animate a rollout and save it in one call, with a tqdm progress bar over frames.
-
-    Args:
-        path: destination ``.gif`` or ``.mp4`` (see :func:`save_animation`).
-        predicted: ``(T, N, D)`` predicted positions.
-        ground_truth: ``(T, N, D)`` true positions, or None.
-        fps: frames per second.
-        dpi: resolution of each frame.
-        progress: show the progress bar (on stderr).
-        **kwargs: passed to :func:`animate_rollout` (``particle_type``, ``bounds``,
-            ``stride``, ``titles``, ``point_size``, ``max_frames``).
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-    """
-    path = Path(path)
-    anim = animate_rollout(predicted, ground_truth, fps=fps, **kwargs)
-    with tqdm(total=len(anim.steps), desc=f"render {path.name}", unit="frame",
-              disable=not progress) as bar:
-        return save_animation(anim, path, fps=fps, dpi=dpi,
-                              progress_callback=lambda i, n: bar.update(1))
-
-
 def animation_html(anim: FuncAnimation, *, embed_limit_mb: float | None = None) -> str:
     """HTML + JavaScript player for a notebook: ``IPython.display.HTML(animation_html(anim))``.
 
@@ -243,49 +132,6 @@ def animation_html(anim: FuncAnimation, *, embed_limit_mb: float | None = None) 
 
 
 # ------------------------------------------------------------------------- static plots
-
-
-def frame_figure(positions: Any, *, particle_type: Any | None = None, bounds: Any | None = None,
-                 ax: Axes | None = None, title: str | None = None,
-                 point_size: float | None = None) -> Axes:
-    """Draw one frame of particles.
-
-    Args:
-        positions: ``(N, D)`` positions, ``D`` in {2, 3}.
-        particle_type: ``(N,)`` integer types (colours and a legend), or None.
-        bounds: ``(D, 2)`` axis limits, or None for the data extent plus 5%.
-        ax: where to draw; must be a 3D axes (``projection="3d"``) when ``D == 3``. When
-            None, a new pyplot figure is made.
-        title: axes title.
-        point_size: marker area in points^2; None picks one from ``N``.
-
-    Returns:
-        The axes drawn on.
-
-    Raises:
-        ValueError: wrong shapes, or a 2D ``ax`` for 3D positions.
-    """
-    pos = _to_numpy(positions).astype(float, copy=False)
-    if pos.ndim != 2 or pos.shape[1] not in (2, 3):
-        raise ValueError(f"positions must have shape (N, D) with D in {{2, 3}}, found {pos.shape}")
-    num_particles, dim = pos.shape
-    if ax is None:
-        fig = plt.figure(figsize=(5, 5), layout="constrained")
-        ax = fig.add_subplot(projection="3d" if dim == 3 else None)
-    elif dim == 3 and not isinstance(ax, Axes3D):
-        raise ValueError("3D positions need a 3D axes: create it with "
-                         "fig.add_subplot(projection='3d'), or pass ax=None")
-    colors, handles = _type_colors(particle_type, num_particles)
-    _style_axes(ax, _axis_limits(bounds, pos[None], dim))
-    size = _default_point_size(num_particles) if point_size is None else float(point_size)
-    _scatter(ax, pos, colors, size)
-    if title is not None:
-        ax.set_title(title)
-    if handles:
-        # 3D axes have empty space in the upper left corner; "best" does not know that.
-        ax.legend(handles=handles, title="particle type", fontsize="small",
-                  loc="upper left" if dim == 3 else "best")
-    return ax
 
 
 def plot_error_vs_horizon(metrics: Mapping[str, Mapping[int | str, float]], *,
@@ -364,15 +210,6 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _as_trajectory(x: Any, name: str) -> np.ndarray:
-    """Check and convert a ``(T, N, D)`` trajectory to float numpy."""
-    array = _to_numpy(x).astype(float, copy=False)
-    if array.ndim != 3 or array.shape[2] not in (2, 3) or array.shape[0] < 1:
-        raise ValueError(f"{name} must have shape (T, N, D) with T >= 1 and D in {{2, 3}}, "
-                         f"found {array.shape}")
-    return array
-
-
 def _frame_steps(num_steps: int, stride: int, max_frames: int | None) -> np.ndarray:
     """``(F,)`` trajectory steps shown by the frames: every ``stride``-th, evenly capped."""
     if stride < 1:
@@ -387,33 +224,12 @@ def _frame_steps(num_steps: int, stride: int, max_frames: int | None) -> np.ndar
     return steps
 
 
-def _type_colors(particle_type: Any | None, num_particles: int) -> tuple[np.ndarray, list[Line2D]]:
-    """``(N, 4)`` RGBA colour per particle and legend handles (empty without types)."""
-    if particle_type is None:
-        rgba = matplotlib.colors.to_rgba(_DEFAULT_COLOR)
-        return np.tile(rgba, (num_particles, 1)), []
-    types = _to_numpy(particle_type)
-    if types.shape != (num_particles,):
-        raise ValueError(f"particle_type must have shape (N,) = ({num_particles},), "
-                         f"found {types.shape}")
-    ids, inverse, counts = np.unique(types, return_inverse=True, return_counts=True)
-    palette = _palette(len(ids))  # (K, 4), one colour per distinct type, by sorted id
-    handles = [Line2D([], [], linestyle="", marker="o", markersize=7, color=palette[k],
-                      label=f"{_format_id(ids[k])} (n={counts[k]})") for k in range(len(ids))]
-    return palette[inverse.reshape(-1)], handles
-
-
 def _palette(n: int) -> np.ndarray:
     """``(n, 4)`` distinct colours: tab10, tab20, or turbo samples beyond 20 types."""
     if n <= 20:
         colors = matplotlib.colormaps["tab10" if n <= 10 else "tab20"].colors[:n]
         return matplotlib.colors.to_rgba_array(colors)
     return matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, n))
-
-
-def _format_id(type_id: Any) -> str:
-    value = float(type_id)
-    return str(int(value)) if value.is_integer() else str(type_id)
 
 
 def _axis_limits(bounds: Any | None, trajectory: np.ndarray, dim: int) -> np.ndarray:
@@ -434,11 +250,6 @@ def _axis_limits(bounds: Any | None, trajectory: np.ndarray, dim: int) -> np.nda
     # A flat or single-point extent still gets a visible box around it.
     pad = np.where(hi > lo, 0.05 * (hi - lo), 0.5)
     return np.stack([lo - pad, hi + pad], axis=1)
-
-
-def _default_point_size(num_particles: int) -> float:
-    """Marker area (points^2) that keeps a few thousand particles apart in a 4-inch panel."""
-    return float(np.clip(3000.0 / max(num_particles, 1), 1.0, 30.0))
 
 
 def _animation_figure(num_panels: int, limits: np.ndarray) -> tuple[Figure, list[Axes]]:
@@ -492,10 +303,6 @@ def _set_positions(scatter: PathCollection, positions: np.ndarray) -> None:
     scatter.set_offsets(positions[:, :2])
     if positions.shape[1] == 3:
         scatter.set_3d_properties(positions[:, 2], "z")
-
-
-def _counter_text(step: int, num_steps: int) -> str:
-    return f"step {step} / {num_steps - 1}"
 
 
 def _as_horizon(key: Any) -> int | None:

@@ -52,7 +52,8 @@ def test_mesh_throughput_quick(tmp_path):
 
 
 def test_mesh_speed_ratio_of_a_half_speed_rollout(tmp_path):
-    from gns.mesh.rollout_io import MeshRollout, write_mesh_rollouts
+    from gns.mesh.export import mesh_record
+    from gns.rollout_io import write_rollouts
 
     rng = np.random.default_rng(0)
     truth = np.cumsum(rng.normal(size=(12, 6, 3)), axis=0).astype(np.float32)     # (T, N, 3) random walk
@@ -60,10 +61,11 @@ def test_mesh_speed_ratio_of_a_half_speed_rollout(tmp_path):
     predicted[1:] = truth[1] + 0.5 * (truth[1:] - truth[1])                          # half the motion after frame 1
     node_type = np.array([0, 0, 0, 0, 3, 3], dtype=np.int32)                         # handles are not counted
     predicted[:, 4:] = truth[:, 4:] * 7
-    rollout = MeshRollout(key="00000", mesh_pos=rng.normal(size=(6, 2)).astype(np.float32),
-                          cells=np.array([[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]], dtype=np.int32),
-                          node_type=node_type, predicted={"world_pos": predicted}, ground_truth={"world_pos": truth})
-    path = write_mesh_rollouts(tmp_path / "r.h5", [rollout], domain="cloth", dt=0.02, target_field="world_pos")
+    rollout = mesh_record("00000", rng.normal(size=(6, 2)).astype(np.float32),
+                          np.array([[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]], dtype=np.int32),
+                          node_type, {"world_pos": predicted}, {"world_pos": truth})
+    path = write_rollouts(tmp_path / "r.h5", [rollout], simulator="mesh", domain="cloth", dt=0.02,
+                          target_field="world_pos")
     res = subprocess.run([sys.executable, str(SCRIPT.with_name("mesh_speed.py")), str(path), "--steps", "1", "5"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]

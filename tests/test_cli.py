@@ -12,8 +12,8 @@ from gns.cli import build_parser, main
 from gns.config import ModelConfig
 from gns.data import load_metadata
 from gns.errors import GraphTooLargeError
-from gns.particles.batch import ParticleBatch
-from gns.train.particles import build_simulator
+from gns.particles.simulator import ParticleSimulator
+from gns.particles.state import ParticleState
 
 SMALL = ["--set", "model.latent_size=16", "--set", "model.message_passing_steps=2", "--set", "train.steps=12",
          "--set", "train.log_every=6", "--set", "train.eval_every=12", "--set", "train.valid_rollout_steps=4",
@@ -79,20 +79,20 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
 
 def test_radius_that_would_exhaust_memory_is_refused_before_allocating(bouncing_dataset):
     meta = load_metadata(bouncing_dataset)
-    sim = build_simulator(ModelConfig(latent_size=8, message_passing_steps=1, radius=0.45), meta, 1e-4)
+    sim = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1, radius=0.45), meta, 1e-4)
     n = 200_000  # every particle within 0.45 of most others: ~10^10 edges
-    batch = ParticleBatch(torch.rand(n, 6, 2) * 0.8 + 0.1, torch.full((n,), 5), torch.tensor([n]))
+    batch = ParticleState(torch.rand(n, 6, 2) * 0.8 + 0.1, torch.full((n,), 5), torch.tensor([n]))
     with pytest.raises(GraphTooLargeError, match="radius"):
         sim(batch)
 
 
 def test_nan_positions_are_reported(bouncing_dataset):
     meta = load_metadata(bouncing_dataset)
-    sim = build_simulator(ModelConfig(latent_size=8, message_passing_steps=1), meta, 1e-4)
+    sim = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1), meta, 1e-4)
     pos = torch.rand(10, 6, 2)
     pos[3, -1, 0] = float("nan")
     with pytest.raises(ValueError, match="position"):
-        sim(ParticleBatch(pos, torch.full((10,), 5), torch.tensor([10])))
+        sim(ParticleState(pos, torch.full((10,), 5), torch.tensor([10])))
 
 
 @pytest.mark.parametrize("kind", ["cloth", "flow"])

@@ -1,6 +1,5 @@
 """The notebooks run top to bottom (in fast mode)."""
 
-import os
 from pathlib import Path
 
 import pytest

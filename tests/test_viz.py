@@ -1,9 +1,7 @@
-"""Tests for gns.viz: animations written to disk, shape errors, plots, atomic saves."""
+"""The pictures every domain shares: saving animations (atomically, gif/mp4), notebook players, error plots."""
 
 from __future__ import annotations
 
-import math
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +16,7 @@ from matplotlib.animation import FFMpegWriter  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gns import viz  # noqa: E402
+from gns.particles import viz as pviz  # noqa: E402
 
 # Animations that are only inspected (never saved) make matplotlib warn when collected.
 pytestmark = [pytest.mark.usefixtures("close_figures"),
@@ -37,99 +36,14 @@ def _gif_frames(path: Path) -> int:
         return image.n_frames
 
 
-# ------------------------------------------------------------------------ animations
-
-
-def test_render_2d_gif_frame_count(tmp_path):
-    truth = _trajectory(10, 20, 2)
-    predicted = torch.as_tensor(truth + 0.01, dtype=torch.float32)  # tensors are accepted
-    types = torch.tensor([3] * 5 + [5] * 15)
-    out = viz.render_rollout(tmp_path / "rollout.gif", predicted, truth, particle_type=types,
-                             bounds=[[0, 1], [0, 1]], stride=3, dpi=30, progress=False)
-    assert out == tmp_path / "rollout.gif"
-    assert out.stat().st_size > 0
-    assert _gif_frames(out) == math.ceil(10 / 3)
-
-
-def test_3d_gif_frame_count_capped_by_max_frames(tmp_path):
-    truth = _trajectory(9, 15, 3)
-    anim = viz.animate_rollout(truth + 0.02, truth, particle_type=np.arange(15) % 3, max_frames=5)
-    # Capping subsamples evenly and keeps the first and last step.
-    assert anim.steps.tolist() == [0, 2, 4, 6, 8]
-    out = viz.save_animation(anim, tmp_path / "rollout3d.gif", dpi=30)
-    assert out.stat().st_size > 0
-    assert _gif_frames(out) == 5
-
-
-@pytest.mark.parametrize("num_steps, stride, max_frames",
-                         [(1, 1, 200), (10, 1, None), (10, 4, 200), (101, 1, 200),
-                          (1000, 3, 200), (50, 2, 7), (50, 1, 1)])
-def test_frame_count_is_strided_length_capped(num_steps, stride, max_frames):
-    truth = _trajectory(num_steps, 3, 2)
-    anim = viz.animate_rollout(truth, stride=stride, max_frames=max_frames)
-    expected = math.ceil(num_steps / stride)
-    if max_frames is not None:
-        expected = min(expected, max_frames)
-    assert len(anim.steps) == expected
-    assert len(np.unique(anim.steps)) == expected
-    assert anim.steps[0] == 0 and np.all(anim.steps % stride == 0)
-
-
-def test_panels_share_colours_and_legend_lists_types(tmp_path):
-    truth = _trajectory(4, 12, 2)
-    types = np.array([7] * 4 + [1] * 8)
-    anim = viz.animate_rollout(truth * 1.01, truth, particle_type=types, titles=("GT", "GNS"))
-    assert [ax.get_title() for ax in anim.axes] == ["GT", "GNS"]
-    left, right = (ax.collections[0] for ax in anim.axes)
-    np.testing.assert_array_equal(left.get_facecolors(), right.get_facecolors())
-    labels = [text.get_text() for text in anim.figure.legends[0].get_texts()]
-    assert labels == ["1 (n=8)", "7 (n=4)"]
-    # After saving, the panels show the last step, and the title counts it.
-    viz.save_animation(anim, tmp_path / "a.gif", dpi=20)
-    np.testing.assert_allclose(right.get_offsets(), truth[-1] * 1.01)
-    np.testing.assert_allclose(left.get_offsets(), truth[-1])
-    assert anim.figure.get_suptitle() == "step 3 / 3"
-
-
-def test_prediction_only_has_one_panel():
-    anim = viz.animate_rollout(_trajectory(3, 5, 2))
-    assert len(anim.axes) == 1 and anim.axes[0].get_title() == "Prediction"
-    assert anim.figure.legends == []  # no particle types, no legend
-
-
-def test_mismatched_shapes_name_both():
-    with pytest.raises(ValueError, match=r"predicted \(5, 10, 2\) and ground_truth \(5, 11, 2\)"):
-        viz.animate_rollout(np.zeros((5, 10, 2)), np.zeros((5, 11, 2)))
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(predicted=np.zeros((5, 4))), r"predicted must have shape \(T, N, D\).*\(5, 4\)"),
-    (dict(predicted=np.zeros((5, 4, 1))), r"D in \{2, 3\}.*\(5, 4, 1\)"),
-    (dict(particle_type=np.zeros(3)), r"particle_type .*\(4,\).*\(3,\)"),
-    (dict(bounds=np.zeros((3, 2))), r"bounds must have shape \(D, 2\) = \(2, 2\).*\(3, 2\)"),
-    (dict(bounds=[[0, 1], [1, 0]]), r"lo < hi"),
-    (dict(stride=0), r"stride must be >= 1"),
-    (dict(max_frames=0), r"max_frames must be >= 1"),
-])
-def test_bad_inputs_raise_value_error(kwargs, message):
-    arguments = dict(predicted=np.zeros((5, 4, 2)))
-    arguments.update(kwargs)
-    with pytest.raises(ValueError, match=message):
-        viz.animate_rollout(arguments.pop("predicted"), **arguments)
-
-
 def test_animation_html_is_a_player():
-    anim = viz.animate_rollout(_trajectory(2, 4, 2))
+    anim = pviz.animate_rollout(_trajectory(2, 4, 2))
     html = viz.animation_html(anim)
     assert isinstance(html, str) and "<script" in html and "Animation" in html
 
 
-# ------------------------------------------------------------------------------ saving
-
-
-@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="ffmpeg is installed")
 def test_mp4_without_ffmpeg_suggests_gif(tmp_path):
-    anim = viz.animate_rollout(_trajectory(2, 4, 2))
+    anim = pviz.animate_rollout(_trajectory(2, 4, 2))
     with pytest.raises(RuntimeError, match=r"ffmpeg.*save as \.gif instead"):
         viz.save_animation(anim, tmp_path / "rollout.mp4")
     assert list(tmp_path.iterdir()) == []
@@ -139,21 +53,21 @@ def test_mp4_with_ffmpeg_missing_from_its_configured_path(tmp_path, monkeypatch)
     # Runs on every machine: point matplotlib at an ffmpeg that does not exist.
     monkeypatch.setitem(matplotlib.rcParams, "animation.ffmpeg_path", str(tmp_path / "no-ffmpeg"))
     assert not FFMpegWriter.isAvailable()
-    anim = viz.animate_rollout(_trajectory(2, 4, 2))
+    anim = pviz.animate_rollout(_trajectory(2, 4, 2))
     with pytest.raises(RuntimeError, match=r"rollout\.gif"):
         viz.save_animation(anim, tmp_path / "rollout.mp4")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unsupported_suffix(tmp_path):
-    anim = viz.animate_rollout(_trajectory(2, 4, 2))
+    anim = pviz.animate_rollout(_trajectory(2, 4, 2))
     with pytest.raises(ValueError, match=r"\.avi.*expected \.gif or \.mp4"):
         viz.save_animation(anim, tmp_path / "rollout.avi")
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):
     target = tmp_path / "sub" / "rollout.gif"  # parent folders are created
-    anim = viz.animate_rollout(_trajectory(3, 4, 2))
+    anim = pviz.animate_rollout(_trajectory(3, 4, 2))
     viz.save_animation(anim, target, dpi=20)
     viz.save_animation(anim, target, dpi=20)  # overwriting an existing file
     assert [p.name for p in target.parent.iterdir()] == ["rollout.gif"]
@@ -168,14 +82,11 @@ def test_failed_write_keeps_old_file_and_no_temp_files(tmp_path):
         if frame == 1:
             raise KeyboardInterrupt  # e.g. the user pressed Ctrl-C mid-render
 
-    anim = viz.animate_rollout(_trajectory(3, 4, 2))
+    anim = pviz.animate_rollout(_trajectory(3, 4, 2))
     with pytest.raises(KeyboardInterrupt):
         viz.save_animation(anim, target, dpi=20, progress_callback=fail)
     assert [p.name for p in tmp_path.iterdir()] == ["rollout.gif"]
     assert target.read_bytes() == b"old"
-
-
-# ------------------------------------------------------------------------------- plots
 
 
 def test_plot_error_vs_horizon_ignores_non_integer_keys():
@@ -217,14 +128,3 @@ def test_plot_error_over_time():
     with pytest.raises(ValueError, match=r"errors\['bad'\].*\(2, 3\)"):
         viz.plot_error_over_time({"bad": np.zeros((2, 3))})
 
-
-def test_frame_figure_2d_and_3d():
-    ax = viz.frame_figure(_trajectory(1, 6, 2)[0], particle_type=[0, 0, 1, 1, 2, 2],
-                          bounds=[[0, 1], [0, 1]], title="t = 0")
-    assert ax.get_xlim() == (0.0, 1.0) and len(ax.collections) == 1
-    assert len(ax.get_legend().get_texts()) == 3
-    ax3 = viz.frame_figure(torch.rand(6, 3))
-    assert ax3.name == "3d"
-    _, flat = plt.subplots()
-    with pytest.raises(ValueError, match="projection='3d'"):
-        viz.frame_figure(np.zeros((6, 3)), ax=flat)

@@ -1,4 +1,10 @@
-"""Uniform sampling of ``(trajectory, start)`` windows over a split, whatever the simulator."""
+"""Windows of consecutive frames drawn from a split, whatever the domain.
+
+:class:`WindowIndex` draws ``(trajectory, start)`` pairs; :class:`WindowSampler` adds reading:
+a domain implements :meth:`WindowSampler.read` (one trajectory's frames as a one-system
+:class:`gns.state.State`) and gets batches of windows (:meth:`WindowSampler.load`) for training
+and whole trajectories for evaluation.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import numpy as np
 import torch
 
 from gns.errors import GnsInputError
+from gns.state import State
 
 
 class WindowIndex:
@@ -71,3 +78,24 @@ class WindowIndex:
     def fixed_items(self, count: int, window: int, seed: int = 1234) -> list[tuple[int, int]]:
         """A reproducible set of windows (for validation)."""
         return self.sample_items(count, window, torch.Generator().manual_seed(seed))
+
+
+class WindowSampler(WindowIndex):
+    """A :class:`WindowIndex` over a split that also reads its windows as states.
+
+    Subclasses implement :meth:`read` and set ``num_frames``-per-trajectory through the
+    :class:`WindowIndex` constructor.
+    """
+
+    def read(self, index: int, start: int, stop: int) -> State:
+        """Frames ``[start, stop)`` of trajectory ``index`` as a one-system state."""
+        raise NotImplementedError
+
+    def num_frames(self, index: int) -> int:
+        """Frames of trajectory ``index``."""
+        return int(self.lengths[index])
+
+    def load(self, items: Sequence[tuple[int, int]], window: int) -> State:
+        """Read the windows ``(trajectory, start)`` of ``window`` frames and batch them."""
+        parts = [self.read(traj, start, start + window) for traj, start in items]
+        return type(parts[0]).concat(parts)

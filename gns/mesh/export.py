@@ -41,10 +41,10 @@ import numpy as np
 
 from gns.atomic import write_bytes_atomic
 from gns.errors import GnsInputError
-from gns.mesh.rollout_io import MeshRollout, read_mesh_rollout
+from gns.rollout_io import RolloutRecord, read_rollout
 
 __all__ = ["export_rollout", "export_mesh_rollout", "write_vtu", "read_vtu", "write_pvd", "read_pvd",
-           "surface_triangles", "EXPORT_FORMATS"]
+           "surface_triangles", "EXPORT_FORMATS", "MeshView", "mesh_record", "read_mesh_rollout"]
 
 EXPORT_FORMATS = ("vtu", "ply")
 _WHICH = {"predicted": ("predicted",), "ground_truth": ("ground_truth",), "both": ("predicted", "ground_truth")}
@@ -58,6 +58,82 @@ _NUMPY_TYPES = {name: dtype.newbyteorder("<") for dtype, name in _VTK_TYPES.item
 _HEADER = np.dtype("<u8")
 
 
+# ----------------------------------------------------------------------- mesh records
+
+
+def mesh_record(key: str, mesh_pos: Any, cells: Any, node_type: Any, predicted: Mapping[str, Any],
+                ground_truth: Mapping[str, Any], **sources: Mapping[str, Any]) -> RolloutRecord:
+    """A :class:`gns.rollout_io.RolloutRecord` of a mesh: attributes ``mesh_pos``, ``node_type``, link ``cells``.
+
+    Args:
+        key: trajectory name; mesh_pos: ``(N, Dm)``; cells: ``(C, K)``; node_type: ``(N,)``.
+        predicted, ground_truth, **sources: field -> ``(T, N, F)`` per source.
+    """
+    return RolloutRecord(str(key), {"predicted": dict(predicted), "ground_truth": dict(ground_truth),
+                                    **{k: dict(v) for k, v in sources.items()}},
+                         {"mesh_pos": mesh_pos, "node_type": node_type}, {"cells": cells})
+
+
+class MeshView:
+    """A validated rollout record of a mesh, with its mesh arrays as attributes.
+
+    Attributes:
+        record: the validated record; key, mesh_pos ``(N, Dm)`` float32, cells ``(C, K)`` int32,
+        node_type ``(N,)`` int32, predicted / ground_truth / sources, fields, num_frames.
+
+    Raises:
+        GnsInputError: the record is not of a mesh (no ``mesh_pos``, ``node_type`` or ``cells``).
+    """
+
+    def __init__(self, record: "RolloutRecord | MeshView", file: object = None) -> None:
+        if isinstance(record, MeshView):
+            record = record.record
+        record = record.validate(file=file)
+        for part, name in (("static", "mesh_pos"), ("static", "node_type"), ("links", "cells")):
+            if name not in getattr(record, part):
+                raise GnsInputError("not a mesh rollout: an array is missing", file=file, key=f"{record.key}/{part}/{name}",
+                                    expected="mesh_pos, node_type and cells", found=sorted(getattr(record, part)))
+        mesh_pos, cells = record.static["mesh_pos"], record.links["cells"]
+        if mesh_pos.ndim != 2 or mesh_pos.shape[1] not in (2, 3):
+            raise GnsInputError("mesh_pos must be (N, Dm) with Dm in {2, 3}", file=file,
+                                key=f"{record.key}/static/mesh_pos", expected="(N, 2) or (N, 3)", found=mesh_pos.shape)
+        if cells.shape[1] not in (3, 4):
+            raise GnsInputError("cells must be (C, K) with K = 3 (triangles) or 4 (tetrahedra)", file=file,
+                                key=f"{record.key}/links/cells", expected="(C, 3) or (C, 4)", found=cells.shape)
+        self.record, self.key = record, record.key
+        self.mesh_pos, self.cells, self.node_type = mesh_pos, cells, record.static["node_type"]
+        self.sources = record.sources
+
+    @property
+    def predicted(self) -> dict[str, np.ndarray]:
+        return self.record.predicted
+
+    @property
+    def ground_truth(self) -> dict[str, np.ndarray]:
+        return self.record.ground_truth
+
+    @property
+    def fields(self) -> list[str]:
+        return self.record.fields
+
+    @property
+    def num_frames(self) -> int:
+        return self.record.num_frames
+
+
+def read_mesh_rollout(path: str | os.PathLike, trajectory: int | str = 0) -> tuple[MeshView, dict[str, Any]]:
+    """One record of a mesh rollout file as a :class:`MeshView`, and the file's attributes.
+
+    Raises:
+        GnsInputError: the file is not a mesh rollout file, or as :func:`gns.rollout_io.read_rollout`.
+    """
+    record, attrs = read_rollout(path, trajectory)
+    if attrs["simulator"] != "mesh":
+        raise GnsInputError("not a mesh rollout file", file=path, key="simulator", expected="mesh",
+                            found=attrs["simulator"])
+    return MeshView(record, file=path), attrs
+
+
 # ----------------------------------------------------------------------- rollout export
 
 
@@ -67,7 +143,7 @@ def export_rollout(rollout_file: str | os.PathLike, out_dir: str | os.PathLike, 
     """Export one trajectory of a mesh rollout file to per-frame ``.vtu`` (+ ``.pvd``) and ``.ply`` files.
 
     Args:
-        rollout_file: written by :func:`gns.mesh.rollout_io.write_mesh_rollouts`.
+        rollout_file: a mesh rollout file (:mod:`gns.rollout_io`).
         out_dir: destination folder (created).
         trajectory: index in the file (0 = first) or key (``"00003"``).
         which: ``"predicted"``, ``"ground_truth"`` or ``"both"`` (two series, two ``.pvd`` files).
@@ -79,7 +155,7 @@ def export_rollout(rollout_file: str | os.PathLike, out_dir: str | os.PathLike, 
         The files written, per series: the frames' ``.vtu`` files, the ``.pvd``, the ``.ply`` files.
 
     Raises:
-        GnsInputError: a bad file or trajectory (see :func:`gns.mesh.rollout_io.read_mesh_rollout`), or a bad
+        GnsInputError: a bad file or trajectory (see :func:`read_mesh_rollout`), or a bad
             ``which``, ``formats``, ``every`` or ``encoding``.
     """
     rollout, attrs = read_mesh_rollout(rollout_file, trajectory)
@@ -87,10 +163,10 @@ def export_rollout(rollout_file: str | os.PathLike, out_dir: str | os.PathLike, 
                                color_field=attrs["target_field"], encoding=encoding)
 
 
-def export_mesh_rollout(rollout: MeshRollout, out_dir: str | os.PathLike, *, dt: float, which: str = "predicted",
+def export_mesh_rollout(rollout: RolloutRecord | MeshView, out_dir: str | os.PathLike, *, dt: float, which: str = "predicted",
                         formats: Sequence[str] = EXPORT_FORMATS, every: int = 1, color_field: str | None = None,
                         encoding: str = "binary") -> list[Path]:
-    """Export an in-memory :class:`MeshRollout` (see :func:`export_rollout` and the module notes).
+    """Export an in-memory mesh record (see :func:`export_rollout` and the module notes).
 
     Args:
         rollout: the trajectory.
@@ -107,7 +183,7 @@ def export_mesh_rollout(rollout: MeshRollout, out_dir: str | os.PathLike, *, dt:
         The files written.
     """
     formats = _check_options(which, formats, every, encoding)
-    rollout = rollout.validate()
+    rollout = MeshView(rollout)
     out_dir = Path(out_dir)
     steps = np.arange(0, rollout.num_frames, every)
     errors = {name: np.linalg.norm(rollout.predicted[name].astype(np.float64)
@@ -121,7 +197,7 @@ def export_mesh_rollout(rollout: MeshRollout, out_dir: str | os.PathLike, *, dt:
     for source in _WHICH[which]:
         name = f"{rollout.key}_{source}"
         frame_dir = out_dir / name
-        fields = getattr(rollout, source)
+        fields = rollout.sources[source]
         vtus: list[Path] = []
         plys: list[Path] = []
         for t in steps:
@@ -157,7 +233,7 @@ def _check_options(which: str, formats: Sequence[str], every: int, encoding: str
     return formats
 
 
-def _position_field(rollout: MeshRollout) -> str | None:
+def _position_field(rollout: MeshView) -> str | None:
     """The field holding the nodes' world positions, if the mesh moves (cloth), else None."""
     if "world_pos" in rollout.predicted and rollout.predicted["world_pos"].shape[-1] in (2, 3):
         return "world_pos"
@@ -172,7 +248,7 @@ def _pad3(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values, np.zeros((values.shape[0], 3 - values.shape[1]), np.float32)], axis=1)
 
 
-def _vtu_point_data(rollout: MeshRollout, fields: Mapping[str, np.ndarray], errors: Mapping[str, np.ndarray],
+def _vtu_point_data(rollout: MeshView, fields: Mapping[str, np.ndarray], errors: Mapping[str, np.ndarray],
                     t: int) -> dict[str, np.ndarray]:
     """Point data of frame ``t`` of one series: types, mesh positions, fields, per-field errors."""
     data: dict[str, np.ndarray] = {"node_type": rollout.node_type.astype(np.int32),
@@ -208,7 +284,7 @@ def _magnitude(values: np.ndarray) -> np.ndarray:
     return values[..., 0] if values.shape[-1] == 1 else np.linalg.norm(values, axis=-1)
 
 
-def _write_ply(path: Path, points: np.ndarray, rollout: MeshRollout, fields: Mapping[str, np.ndarray],
+def _write_ply(path: Path, points: np.ndarray, rollout: MeshView, fields: Mapping[str, np.ndarray],
                errors: Mapping[str, np.ndarray], t: int, colors: np.ndarray | None) -> Path:
     """One frame as a binary PLY with scalar vertex properties (and colours for flow meshes)."""
     import trimesh

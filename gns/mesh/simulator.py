@@ -22,8 +22,6 @@ integrated: rollouts overwrite them with their prescribed values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import torch
 from torch import Tensor, nn
 
@@ -32,49 +30,15 @@ from gns.data.mesh import MeshMetadata
 from gns.errors import GnsInputError
 from gns.graph import EdgeSet, Graph
 from gns.mesh.features import mesh_edge_features, world_edge_features
+from gns.mesh.state import MeshState
 from gns.mesh.types import NODE_TYPE_SIZE, one_hot
 from gns.mesh.world_edges import world_edges
 from gns.nn import EncodeProcessDecode
 from gns.normalization import OnlineNormalizer
+from gns.train.noise import random_walk_noise
 
 # MeshGraphNets' training noise: 3e-3 on cloth positions (gamma 0.1), 2e-2 on flow velocity (gamma 1).
 DEFAULT_NOISE = {2: (3e-3, 0.1), 1: (2e-2, 1.0)}
-
-
-@dataclass
-class MeshState:
-    """A batch of meshes with a window of their dynamic fields.
-
-    Attributes:
-        mesh_pos: ``(N, Dm)`` mesh-space coordinates of every node of the batch.
-        node_type: ``(N,)`` int64 DeepMind node types.
-        mesh_edges: ``(2, E)`` int64 mesh edges (both directions), indices into the batch's nodes.
-        fields: name -> ``(N, W, F)`` the last ``W`` frames of each dynamic field.
-        n_node: ``(B,)`` int64 nodes per mesh (nodes of mesh ``b`` are contiguous).
-    """
-
-    mesh_pos: Tensor
-    node_type: Tensor
-    mesh_edges: Tensor
-    fields: dict[str, Tensor]
-    n_node: Tensor
-
-    @property
-    def batch(self) -> Tensor:
-        """``(N,)`` mesh index of every node."""
-        return torch.repeat_interleave(torch.arange(len(self.n_node), device=self.mesh_pos.device),
-                                       self.n_node.to(self.mesh_pos.device))
-
-    def to(self, device: torch.device | str) -> "MeshState":
-        return MeshState(self.mesh_pos.to(device), self.node_type.to(device), self.mesh_edges.to(device),
-                         {k: v.to(device) for k, v in self.fields.items()}, self.n_node.to(device))
-
-    def with_fields(self, fields: dict[str, Tensor]) -> "MeshState":
-        return replace(self, fields=fields)
-
-    def window(self, start: int, stop: int) -> "MeshState":
-        """The same meshes with frames ``[start, stop)`` of every field."""
-        return self.with_fields({k: v[:, start:stop] for k, v in self.fields.items()})
 
 
 def noise_settings(metadata: MeshMetadata, noise_std: float | None, gamma: float | None) -> tuple[float, float]:
@@ -92,6 +56,8 @@ class MeshSimulator(nn.Module):
         mesh_config: mesh settings (world edges, simulated node types, normalizer accumulation).
         metadata: the dataset's metadata (target field and order, output fields, world-edge radius).
     """
+
+    kind = "mesh"  # the domain (gns.domains)
 
     def __init__(self, config: ModelConfig, mesh_config: MeshConfig, metadata: MeshMetadata) -> None:
         super().__init__()
@@ -138,6 +104,37 @@ class MeshSimulator(nn.Module):
     def is_noisy(self, node_type: Tensor) -> Tensor:
         """``(N,)`` bool: nodes whose inputs get training noise."""
         return torch.isin(node_type, self.noisy_types.to(node_type.device))
+
+    # --- the stepper interface (gns.rollout.Stepper) and the training interface (gns.train.losses) ---
+    @property
+    def predicted_fields(self) -> list[str]:
+        """The fields a step predicts: the target field, then the output fields."""
+        return [self.target_field, *self.output_fields]
+
+    @property
+    def state_fields(self) -> list[str]:
+        """The fields a step reads over its window: the target field and the input fields."""
+        return [self.target_field, *self.input_fields]
+
+    def held(self, state: MeshState) -> Tensor:
+        """``(N,)`` bool: nodes the model does not integrate (they take prescribed values)."""
+        return ~self.is_simulated(state.node_type)
+
+    def training_noise(self, state: MeshState, noise_std: float, generator: torch.Generator | None = None
+                       ) -> Tensor:
+        """``(N, W, F)`` noise on the target field's window, on the noisy node types only.
+
+        MeshGraphNets: Gaussian noise of std ``noise_std`` on the current frame. With a velocity
+        history (order 2, ``mesh.history`` > 1) it is a random walk on the velocities
+        (:func:`gns.train.noise.random_walk_noise`, as for particles) whose last velocity has std
+        ``noise_std``; order 1 with a history gets independent noise on every input frame.
+        """
+        history = state.fields[self.target_field]
+        noisy = self.is_noisy(state.node_type)
+        if self.order == 2:
+            return random_walk_noise(history, noise_std, kinematic=~noisy, generator=generator)
+        noise = torch.randn(history.shape, generator=generator, device=history.device) * noise_std
+        return noise * noisy[:, None, None].to(noise.dtype)
 
     @property
     def window(self) -> int:

@@ -10,8 +10,8 @@ taken from the ground truth, so that a diverging prediction leaves the view inst
 rescaling it. Static plots make a pyplot figure when no ``ax`` is given.
 
 Example:
-    >>> rollouts, attrs = read_mesh_rollouts("runs/cloth/rollouts_test.h5")
-    >>> anim = animate_cloth(rollouts[0], every=2, path="cloth.gif")
+    >>> records, attrs = gns.read_rollouts("runs/cloth/rollouts_test.h5")
+    >>> anim = animate_cloth(records[0], every=2, path="cloth.gif")
     >>> render_mesh_rollout("runs/flow/rollouts_test.h5", "flow.mp4", field="pressure")
 """
 
@@ -32,8 +32,8 @@ from matplotlib.tri import Triangulation
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
 from gns.errors import GnsInputError
-from gns.mesh.export import surface_triangles
-from gns.mesh.rollout_io import MeshRollout, read_mesh_rollout
+from gns.mesh.export import MeshView, surface_triangles
+from gns.rollout_io import RolloutRecord, comparison_panels, read_rollouts
 from gns.mesh.types import NodeType
 from gns.viz import (_MARKERS, RolloutAnimation, _animation_figure, _axis_limits, _as_horizon,
                      _finish_error_axes, _frame_steps, _freeze_layout, _palette, _pretty, _scatter,
@@ -69,17 +69,46 @@ def field_magnitude(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- cloth
 
 
-def animate_cloth(rollout: MeshRollout, *, field: str = "world_pos", every: int = 1, fps: int = 20,
-                  max_frames: int | None = 200, dt: float | None = None, path: str | os.PathLike | None = None,
-                  dpi: int = 80, titles: Sequence[str] = ("Ground truth", "Prediction")) -> RolloutAnimation:
+Panel = tuple  # (title, RolloutRecord or MeshView, source name)
+
+
+def _panels(rollout: Any, panels: Sequence[Panel] | None, titles: Sequence[str]) -> list[tuple[str, MeshView, str]]:
+    """Validated ``(title, view, source)`` panels: the given ones, or ground truth | prediction of ``rollout``."""
+    if panels is None:
+        view = MeshView(rollout)
+        panels = [(titles[0], view, "ground_truth"), (titles[1], view, "predicted")]
+    out = []
+    for title, record, source in panels:
+        view = MeshView(record)
+        if source not in view.sources:
+            raise GnsInputError("no such source in the rollout", key=f"{view.key}/{source}",
+                                expected=list(view.sources), found=source)
+        out.append((str(title), view, source))
+    return out
+
+
+def _panel_field(view: MeshView, source: str, field: str) -> np.ndarray:
+    """``(T, N, F)`` float values of ``field`` in one source of a record."""
+    if field not in view.sources[source]:
+        raise GnsInputError("no such field in the rollout", key=f"{view.key}/{source}/{field}",
+                            expected=view.fields, found=field)
+    return np.asarray(view.sources[source][field], dtype=float)
+
+
+def animate_cloth(rollout: RolloutRecord | MeshView | None = None, *, panels: Sequence[Panel] | None = None,
+                  field: str = "world_pos", every: int = 1, fps: int = 20, max_frames: int | None = 200,
+                  dt: float | None = None, path: str | os.PathLike | None = None, dpi: int = 80,
+                  titles: Sequence[str] = ("Ground truth", "Prediction")) -> RolloutAnimation:
     """Side-by-side 3D animation of a cloth (any 3D surface or tetrahedral mesh): truth | prediction.
 
     Faces are shaded per frame from a fixed light (both sides lit alike, as a sheet has no
     outside), so folds stay visible. Faces whose nodes are all OBSTACLE are grey, HANDLE nodes
-    are black dots; both panels share axis limits, the ground truth's extent over all frames.
+    are black dots; the panels share axis limits, the first panel's extent over all frames.
 
     Args:
-        rollout: a rollout whose ``field`` is ``(T, N, 3)`` world positions.
+        rollout: a mesh rollout record whose ``field`` is ``(T, N, 3)`` world positions.
+        panels: instead of ``rollout``'s ground truth | prediction, any ``(title, record, source)``
+            panels (e.g. factual | counterfactual | solver; their meshes may differ).
         field: the position field.
         every: show every ``every``-th frame.
         fps: frames per second (display, and saving).
@@ -87,7 +116,7 @@ def animate_cloth(rollout: MeshRollout, *, field: str = "world_pos", every: int 
         dt: seconds per frame; when given, the counter also shows the time.
         path: when given, also save to this ``.gif`` / ``.mp4`` (see :func:`gns.viz.save_animation`).
         dpi: resolution of the saved frames.
-        titles: panel titles (ground truth, prediction).
+        titles: panel titles (ground truth, prediction) when ``panels`` is not given.
 
     Returns:
         A :class:`gns.viz.RolloutAnimation` with ``min(ceil(T / every), max_frames)`` frames.
@@ -95,49 +124,50 @@ def animate_cloth(rollout: MeshRollout, *, field: str = "world_pos", every: int 
     Raises:
         GnsInputError: ``field`` is missing or not 3D positions.
     """
-    rollout = rollout.validate()  # numpy arrays of the canonical dtypes, whatever was passed in
-    truth, pred = _field_pair(rollout, field)
-    if truth.shape[-1] != 3:
-        raise GnsInputError("a cloth animation needs 3D positions", key=f"{rollout.key}/ground_truth/{field}",
-                            expected="(T, N, 3)", found=truth.shape)
-    steps = _frame_steps(truth.shape[0], every, max_frames)
-    triangles = surface_triangles(rollout.cells)                                # (S, 3)
-    obstacle = np.all(rollout.node_type[triangles] == NodeType.OBSTACLE, axis=1)  # (S,)
-    base = np.where(obstacle[:, None], matplotlib.colors.to_rgba(_OBSTACLE_COLOR),
-                    matplotlib.colors.to_rgba(_CLOTH_COLOR))                    # (S, 4)
-    handles = np.flatnonzero(rollout.node_type == NodeType.HANDLE)
+    shown = _panels(rollout, panels, titles)
+    series = []
+    for title, view, source in shown:
+        positions = _panel_field(view, source, field)
+        if positions.shape[-1] != 3:
+            raise GnsInputError("a cloth animation needs 3D positions", key=f"{view.key}/{source}/{field}",
+                                expected="(T, N, 3)", found=positions.shape)
+        triangles = surface_triangles(view.cells)                                   # (S, 3)
+        obstacle = np.all(view.node_type[triangles] == NodeType.OBSTACLE, axis=1)  # (S,)
+        base = np.where(obstacle[:, None], matplotlib.colors.to_rgba(_OBSTACLE_COLOR),
+                        matplotlib.colors.to_rgba(_CLOTH_COLOR))                    # (S, 4)
+        series.append((title, positions, triangles, base, obstacle, np.flatnonzero(view.node_type == NodeType.HANDLE)))
+    num_frames = min(s[1].shape[0] for s in series)
+    steps = _frame_steps(num_frames, every, max_frames)
 
-    fig, axes = _animation_figure(2, _axis_limits(None, truth, 3))
-    panels = [(titles[0], truth), (titles[1], pred)]
+    fig, axes = _animation_figure(len(series), _axis_limits(None, series[0][1], 3))
     surfaces, dots = [], []
-    for ax, (title, positions) in zip(axes, panels):
-        ax.set_title(str(title))
-        verts = positions[steps[0]][triangles]                                  # (S, 3, 3)
+    for ax, (title, positions, triangles, base, _, handles) in zip(axes, series):
+        ax.set_title(title)
+        verts = positions[steps[0]][triangles]                                      # (S, 3, 3)
         surface = Poly3DCollection(verts, facecolors=_shade(verts, base), edgecolors=(0, 0, 0, 0.15),
                                    linewidths=0.2)
         ax.add_collection3d(surface)
         surfaces.append(surface)
-        if handles.size:
-            dots.append(_scatter(ax, positions[steps[0]][handles], np.array([matplotlib.colors.to_rgba(
-                _HANDLE_COLOR)]), 12.0))
+        dots.append(_scatter(ax, positions[steps[0]][handles], np.array([matplotlib.colors.to_rgba(_HANDLE_COLOR)]),
+                             12.0) if handles.size else None)
     legend = [Line2D([], [], linestyle="", marker="s", color=_CLOTH_COLOR, label="cloth")]
-    if obstacle.any():
+    if any(s[4].any() for s in series):
         legend.append(Line2D([], [], linestyle="", marker="s", color=_OBSTACLE_COLOR, label="obstacle"))
-    if handles.size:
+    if any(s[5].size for s in series):
         legend.append(Line2D([], [], linestyle="", marker="o", color=_HANDLE_COLOR, label="handle"))
     fig.legend(handles=legend, loc="outside lower center", ncols=len(legend), frameon=False, fontsize="small")
-    counter = fig.suptitle(_counter_text(int(steps[0]), truth.shape[0], dt))
+    counter = fig.suptitle(_counter_text(int(steps[0]), num_frames, dt))
     _freeze_layout(fig)
 
     def update(step: int) -> tuple:
-        for i, (_, positions) in enumerate(panels):
+        for surface, dot, (_, positions, triangles, base, _, handles) in zip(surfaces, dots, series):
             verts = positions[step][triangles]
-            surfaces[i].set_verts(verts)
-            surfaces[i].set_facecolor(_shade(verts, base))
-            if dots:
-                _set_positions(dots[i], positions[step][handles])
-        counter.set_text(_counter_text(step, truth.shape[0], dt))
-        return (*surfaces, *dots, counter)
+            surface.set_verts(verts)
+            surface.set_facecolor(_shade(verts, base))
+            if dot is not None:
+                _set_positions(dot, positions[step][handles])
+        counter.set_text(_counter_text(step, num_frames, dt))
+        return (*surfaces, *[d for d in dots if d is not None], counter)
 
     anim = RolloutAnimation(fig, update, steps=steps, axes=axes, fps=fps)
     if path is not None:
@@ -164,7 +194,8 @@ def _shade(verts: np.ndarray, base: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- flow
 
 
-def animate_flow(rollout: MeshRollout, *, field: str = "velocity", every: int = 1, fps: int = 20,
+def animate_flow(rollout: RolloutRecord | MeshView | None = None, *, panels: Sequence[Panel] | None = None,
+                 field: str = "velocity", every: int = 1, fps: int = 20,
                  max_frames: int | None = 200, dt: float | None = None, show_node_types: bool = True,
                  cmap: str = "viridis", path: str | os.PathLike | None = None, dpi: int = 80,
                  titles: Sequence[str] = ("Ground truth", "Prediction", "Difference")) -> RolloutAnimation:
@@ -178,7 +209,9 @@ def animate_flow(rollout: MeshRollout, *, field: str = "velocity", every: int = 
     over the frames. Panels are side by side, or stacked for meshes wider than 1.6:1.
 
     Args:
-        rollout: a rollout on a ``(N, 2)`` mesh with triangle cells.
+        rollout: a rollout record on a ``(N, 2)`` mesh with triangle cells.
+        panels: instead of ``rollout``'s ground truth | prediction, two ``(title, record, source)``
+            panels on the same mesh (e.g. factual | counterfactual); the third shows their difference.
         field: the field to show, e.g. ``"velocity"`` or ``"pressure"``.
         every: show every ``every``-th frame.
         fps: frames per second (display, and saving).
@@ -188,7 +221,7 @@ def animate_flow(rollout: MeshRollout, *, field: str = "velocity", every: int = 
         cmap: colour map of the truth and prediction panels.
         path: when given, also save to this ``.gif`` / ``.mp4``.
         dpi: resolution of the saved frames.
-        titles: panel titles.
+        titles: panel titles (the third is the difference's).
 
     Returns:
         A :class:`gns.viz.RolloutAnimation` with ``min(ceil(T / every), max_frames)`` frames.
@@ -196,8 +229,13 @@ def animate_flow(rollout: MeshRollout, *, field: str = "velocity", every: int = 
     Raises:
         GnsInputError: ``field`` is missing, the mesh is not 2D, or its cells are not triangles.
     """
-    rollout = rollout.validate()
-    truth, pred = _field_pair(rollout, field)
+    shown = _panels(rollout, panels, titles)
+    if len(shown) != 2 or shown[0][1].mesh_pos.shape != shown[1][1].mesh_pos.shape:
+        raise GnsInputError("a flow animation compares two panels on the same mesh", key="panels",
+                            expected="2 panels of N nodes each", found=[(t, v.mesh_pos.shape) for t, v, _ in shown])
+    rollout = shown[0][1]
+    truth, pred = _panel_field(rollout, shown[0][2], field), _panel_field(shown[1][1], shown[1][2], field)
+    titles = (shown[0][0], shown[1][0], titles[2] if len(titles) > 2 else "Difference")
     if rollout.mesh_pos.shape[1] != 2 or rollout.cells.shape[1] != 3:
         raise GnsInputError("a flow animation needs a 2D triangle mesh", key=f"{rollout.key}/mesh_pos, cells",
                             expected="mesh_pos (N, 2), cells (C, 3)",
@@ -302,32 +340,25 @@ def _color_limits(values: np.ndarray) -> tuple[float, float]:
 # ------------------------------------------------------------------------- shared
 
 
-def _field_pair(rollout: MeshRollout, field: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(T, N, F)`` float ground truth and prediction of ``field``."""
-    if field not in rollout.predicted or field not in rollout.ground_truth:
-        raise GnsInputError("no such field in the rollout", key=f"{rollout.key}/{field}",
-                            expected=rollout.fields, found=field)
-    return (np.asarray(rollout.ground_truth[field], dtype=float),
-            np.asarray(rollout.predicted[field], dtype=float))
-
-
 def _counter_text(step: int, num_steps: int, dt: float | None) -> str:
     text = f"step {step} / {num_steps - 1}"
     return text if dt is None else f"{text}   t = {step * dt:.3g} s"
 
 
 def render_mesh_rollout(rollout_file: str | os.PathLike, out_path: str | os.PathLike, *,
-                        trajectory: int | str = 0, field: str | None = None, every: int = 1, fps: int = 20,
+                        trajectory: int | str | None = None, field: str | None = None, every: int = 1, fps: int = 20,
                         max_frames: int | None = 200, dpi: int = 80) -> Path:
     """Animate one trajectory of a mesh rollout file (what ``gns render`` does for mesh models).
 
     A 3-component ``world_pos`` (or any 3-component field of a ``cloth`` domain) is drawn as a
-    cloth (:func:`animate_cloth`); any other field as a flow field (:func:`animate_flow`).
+    cloth (:func:`animate_cloth`); any other field as a flow field (:func:`animate_flow`). The
+    panels are ground truth | prediction, or, for a counterfactual file, factual | counterfactual
+    (| solver) (:func:`gns.rollout_io.comparison_panels`).
 
     Args:
-        rollout_file: written by :func:`gns.mesh.rollout_io.write_mesh_rollouts`.
+        rollout_file: a mesh rollout file (:mod:`gns.rollout_io`).
         out_path: ``.gif`` or ``.mp4``.
-        trajectory: index in the file (0 = first) or key (``"00003"``).
+        trajectory: index in the file (default the first) or key (``"00003"``; a counterfactual variant).
         field: the field to draw; None for the file's ``target_field``.
         every, fps, max_frames, dpi: as in :func:`animate_cloth`.
 
@@ -335,17 +366,24 @@ def render_mesh_rollout(rollout_file: str | os.PathLike, out_path: str | os.Path
         ``out_path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        GnsInputError: a bad file, trajectory or field (see :func:`gns.mesh.rollout_io.read_mesh_rollout`).
+        GnsInputError: a bad file, trajectory or field.
     """
-    rollout, attrs = read_mesh_rollout(rollout_file, trajectory)
+    records, attrs = read_rollouts(rollout_file)
+    if attrs["simulator"] != "mesh":
+        raise GnsInputError("not a mesh rollout file", file=rollout_file, key="simulator", expected="mesh",
+                            found=attrs["simulator"])
+    panels = comparison_panels(records, attrs, trajectory, file=rollout_file)
     field = attrs["target_field"] if field is None else field
-    if field not in rollout.predicted:
+    if field not in attrs["fields"]:
         raise GnsInputError("no such field in the rollout file", file=rollout_file, key=field,
-                            expected=rollout.fields, found=field)
-    width = rollout.predicted[field].shape[-1]
+                            expected=attrs["fields"], found=field)
+    width = panels[0][1].sources[panels[0][2]][field].shape[-1]
     cloth = width == 3 and (field == "world_pos" or attrs["domain"] == "cloth")
-    animate = animate_cloth if cloth else animate_flow
-    anim = animate(rollout, field=field, every=every, fps=fps, max_frames=max_frames, dt=attrs["dt"])
+    if cloth:
+        anim = animate_cloth(panels=panels, field=field, every=every, fps=fps, max_frames=max_frames, dt=attrs["dt"])
+    else:
+        anim = animate_flow(panels=panels[:2], field=field, every=every, fps=fps, max_frames=max_frames,
+                            dt=attrs["dt"])
     return save_animation(anim, out_path, fps=fps, dpi=dpi)
 
 

@@ -49,7 +49,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import sys
 from dataclasses import dataclass
 from typing import Callable
 

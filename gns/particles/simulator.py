@@ -21,10 +21,11 @@ from gns.geometry import as_bounds, as_periodic
 from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
-from gns.particles.batch import ParticleBatch
+from gns.particles.state import ParticleState
 from gns.particles.features import edge_features, num_wall_features, velocity_history, wall_distances
 from gns.particles.integrate import integrate, inverse_integrate
 from gns.particles.neighbors import radius_graph
+from gns.train.noise import random_walk_noise
 
 
 VELOCITY_ENCODINGS = ("velocities", "differences")
@@ -39,6 +40,8 @@ class ParticleSimulator(nn.Module):
         noise_std: training noise std; inflates the velocity/acceleration normalization stds.
     """
 
+    kind = "particles"  # the domain (gns.domains)
+
     def __init__(self, config: ModelConfig, metadata: DatasetMetadata, noise_std: float) -> None:
         super().__init__()
         if config.velocity_encoding not in VELOCITY_ENCODINGS:
@@ -47,7 +50,7 @@ class ParticleSimulator(nn.Module):
         if not metadata.has_statistics():
             raise GnsInputError("dataset metadata has no vel/acc statistics; run `gns stats` to back-fill them",
                                 key="vel_mean/vel_std/acc_mean/acc_std")
-        self.config = config
+        self.config, self.metadata = config, metadata
         self.dim = metadata.dim
         self.history = config.history
         self.radius = float(config.radius or metadata.default_connectivity_radius)
@@ -72,7 +75,7 @@ class ParticleSimulator(nn.Module):
         return torch.isin(particle_type, self.kinematic_types.to(particle_type.device))
 
     # --- graph -----------------------------------------------------------------------------
-    def build_graph(self, batch: ParticleBatch) -> Graph:
+    def build_graph(self, batch: ParticleState) -> Graph:
         """Normalized graph from the last ``C+1`` positions of ``batch.position`` ``(N, W, D)``."""
         position_seq = batch.position[:, -(self.history + 1):]  # (N, C+1, D)
         self._check(batch, position_seq)
@@ -98,7 +101,7 @@ class ParticleSimulator(nn.Module):
         changes = self.acceleration_normalizer.normalize(velocities[:, 1:] - velocities[:, :-1])    # (N, C-1, D)
         return torch.cat([changes, self.velocity_normalizer.normalize(velocities[:, -1:])], dim=1)
 
-    def _check(self, batch: ParticleBatch, position_seq: Tensor) -> None:
+    def _check(self, batch: ParticleState, position_seq: Tensor) -> None:
         if position_seq.ndim != 3 or position_seq.shape[1] != self.history + 1 or position_seq.shape[2] != self.dim:
             raise GnsInputError("position window has the wrong shape", key="position",
                                 expected=f"(N, >={self.history + 1}, {self.dim})",
@@ -111,15 +114,47 @@ class ParticleSimulator(nn.Module):
                                 expected=self.context_size,
                                 found=None if batch.context is None else tuple(batch.context.shape))
 
+    # --- the stepper interface (gns.rollout.Stepper) and the training interface (gns.train.losses) ---
+    target_field = "position"
+    predicted_fields = ("position",)
+    state_fields = ("position",)
+    input_fields = ()
+
+    @property
+    def window(self) -> int:
+        """Positions a step reads: ``C + 1``."""
+        return self.history + 1
+
+    def held(self, state: ParticleState) -> Tensor:
+        """``(N,)`` bool: kinematic particles (their positions are prescribed)."""
+        return self.is_kinematic(state.particle_type)
+
     # --- model -----------------------------------------------------------------------------
-    def forward(self, batch: ParticleBatch) -> Tensor:
+    def forward(self, batch: ParticleState) -> Tensor:
         """``(N, D)`` normalized acceleration predicted for the step after the window."""
         return self.network(self.build_graph(batch))
 
-    def predict_next_position(self, batch: ParticleBatch) -> Tensor:
+    def integrate(self, state: ParticleState, normalized: Tensor) -> dict[str, Tensor]:
+        """Decode the network output ``(N, D)`` and integrate one step: ``{"position": (N, D)}``."""
+        acceleration = self.acceleration_normalizer.denormalize(normalized)
+        return {"position": integrate(state.position, acceleration, self.bounds, self.periodic)}
+
+    def predict_next(self, state: ParticleState) -> dict[str, Tensor]:
+        """``{"position": (N, D)}`` after the window (kinematic particles are *not* overwritten here)."""
+        return self.integrate(state, self(state))
+
+    def predict_next_position(self, batch: ParticleState) -> Tensor:
         """``(N, D)``: decode the network output and integrate one step."""
-        acceleration = self.acceleration_normalizer.denormalize(self(batch))
-        return integrate(batch.position, acceleration, self.bounds, self.periodic)
+        return self.predict_next(batch)["position"]
+
+    def target(self, state: ParticleState, next_fields: dict[str, Tensor], mask: Tensor | None = None) -> Tensor:
+        """``(N, D)`` normalized target for ``next_fields["position"]``: the inverse of :meth:`integrate`."""
+        return self.target_normalized_acceleration(state.position, next_fields["position"])
+
+    def training_noise(self, state: ParticleState, noise_std: float, generator: torch.Generator | None = None
+                       ) -> Tensor:
+        """``(N, W, D)`` random-walk noise on the position window (none on kinematic particles)."""
+        return random_walk_noise(state.position, noise_std, self.held(state), generator)
 
     def target_normalized_acceleration(self, position_seq: Tensor, next_position: Tensor) -> Tensor:
         """The inverse of decoding + integrating: what the network should output.

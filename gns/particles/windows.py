@@ -1,4 +1,4 @@
-"""Windows of consecutive steps drawn from a lazily read trajectory split."""
+"""Windows of a particle split as :class:`~gns.particles.state.ParticleState` s."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import numpy as np
 import torch
 
 from gns.data import TrajectorySplit
-from gns.data.windows import WindowIndex
+from gns.data.windows import WindowSampler
 from gns.errors import GnsInputError
-from gns.particles.batch import ParticleBatch
+from gns.particles.state import ParticleState
 
 
-class WindowSampler(WindowIndex):
-    """Draws ``(trajectory, start)`` windows uniformly over all valid windows of a particle split.
+class ParticleWindows(WindowSampler):
+    """Windows of a particle split, drawn uniformly over all valid windows (read lazily).
 
     Args:
-        split: the trajectories (read lazily, one window at a time).
+        split: the trajectories.
         context_size: width of the per-trajectory context the model expects (0: none).
     """
 
@@ -24,21 +24,21 @@ class WindowSampler(WindowIndex):
         self.split = split
         self.context_size = context_size
 
-    def load(self, items: list[tuple[int, int]], window: int) -> ParticleBatch:
-        """Read the windows and concatenate them into one batch (positions ``(N, window, D)``)."""
-        positions, types, counts, contexts = [], [], [], []
-        for traj, start in items:
-            pos = self.split.read_window(traj, start, start + window)             # (W, N, D)
-            positions.append(torch.from_numpy(np.ascontiguousarray(pos.transpose(1, 0, 2))))
-            ptype = torch.from_numpy(np.asarray(self.split.particle_type(traj), dtype=np.int64))
-            types.append(ptype)
-            counts.append(ptype.numel())
-            if self.context_size:
-                ctx = self.split.context(traj)
-                if ctx is None or np.asarray(ctx).reshape(-1).shape[0] != self.context_size:
-                    raise GnsInputError("trajectory context missing or of the wrong width",
-                                        file=self.split.path, key=f"{self.split.keys()[traj]}/context",
-                                        expected=self.context_size, found=None if ctx is None else np.shape(ctx))
-                contexts.append(torch.as_tensor(np.asarray(ctx, dtype=np.float32).reshape(1, -1)))
-        return ParticleBatch(torch.cat(positions), torch.cat(types), torch.tensor(counts),
-                             torch.cat(contexts) if contexts else None)
+    def keys(self) -> list[str]:
+        return self.split.keys()
+
+    def read(self, index: int, start: int, stop: int) -> ParticleState:
+        """Positions ``(N, stop - start, D)`` of trajectory ``index``, its types and context."""
+        pos = self.split.read_window(index, start, stop)                                  # (W, N, D)
+        position = torch.from_numpy(np.ascontiguousarray(pos.transpose(1, 0, 2)))
+        ptype = torch.from_numpy(np.asarray(self.split.particle_type(index), dtype=np.int64))
+        context = None
+        if self.context_size:
+            ctx = self.split.context(index)
+            if ctx is None or np.asarray(ctx).reshape(-1).shape[0] != self.context_size:
+                raise GnsInputError("trajectory context missing or of the wrong width", file=self.split.path,
+                                    key=f"{self.split.keys()[index]}/context", expected=self.context_size,
+                                    found=None if ctx is None else np.shape(ctx))
+            context = torch.as_tensor(np.asarray(ctx, dtype=np.float32).reshape(1, -1))
+        return ParticleState(position, ptype, torch.tensor([ptype.numel()]), context)
+

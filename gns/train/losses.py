@@ -1,12 +1,23 @@
-"""Particle training losses: noise-injected one-step, pushforward and full backprop-through-time.
+"""Training losses for every domain: noise-injected one-step, pushforward and full backprop-through-time.
 
 All three are :func:`unrolled_loss` with a different unroll length and gradient policy:
 
-* one-step: ``unroll=0``; the GNS loss.
+* one-step: ``unroll=0``; the GNS / MeshGraphNets loss.
 * pushforward (Brandstetter et al. 2022, as used by LagrangeBench): the model first rolls
   ``unroll`` steps forward *without gradient* from the noisy history; the loss is the
   one-step loss on the state it reached, so it learns to correct its own drift.
 * bptt: the same unroll *with* gradient through every step; the loss averages every step.
+
+The unroll takes the same step as a rollout (:mod:`gns.rollout`): integrate the prediction,
+hold the entities the model does not simulate to their true values, shift the window.
+
+What the loss needs of a learned simulator (particles, meshes, objects alike):
+
+* ``window``, ``target_field`` (the field the model integrates and the noise perturbs),
+  ``predicted_fields`` (target first), ``held(state)``;
+* ``forward(state) -> (N, O)`` normalized outputs; ``integrate(state, outputs) -> {field: (N, F)}``;
+* ``target(state, next_fields, mask) -> (N, O)``: the exact inverse of ``integrate``, normalized;
+* ``training_noise(state, noise_std, generator) -> (N, W, F)`` noise on the target field's window.
 """
 
 from __future__ import annotations
@@ -14,10 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gns.particles.batch import ParticleBatch
-from gns.particles.integrate import integrate
-from gns.particles.simulator import ParticleSimulator
-from gns.train.noise import random_walk_noise
+from gns.state import State
 
 
 def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -31,47 +39,57 @@ def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return ((prediction - target) ** 2 * weight).sum() / count.clamp(min=1.0)
 
 
-def unrolled_loss(simulator: ParticleSimulator, batch: ParticleBatch, unroll: int, noise_std: float,
+def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma: float = 0.0,
                   generator: torch.Generator | None = None, backprop_through_unroll: bool = False) -> Tensor:
-    """Loss on normalized accelerations after ``unroll`` model steps.
+    """Loss on normalized outputs after ``unroll`` model steps.
+
+    Noise: ``simulator.training_noise`` perturbs the target field's input window. The target of
+    the first step keeps ``1 - gamma`` of the noise on the last input frame: with ``gamma = 0``
+    (GNS, particles) the model learns to correct the noisy *velocity*, not to undo a position
+    offset it cannot see; with ``gamma = 1`` (MeshGraphNets flow) to undo the perturbation; with
+    ``gamma = 0.1`` (MeshGraphNets cloth) mostly to damp the velocity error it implies.
 
     Args:
-        batch: positions ``(N, C + 2 + unroll, D)``: ``C+1`` inputs, then ``unroll + 1`` targets.
+        simulator: a learned simulator (see the module docstring).
+        truth: the target field, the other predicted fields and the input fields over
+            ``window + 1 + unroll`` frames: ``window`` inputs, then ``unroll + 1`` targets.
         unroll: model steps taken before the (last) loss step.
-        noise_std: random-walk noise std on the last input velocity.
+        noise_std: training noise std (0: none).
+        gamma: share of the last input frame's noise removed from the first target.
+        generator: source of the noise.
         backprop_through_unroll: keep gradients through the unroll and average the loss over
             every step (``bptt``); otherwise only the last step is differentiated (pushforward).
 
     Returns:
         scalar loss.
     """
-    c1 = simulator.history + 1
-    ground_truth = batch.position                                                      # (N, W, D)
-    if ground_truth.shape[1] != c1 + unroll + 1:
-        raise ValueError(f"window of {ground_truth.shape[1]} steps, expected {c1 + unroll + 1}")
-    kinematic = simulator.is_kinematic(batch.particle_type)
-    noise = random_walk_noise(ground_truth[:, :c1], noise_std, kinematic, generator)   # (N, C+1, D)
-    history = ground_truth[:, :c1] + noise
+    w, target = simulator.window, simulator.target_field
+    frames = truth.fields[target]                                                       # (N, w + 1 + unroll, F)
+    if frames.shape[1] != w + 1 + unroll:
+        raise ValueError(f"window of {frames.shape[1]} frames, expected {w + 1 + unroll}")
+    held = simulator.held(truth)
+    if noise_std > 0:
+        noise = simulator.training_noise(truth.window(0, w), noise_std, generator)     # (N, w, F)
+    else:
+        noise = torch.zeros_like(frames[:, :w])
+    history = frames[:, :w] + noise
     losses = []
-    for k in range(unroll + 1):
-        with_grad = backprop_through_unroll or k == unroll
+    for j in range(unroll + 1):
+        step_state = truth.window(j, j + w).with_field(target, history)               # inputs of step j
+        with_grad = backprop_through_unroll or j == unroll
         with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
-            predicted = simulator(batch.with_position(history))                        # (N, D) normalized
+            predicted = simulator(step_state)                                            # (N, O) normalized
         if with_grad:
-            next_position = ground_truth[:, c1 + k]
-            if k == 0:
-                # The target keeps the noise of the last input position: the model learns to
-                # correct the noisy *velocity*, not to undo a position offset it cannot see.
-                next_position = next_position + noise[:, -1]
-            target = simulator.target_normalized_acceleration(history, next_position)
-            losses.append(masked_mse(predicted, target, ~kinematic))
-        if k < unroll:
-            acceleration = simulator.acceleration_normalizer.denormalize(predicted)
-            step = integrate(history, acceleration, simulator.bounds, simulator.periodic)
-            step = torch.where(kinematic[:, None], ground_truth[:, c1 + k], step)
+            nxt = {name: truth.fields[name][:, w + j] for name in simulator.predicted_fields}
+            if j == 0:
+                nxt[target] = nxt[target] + (1.0 - gamma) * noise[:, -1]
+            losses.append(masked_mse(predicted, simulator.target(step_state, nxt, ~held), ~held))
+        if j < unroll:
+            frame = simulator.integrate(step_state, predicted)[target]
+            frame = torch.where(held[:, None], frames[:, w + j], frame)
             if not backprop_through_unroll:
-                step = step.detach()
-            history = torch.cat([history[:, 1:], step[:, None]], dim=1)
+                frame = frame.detach()
+            history = torch.cat([history[:, 1:], frame[:, None]], dim=1)
     return torch.stack(losses).mean()
 
 

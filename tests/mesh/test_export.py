@@ -12,12 +12,13 @@ from gns.errors import GnsInputError
 from gns.mesh.export import (export_mesh_rollout, export_rollout, read_pvd, read_vtu, surface_triangles,
                              write_vtu)
 from gns.mesh.io import make_rectangle_mesh
-from gns.mesh.rollout_io import MeshRollout, write_mesh_rollouts
+from gns.mesh.export import MeshView, mesh_record
+from gns.rollout_io import write_rollouts
 
 DT = 0.01
 
 
-def _flow_rollout(frames: int = 3) -> MeshRollout:
+def _flow_rollout(frames: int = 3) -> MeshView:
     """A 2 x 1 channel (15 nodes, 16 triangles) with velocity (T, N, 2) and pressure (T, N, 1)."""
     rng = np.random.default_rng(0)
     mesh_pos, cells = make_rectangle_mesh(2.0, 1.0, 4, 2)
@@ -26,22 +27,23 @@ def _flow_rollout(frames: int = 3) -> MeshRollout:
     truth = {"velocity": rng.normal(size=(frames, len(mesh_pos), 2)),
              "pressure": rng.normal(size=(frames, len(mesh_pos), 1))}
     predicted = {k: v + rng.normal(scale=0.1, size=v.shape) for k, v in truth.items()}
-    return MeshRollout("00000", mesh_pos, cells, node_type, predicted, truth).validate()
+    return MeshView(mesh_record("00000", mesh_pos, cells, node_type, predicted, truth))
 
 
-def _cloth_rollout(frames: int = 3) -> MeshRollout:
+def _cloth_rollout(frames: int = 3) -> MeshView:
     mesh_pos, cells = make_rectangle_mesh(1.0, 1.0, 2, 2)
     t = np.arange(frames)[:, None, None]
     truth = np.concatenate([mesh_pos, np.zeros((len(mesh_pos), 1), np.float32)], axis=1)[None] + 0.1 * t
     predicted = truth + np.random.default_rng(1).normal(scale=0.01, size=truth.shape)
     node_type = np.zeros(len(mesh_pos), np.int32)
     node_type[[6, 8]] = 3
-    return MeshRollout("00004", mesh_pos, cells, node_type, {"world_pos": predicted},
-                       {"world_pos": truth}).validate()
+    return MeshView(mesh_record("00004", mesh_pos, cells, node_type, {"world_pos": predicted},
+                                {"world_pos": truth}))
 
 
-def _write(tmp_path, rollout: MeshRollout, domain: str, target: str):
-    return write_mesh_rollouts(tmp_path / "rollouts.h5", [rollout], domain=domain, dt=DT, target_field=target)
+def _write(tmp_path, rollout: MeshView, domain: str, target: str):
+    return write_rollouts(tmp_path / "rollouts.h5", [rollout.record], simulator="mesh", domain=domain, dt=DT,
+                          target_field=target)
 
 
 def test_flow_export_vtu_pvd_ply(tmp_path):

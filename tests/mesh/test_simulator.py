@@ -7,10 +7,12 @@ import torch
 
 from gns.config import load_config
 from gns.data.mesh import load_mesh_metadata, open_mesh_split
-from gns.mesh.rollout import mesh_rollout
-from gns.mesh.simulator import MeshSimulator
+from gns.domains import open_split_for
 from gns.errors import GnsInputError
-from gns.train.meshes import make_sampler, mesh_unrolled_loss, open_split_for, predicted_fields
+from gns.mesh.simulator import MeshSimulator
+from gns.mesh.windows import MeshWindows
+from gns.rollout import rollout
+from gns.train.losses import unrolled_loss
 
 
 def _simulator(dataset, *overrides) -> MeshSimulator:
@@ -19,9 +21,8 @@ def _simulator(dataset, *overrides) -> MeshSimulator:
 
 
 def _trajectory(simulator, dataset, split="test"):
-    sampler = make_sampler(simulator, open_mesh_split(dataset, split))
-    frames = sampler.split.num_frames(0)
-    return sampler.load([(0, 0)], frames)
+    sampler = MeshWindows.for_simulator(simulator, open_mesh_split(dataset, split))
+    return sampler.read(0, 0, sampler.num_frames(0))
 
 
 def _accumulate(simulator, state):
@@ -31,7 +32,7 @@ def _accumulate(simulator, state):
     for t in range(k, state.fields[simulator.target_field].shape[1]):
         window = state.window(t - k, t)
         simulator.build_graph(window)
-        simulator.target(window, {f: state.fields[f][:, t] for f in predicted_fields(simulator)})
+        simulator.target(window, {f: state.fields[f][:, t] for f in simulator.predicted_fields})
     simulator.eval()
 
 
@@ -45,7 +46,7 @@ class Oracle(MeshSimulator):
         k = self.window
         t = self.step + k
         self.step += 1
-        nxt = {f: self.truth.fields[f][:, t] for f in predicted_fields(self)}
+        nxt = {f: self.truth.fields[f][:, t] for f in self.predicted_fields}
         return self.target(state, nxt)
 
 
@@ -61,8 +62,8 @@ def test_oracle_rollout_reproduces_ground_truth(kind, history, cloth_dataset, fl
     k = simulator.window
     truth = {f: v[:, k:] for f, v in state.fields.items()}
     steps = truth[simulator.target_field].shape[1]
-    predicted = mesh_rollout(simulator, state.window(0, k), steps, truth)
-    for field in predicted_fields(simulator):
+    predicted = rollout(simulator, state.window(0, k), steps, truth)
+    for field in simulator.predicted_fields:
         assert torch.allclose(predicted[field], truth[field], atol=1e-5), field
 
 
@@ -74,7 +75,7 @@ def test_prescribed_nodes_follow_ground_truth(kind, cloth_dataset, flow_dataset)
     _accumulate(simulator, state)
     k = simulator.window
     truth = {f: v[:, k:] for f, v in state.fields.items()}
-    predicted = mesh_rollout(simulator, state.window(0, k), 10, {f: v[:, :10] for f, v in truth.items()})
+    predicted = rollout(simulator, state.window(0, k), 10, {f: v[:, :10] for f, v in truth.items()})
     simulated = simulator.is_simulated(state.node_type)
     assert (~simulated).any() and simulated.any()
     target = simulator.target_field
@@ -158,14 +159,14 @@ def test_rollouts_and_losses_see_the_inputs_of_the_current_frame(cloth_inputs_da
     k, wind = simulator.window, state.fields["wind"]
     simulator.seen = []
     future = {f: v[:, k:k + 6] for f, v in state.fields.items()}
-    mesh_rollout(simulator, state.window(0, k), 6, future)
+    rollout(simulator, state.window(0, k), 6, future)
     for step, seen in enumerate(simulator.seen):           # step s reads frame k - 1 + s
         assert torch.equal(seen["wind"], wind[:, k - 1 + step])
     with pytest.raises(GnsInputError, match="input fields"):
-        mesh_rollout(simulator, state.window(0, k), 6, {"world_pos": future["world_pos"]})
+        rollout(simulator, state.window(0, k), 6, {"world_pos": future["world_pos"]})
     simulator.seen = []
     simulator.train()
-    mesh_unrolled_loss(simulator, state.window(3, 3 + k + 1 + 2), 2, 1e-3, 0.1)
+    unrolled_loss(simulator, state.window(3, 3 + k + 1 + 2), 2, 1e-3, 0.1)
     for j, seen in enumerate(simulator.seen):              # unroll step j reads frame 3 + k - 1 + j
         assert torch.equal(seen["wind"], wind[:, 3 + k - 1 + j])
 
@@ -217,7 +218,7 @@ def test_history_noise_is_a_random_walk_on_normal_nodes(cloth_dataset):
     pooled = []
     for _ in range(20):                                                            # 20 draws: a steady std
         simulator.seen = []
-        mesh_unrolled_loss(simulator, state, 0, 1e-2, 0.1, generator)
+        unrolled_loss(simulator, state, 0, 1e-2, 0.1, generator)
         noise = simulator.seen[0] - state.fields["world_pos"][:, :4]              # (N, 4, 3)
         assert torch.equal(noise[:, 0], torch.zeros_like(noise[:, 0]))           # the oldest frame stays clean
         assert torch.equal(noise[~normal], torch.zeros_like(noise[~normal]))     # prescribed nodes stay clean

@@ -14,13 +14,14 @@ from PIL import Image  # noqa: E402
 from gns.errors import GnsInputError  # noqa: E402
 from gns.mesh import viz  # noqa: E402
 from gns.mesh.io import make_rectangle_mesh  # noqa: E402
-from gns.mesh.rollout_io import MeshRollout, write_mesh_rollouts  # noqa: E402
+from gns.mesh.export import mesh_record  # noqa: E402
+from gns.rollout_io import RolloutRecord, write_rollouts  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("close_figures"),
               pytest.mark.filterwarnings("ignore:Animation was deleted without rendering anything")]
 
 
-def _cloth_rollout(frames: int = 3) -> MeshRollout:
+def _cloth_rollout(frames: int = 3) -> RolloutRecord:
     """A 2 x 2-quad sheet falling and waving (two HANDLE corners) beside a one-triangle OBSTACLE."""
     mesh_pos, cells = make_rectangle_mesh(1.0, 1.0, 2, 2)                         # 9 nodes, 8 triangles
     n = len(mesh_pos)
@@ -35,10 +36,10 @@ def _cloth_rollout(frames: int = 3) -> MeshRollout:
     node_type[n:] = 1
     all_pos = np.concatenate([mesh_pos, obstacle[:, :2]])
     all_cells = np.concatenate([cells, [[n, n + 1, n + 2]]])
-    return MeshRollout("00000", all_pos, all_cells, node_type, {"world_pos": truth + 0.01}, {"world_pos": truth})
+    return mesh_record("00000", all_pos, all_cells, node_type, {"world_pos": truth + 0.01}, {"world_pos": truth})
 
 
-def _flow_rollout(frames: int = 3) -> MeshRollout:
+def _flow_rollout(frames: int = 3) -> RolloutRecord:
     mesh_pos, cells = make_rectangle_mesh(2.0, 1.0, 4, 2)
     rng = np.random.default_rng(0)
     node_type = np.zeros(len(mesh_pos), np.int32)
@@ -47,7 +48,7 @@ def _flow_rollout(frames: int = 3) -> MeshRollout:
     truth = {"velocity": rng.normal(size=(frames, len(mesh_pos), 2)),
              "pressure": rng.normal(size=(frames, len(mesh_pos), 1))}
     predicted = {k: v + 0.1 for k, v in truth.items()}
-    return MeshRollout("00000", mesh_pos, cells, node_type, predicted, truth)
+    return mesh_record("00000", mesh_pos, cells, node_type, predicted, truth)
 
 
 def _gif_frames(path) -> int:
@@ -56,7 +57,7 @@ def _gif_frames(path) -> int:
 
 
 def test_cloth_gif_has_one_frame_per_step(tmp_path):
-    rollout = _cloth_rollout(frames=3).validate()
+    rollout = _cloth_rollout(frames=3)
     anim = viz.animate_cloth(rollout, fps=5, dt=0.02, path=tmp_path / "cloth.gif", dpi=20)
     assert _gif_frames(tmp_path / "cloth.gif") == 3
     truth_axes, pred_axes = anim.axes
@@ -77,7 +78,7 @@ def test_cloth_every_thins_frames():
 
 @pytest.mark.parametrize("field", ["velocity", "pressure"])
 def test_flow_gif_has_one_frame_per_step(tmp_path, field):
-    anim = viz.animate_flow(_flow_rollout().validate(), field=field, path=tmp_path / "flow.gif", dpi=20)
+    anim = viz.animate_flow(_flow_rollout(), field=field, path=tmp_path / "flow.gif", dpi=20)
     assert _gif_frames(tmp_path / "flow.gif") == 3
     truth_image, pred_image, diff_image = (ax.collections[0] for ax in anim.axes)
     assert truth_image.get_clim() == pred_image.get_clim()
@@ -87,18 +88,20 @@ def test_flow_gif_has_one_frame_per_step(tmp_path, field):
 
 def test_flow_needs_a_2d_triangle_mesh():
     flow = _flow_rollout()
-    flow.mesh_pos = np.concatenate([flow.mesh_pos, np.zeros((len(flow.mesh_pos), 1))], axis=1)  # (N, 3)
+    mesh_pos = flow.static["mesh_pos"]
+    flow.static["mesh_pos"] = np.concatenate([mesh_pos, np.zeros((len(mesh_pos), 1))], axis=1)  # (N, 3)
     with pytest.raises(GnsInputError, match="2D triangle mesh"):
-        viz.animate_flow(flow.validate())
+        viz.animate_flow(flow)
     with pytest.raises(GnsInputError, match="no such field"):
-        viz.animate_flow(_flow_rollout().validate(), field="density")
+        viz.animate_flow(_flow_rollout(), field="density")
 
 
 @pytest.mark.parametrize("domain", ["cloth", "flow"])
 def test_render_picks_the_animation(tmp_path, monkeypatch, domain):
     rollout = _cloth_rollout() if domain == "cloth" else _flow_rollout()
     target = "world_pos" if domain == "cloth" else "velocity"
-    path = write_mesh_rollouts(tmp_path / "r.h5", [rollout], domain=domain, dt=0.02, target_field=target)
+    path = write_rollouts(tmp_path / "r.h5", [rollout], simulator="mesh", domain=domain, dt=0.02,
+                          target_field=target)
     called = []
     for name in ("animate_cloth", "animate_flow"):
         original = getattr(viz, name)

@@ -4,11 +4,12 @@ import torch
 from gns.config import ModelConfig, load_config
 from gns.data import load_metadata, open_split
 from gns.geometry import as_bounds
-from gns.particles.batch import ParticleBatch
 from gns.particles.features import wall_distances
+from gns.particles.simulator import ParticleSimulator
+from gns.particles.state import ParticleState
+from gns.particles.task import ParticleTask
 from gns.rollout import rollout
 from gns.train.loop import Trainer
-from gns.train.particles import ParticleTask, build_simulator
 
 
 def systems(meta, sizes, seed=0):
@@ -18,7 +19,7 @@ def systems(meta, sizes, seed=0):
     for n in sizes:
         pos = lo + (hi - lo) * torch.rand(n, 1, meta.dim, generator=g)
         pos = pos + torch.cumsum(torch.randn(n, 6, meta.dim, generator=g) * 1e-3, dim=1)
-        out.append(ParticleBatch(pos, torch.randint(0, 9, (n,), generator=g), torch.tensor([n])))
+        out.append(ParticleState(pos, torch.randint(0, 9, (n,), generator=g), torch.tensor([n])))
     return out
 
 
@@ -26,14 +27,14 @@ def test_batched_equals_unbatched_with_neighbour_search(bouncing_dataset, lj3d_d
     for root in (bouncing_dataset, lj3d_dataset):
         meta = load_metadata(root)
         torch.manual_seed(0)
-        sim = build_simulator(ModelConfig(latent_size=16, message_passing_steps=2), meta, 1e-4)
+        sim = ParticleSimulator(ModelConfig(latent_size=16, message_passing_steps=2), meta, 1e-4)
         parts = systems(meta, [1, 17, 3, 40])             # includes a lone particle
-        together = sim(ParticleBatch.concat(parts))
+        together = sim(ParticleState.concat(parts))
         apart = torch.cat([sim(p) for p in parts])
         assert torch.allclose(together, apart, atol=1e-5)
         # systems in a batch never exchange messages: moving one leaves the others unchanged
         moved = [parts[0], parts[1].with_position(parts[1].position + 0.01), parts[2], parts[3]]
-        changed = sim(ParticleBatch.concat(moved))
+        changed = sim(ParticleState.concat(moved))
         assert torch.allclose(changed[18:], together[18:], atol=1e-6)
 
 
@@ -58,8 +59,8 @@ def test_lagrangebench_lj3d_trains_and_rolls_out_in_periodic_box(lj3d_dataset, t
     trainer.train(progress=False)
     traj = open_split(lj3d_dataset, "test", task.metadata)[0]
     pos = torch.from_numpy(traj.position)
-    initial = ParticleBatch(pos[:6].transpose(0, 1), torch.from_numpy(traj.particle_type), torch.tensor([3]))
-    pred = rollout(task.model, initial, 200)
+    initial = ParticleState(pos[:6].transpose(0, 1), torch.from_numpy(traj.particle_type), torch.tensor([3]))
+    pred = rollout(task.model, initial, 200)["position"]
     assert torch.isfinite(pred).all()
     assert (pred >= 0).all() and (pred < 5).all()       # wrapped into the periodic box [0, 5)^3
     # the particles of this set cross the periodic boundary; velocities stay small through the wrap

@@ -4,14 +4,14 @@ import csv
 import dataclasses
 
 import h5py
-import numpy as np
 import pytest
 import torch
 
 from gns.config import load_config
 from gns.errors import CheckpointMismatchError, GnsInputError
 from gns.train.loop import Trainer
-from gns.train.meshes import MeshTask, load_mesh_simulator
+from gns.domains import load_simulator
+from gns.mesh.task import MeshTask
 
 SMALL = ["model.latent_size=32", "model.message_passing_steps=2", "model.hidden_layers=1",
          "train.lr_init=3e-3", "train.lr_decay_steps=1000", "train.log_every=10", "train.eval_every=40",
@@ -45,7 +45,7 @@ def test_short_training_run_loss_falls(kind, cloth_dataset, flow_dataset, tmp_pa
     values = losses(tmp_path / "run" / "log.csv")
     assert values[-1] < 0.5 * values[0], values
     assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
-    simulator, config, metadata = load_mesh_simulator(tmp_path / "run" / "checkpoints" / "latest.pt")
+    simulator, config, metadata = load_simulator(tmp_path / "run" / "checkpoints" / "latest.pt", kind="mesh")
     for a, b in zip(simulator.state_dict().values(), trainer.model.state_dict().values()):
         assert torch.equal(a.cpu(), b.cpu())
 
@@ -75,12 +75,15 @@ def test_checkpoint_from_incompatible_config_is_refused(cloth_dataset, tmp_path)
         Trainer(config, MeshTask(config), config.out_dir).resume()
 
 
-def test_particle_checkpoint_is_not_a_mesh_checkpoint(bouncing_dataset, tmp_path):
-    from gns.train.particles import ParticleTask
+def test_particle_checkpoint_is_not_a_mesh_checkpoint(bouncing_dataset, cloth_dataset, tmp_path):
+    from gns.particles.task import ParticleTask
     config = load_config(overrides=SMALL + [f"dataset={bouncing_dataset}", f"out_dir={tmp_path}", "train.steps=1"])
     Trainer(config, ParticleTask(config), tmp_path).train(progress=False)
-    with pytest.raises(GnsInputError, match="not a mesh-simulator checkpoint"):
-        load_mesh_simulator(tmp_path / "checkpoints" / "latest.pt")
+    with pytest.raises(GnsInputError, match="not a mesh checkpoint"):
+        load_simulator(tmp_path / "checkpoints" / "latest.pt", kind="mesh")
+    mesh = config_for(cloth_dataset, tmp_path, "train.steps=2")           # the same run folder, a mesh dataset
+    with pytest.raises(GnsInputError, match="not from a mesh simulator"):
+        Trainer(mesh, MeshTask(mesh), tmp_path).resume()
 
 
 def _copy_dataset(src, dst):

@@ -7,7 +7,8 @@ from gns.config import load_config
 from gns.errors import CheckpointMismatchError, GnsInputError
 from gns.train.checkpoint import load_checkpoint, save_checkpoint
 from gns.train.loop import Trainer
-from gns.train.particles import ParticleTask, load_simulator
+from gns.domains import load_simulator
+from gns.particles.task import ParticleTask
 
 SMALL = ["model.latent_size=16", "model.message_passing_steps=2", "model.hidden_layers=1",
          "train.lr_init=3e-3", "train.lr_decay_steps=1000", "train.log_every=10", "train.eval_every=30",

@@ -1,0 +1,98 @@
+"""The training task of any domain: what the shared loop (:class:`gns.train.loop.Trainer`) needs.
+
+A task owns the model, the training and validation windows, the noise and the loss of each
+step, the validation and what a checkpoint records; the domain (:mod:`gns.domains`) supplies
+the few parts that differ (metadata, the simulator, its windows, the default noise, what a
+resumed checkpoint must agree on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gns.config import Config, config_from_dict
+from gns.domains import Domain, resolve_device
+from gns.errors import GnsInputError
+from gns.evaluate import evaluate_split
+from gns.train.checkpoint import check_compatible
+from gns.train.losses import PushforwardSchedule, unroll_for, unrolled_loss
+
+LOSSES = ("onestep", "pushforward", "bptt")
+
+__all__ = ["SimulatorTask", "LOSSES"]
+
+
+class SimulatorTask:
+    """Windows, noise and losses for :class:`~gns.train.loop.Trainer` on a dataset of ``domain``.
+
+    Args:
+        config: the run's settings (``config.dataset`` is read).
+        domain: the dataset's domain descriptor.
+        device: where to train (default: ``config.device``).
+    """
+
+    def __init__(self, config: Config, domain: Domain, device: torch.device | str | None = None) -> None:
+        if config.train.loss not in LOSSES:
+            raise GnsInputError("unknown training loss", key="train.loss", expected=LOSSES, found=config.train.loss)
+        self.config, self.domain = config, domain
+        self.device = resolve_device(config.device) if device is None else torch.device(device)
+        self.metadata = domain.load_metadata(config.dataset)
+        self.train_split = domain.open_split(config.dataset, "train", self.metadata)
+        self.valid_split = domain.open_split(config.dataset, "valid", self.metadata)
+        self.noise_std, self.gamma = domain.noise_settings(config, self.metadata)
+        torch.manual_seed(config.train.seed)  # model initialisation
+        self.model = domain.build_simulator(config, self.metadata, self.noise_std).to(self.device)
+        self.sampler = domain.training_windows(self.model, self.train_split)
+        self.valid_sampler = domain.training_windows(self.model, self.valid_split)
+        train = config.train
+        self.schedule = PushforwardSchedule(train.pushforward_steps, train.pushforward_unrolls, train.pushforward_probs)
+
+    def unroll_for(self, step: int, generator: torch.Generator) -> tuple[int, bool]:
+        """Unroll length and whether to backprop through it, for this step."""
+        return unroll_for(self.config.train, self.schedule, step, generator)
+
+    def training_loss(self, step: int, generator: torch.Generator, device_generator: torch.Generator) -> Tensor:
+        unroll, backprop = self.unroll_for(step, generator)
+        window = self.model.window + 1 + unroll
+        train = self.config.train
+        items = self.sampler.sample_items(train.batch_size, window, generator, train.early_frames, train.early_fraction)
+        truth = self.sampler.load(items, window).to(self.device)
+        return unrolled_loss(self.model, truth, unroll, self.noise_std, self.gamma, device_generator, backprop)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Noise-free one-step loss (normalized outputs) and the MSE of short rollouts of the target field."""
+        was_training = self.model.training
+        self.model.eval()
+        window = self.model.window + 1
+        items = self.valid_sampler.fixed_items(self.config.train.valid_windows, window)
+        losses = []
+        for k in range(0, len(items), 8):
+            truth = self.valid_sampler.load(items[k:k + 8], window).to(self.device)
+            losses.append(float(unrolled_loss(self.model, truth, 0, 0.0, self.gamma)))
+        summary = evaluate_split(self.model, self.valid_split, horizons=(),
+                                 max_trajectories=self.config.train.valid_rollouts,
+                                 num_steps=self.config.train.valid_rollout_steps, progress=False)
+        self.model.train(was_training)
+        full = summary["model"][summary["metric"]]["full"]
+        return {"valid_onestep_mse": sum(losses) / len(losses),
+                "valid_rollout_mse": full ** 2 if summary["metric"] == "rmse" else full}
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {"metadata": self.metadata.to_dict(), "noise_std": self.noise_std, "noise_gamma": self.gamma,
+                "kind": self.domain.kind}
+
+    def check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
+        """Refuse a checkpoint of another domain or of a model that differs in structure."""
+        found = state.get("kind", "particles")
+        if found != self.domain.kind:
+            raise GnsInputError(f"checkpoint is not from a {self.domain.kind} simulator", file=path, key="kind",
+                                expected=self.domain.kind, found=found)
+        saved = self.domain.structure(config_from_dict(state["config"]), state["metadata"])
+        now = self.domain.structure(self.config, self.metadata.to_dict())
+        for part in now:
+            check_compatible(saved[part], now[part], path, part)
