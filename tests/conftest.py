@@ -218,3 +218,68 @@ def close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def _drift(num_steps: int, num_particles: int, dim: int, seed: int = 0) -> np.ndarray:
+    """``(T, N, D)`` particles drifting in the unit box."""
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0.2, 0.8, (num_particles, dim))
+    velocity = rng.normal(0.0, 0.01, (num_particles, dim))
+    return start + velocity * np.arange(num_steps)[:, None, None]
+
+
+@pytest.fixture(scope="session")
+def drift():
+    """``drift(num_steps, num_particles, dim, seed=0)``: a ``(T, N, D)`` trajectory drifting in the unit box."""
+    return _drift
+
+
+def _gif_frames(path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.n_frames
+
+
+@pytest.fixture(scope="session")
+def gif_frames():
+    """``gif_frames(path)``: the number of frames of a gif."""
+    return _gif_frames
+
+
+# Tiny, fast training settings for the tests of the loop and of each domain's task.
+SMALL_TRAINING = ["model.latent_size=16", "model.message_passing_steps=2", "model.hidden_layers=1",
+                  "train.lr_init=3e-3", "train.lr_decay_steps=1000", "train.log_every=10", "train.eval_every=30",
+                  "train.checkpoint_every=20", "train.valid_windows=8", "train.valid_rollouts=1",
+                  "train.valid_rollout_steps=5", "device=cpu"]
+
+
+def _small_config(dataset, out, *extra):
+    from gns.config import load_config
+
+    return load_config(overrides=SMALL_TRAINING + [f"dataset={dataset}", f"out_dir={out}", *extra])
+
+
+def _train_small(config, steps=None):
+    from gns.domains import domain_for_dataset
+    from gns.train.loop import Trainer
+    from gns.train.task import SimulatorTask
+
+    if steps is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
+    trainer = Trainer(config, SimulatorTask(config, domain_for_dataset(config.dataset)), config.out_dir)
+    trainer.resume()
+    trainer.train(progress=False)
+    return trainer
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    """``small_config(dataset, out, *overrides)``: the tests' tiny training config for a dataset."""
+    return _small_config
+
+
+@pytest.fixture(scope="session")
+def train_small():
+    """``train_small(config, steps=None)``: resume (if a checkpoint exists) and train; returns the Trainer."""
+    return _train_small

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,7 +11,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.animation import FFMpegWriter  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from gns import viz  # noqa: E402
 from gns.particles import viz as pviz  # noqa: E402
@@ -23,58 +20,49 @@ pytestmark = [pytest.mark.usefixtures("close_figures"),
               pytest.mark.filterwarnings("ignore:Animation was deleted without rendering anything")]
 
 
-def _trajectory(num_steps: int, num_particles: int, dim: int, seed: int = 0) -> np.ndarray:
-    """``(T, N, D)`` particles drifting in the unit box."""
-    rng = np.random.default_rng(seed)
-    start = rng.uniform(0.2, 0.8, (num_particles, dim))
-    velocity = rng.normal(0.0, 0.01, (num_particles, dim))
-    return start + velocity * np.arange(num_steps)[:, None, None]
 
 
-def _gif_frames(path: Path) -> int:
-    with Image.open(path) as image:
-        return image.n_frames
 
 
-def test_animation_html_is_a_player():
-    anim = pviz.animate_rollout(_trajectory(2, 4, 2))
+def test_animation_html_is_a_player(drift):
+    anim = pviz.animate_rollout(drift(2, 4, 2))
     html = viz.animation_html(anim)
     assert isinstance(html, str) and "<script" in html and "Animation" in html
 
 
-def test_mp4_without_ffmpeg_suggests_gif(tmp_path):
-    anim = pviz.animate_rollout(_trajectory(2, 4, 2))
+def test_mp4_without_ffmpeg_suggests_gif(tmp_path, drift):
+    anim = pviz.animate_rollout(drift(2, 4, 2))
     with pytest.raises(RuntimeError, match=r"ffmpeg.*save as \.gif instead"):
         viz.save_animation(anim, tmp_path / "rollout.mp4")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_mp4_with_ffmpeg_missing_from_its_configured_path(tmp_path, monkeypatch):
+def test_mp4_with_ffmpeg_missing_from_its_configured_path(tmp_path, monkeypatch, drift):
     # Runs on every machine: point matplotlib at an ffmpeg that does not exist.
     monkeypatch.setitem(matplotlib.rcParams, "animation.ffmpeg_path", str(tmp_path / "no-ffmpeg"))
     assert not FFMpegWriter.isAvailable()
-    anim = pviz.animate_rollout(_trajectory(2, 4, 2))
+    anim = pviz.animate_rollout(drift(2, 4, 2))
     with pytest.raises(RuntimeError, match=r"rollout\.gif"):
         viz.save_animation(anim, tmp_path / "rollout.mp4")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unsupported_suffix(tmp_path):
-    anim = pviz.animate_rollout(_trajectory(2, 4, 2))
+def test_unsupported_suffix(tmp_path, drift):
+    anim = pviz.animate_rollout(drift(2, 4, 2))
     with pytest.raises(ValueError, match=r"\.avi.*expected \.gif or \.mp4"):
         viz.save_animation(anim, tmp_path / "rollout.avi")
 
 
-def test_atomic_write_leaves_no_temp_files(tmp_path):
+def test_atomic_write_leaves_no_temp_files(tmp_path, drift, gif_frames):
     target = tmp_path / "sub" / "rollout.gif"  # parent folders are created
-    anim = pviz.animate_rollout(_trajectory(3, 4, 2))
+    anim = pviz.animate_rollout(drift(3, 4, 2))
     viz.save_animation(anim, target, dpi=20)
     viz.save_animation(anim, target, dpi=20)  # overwriting an existing file
     assert [p.name for p in target.parent.iterdir()] == ["rollout.gif"]
-    assert _gif_frames(target) == 3
+    assert gif_frames(target) == 3
 
 
-def test_failed_write_keeps_old_file_and_no_temp_files(tmp_path):
+def test_failed_write_keeps_old_file_and_no_temp_files(tmp_path, drift):
     target = tmp_path / "rollout.gif"
     target.write_bytes(b"old")
 
@@ -82,7 +70,7 @@ def test_failed_write_keeps_old_file_and_no_temp_files(tmp_path):
         if frame == 1:
             raise KeyboardInterrupt  # e.g. the user pressed Ctrl-C mid-render
 
-    anim = pviz.animate_rollout(_trajectory(3, 4, 2))
+    anim = pviz.animate_rollout(drift(3, 4, 2))
     with pytest.raises(KeyboardInterrupt):
         viz.save_animation(anim, target, dpi=20, progress_callback=fail)
     assert [p.name for p in tmp_path.iterdir()] == ["rollout.gif"]

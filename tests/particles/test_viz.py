@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from gns import viz  # noqa: E402
 from gns.particles import viz as pviz  # noqa: E402
@@ -23,45 +20,36 @@ pytestmark = [pytest.mark.usefixtures("close_figures"),
               pytest.mark.filterwarnings("ignore:Animation was deleted without rendering anything")]
 
 
-def _trajectory(num_steps: int, num_particles: int, dim: int, seed: int = 0) -> np.ndarray:
-    """``(T, N, D)`` particles drifting in the unit box."""
-    rng = np.random.default_rng(seed)
-    start = rng.uniform(0.2, 0.8, (num_particles, dim))
-    velocity = rng.normal(0.0, 0.01, (num_particles, dim))
-    return start + velocity * np.arange(num_steps)[:, None, None]
 
 
-def _gif_frames(path: Path) -> int:
-    with Image.open(path) as image:
-        return image.n_frames
 
 
-def test_render_2d_gif_frame_count(tmp_path):
-    truth = _trajectory(10, 20, 2)
+def test_render_2d_gif_frame_count(tmp_path, drift, gif_frames):
+    truth = drift(10, 20, 2)
     predicted = torch.as_tensor(truth + 0.01, dtype=torch.float32)  # tensors are accepted
     types = torch.tensor([3] * 5 + [5] * 15)
     out = pviz.render_rollout(tmp_path / "rollout.gif", predicted, truth, particle_type=types,
                              bounds=[[0, 1], [0, 1]], stride=3, dpi=30, progress=False)
     assert out == tmp_path / "rollout.gif"
     assert out.stat().st_size > 0
-    assert _gif_frames(out) == math.ceil(10 / 3)
+    assert gif_frames(out) == math.ceil(10 / 3)
 
 
-def test_3d_gif_frame_count_capped_by_max_frames(tmp_path):
-    truth = _trajectory(9, 15, 3)
+def test_3d_gif_frame_count_capped_by_max_frames(tmp_path, drift, gif_frames):
+    truth = drift(9, 15, 3)
     anim = pviz.animate_rollout(truth + 0.02, truth, particle_type=np.arange(15) % 3, max_frames=5)
     # Capping subsamples evenly and keeps the first and last step.
     assert anim.steps.tolist() == [0, 2, 4, 6, 8]
     out = viz.save_animation(anim, tmp_path / "rollout3d.gif", dpi=30)
     assert out.stat().st_size > 0
-    assert _gif_frames(out) == 5
+    assert gif_frames(out) == 5
 
 
 @pytest.mark.parametrize("num_steps, stride, max_frames",
                          [(1, 1, 200), (10, 1, None), (10, 4, 200), (101, 1, 200),
                           (1000, 3, 200), (50, 2, 7), (50, 1, 1)])
-def test_frame_count_is_strided_length_capped(num_steps, stride, max_frames):
-    truth = _trajectory(num_steps, 3, 2)
+def test_frame_count_is_strided_length_capped(num_steps, stride, max_frames, drift):
+    truth = drift(num_steps, 3, 2)
     anim = pviz.animate_rollout(truth, stride=stride, max_frames=max_frames)
     expected = math.ceil(num_steps / stride)
     if max_frames is not None:
@@ -71,8 +59,8 @@ def test_frame_count_is_strided_length_capped(num_steps, stride, max_frames):
     assert anim.steps[0] == 0 and np.all(anim.steps % stride == 0)
 
 
-def test_panels_share_colours_and_legend_lists_types(tmp_path):
-    truth = _trajectory(4, 12, 2)
+def test_panels_share_colours_and_legend_lists_types(tmp_path, drift):
+    truth = drift(4, 12, 2)
     types = np.array([7] * 4 + [1] * 8)
     anim = pviz.animate_rollout(truth * 1.01, truth, particle_type=types, titles=("GT", "GNS"))
     assert [ax.get_title() for ax in anim.axes] == ["GT", "GNS"]
@@ -87,8 +75,8 @@ def test_panels_share_colours_and_legend_lists_types(tmp_path):
     assert anim.figure.get_suptitle() == "step 3 / 3"
 
 
-def test_prediction_only_has_one_panel():
-    anim = pviz.animate_rollout(_trajectory(3, 5, 2))
+def test_prediction_only_has_one_panel(drift):
+    anim = pviz.animate_rollout(drift(3, 5, 2))
     assert len(anim.axes) == 1 and anim.axes[0].get_title() == "Prediction"
     assert anim.figure.legends == []  # no particle types, no legend
 
@@ -114,8 +102,8 @@ def test_bad_inputs_raise_value_error(kwargs, message):
         pviz.animate_rollout(arguments.pop("predicted"), **arguments)
 
 
-def test_frame_figure_2d_and_3d():
-    ax = pviz.frame_figure(_trajectory(1, 6, 2)[0], particle_type=[0, 0, 1, 1, 2, 2],
+def test_frame_figure_2d_and_3d(drift):
+    ax = pviz.frame_figure(drift(1, 6, 2)[0], particle_type=[0, 0, 1, 1, 2, 2],
                           bounds=[[0, 1], [0, 1]], title="t = 0")
     assert ax.get_xlim() == (0.0, 1.0) and len(ax.collections) == 1
     assert len(ax.get_legend().get_texts()) == 3

@@ -6,38 +6,17 @@ import torch
 from gns.config import load_config
 from gns.errors import CheckpointMismatchError, GnsInputError
 from gns.train.checkpoint import load_checkpoint, save_checkpoint
-from gns.train.loop import Trainer
 from gns.domains import load_simulator
 from gns.particles.task import ParticleTask
-
-SMALL = ["model.latent_size=16", "model.message_passing_steps=2", "model.hidden_layers=1",
-         "train.lr_init=3e-3", "train.lr_decay_steps=1000", "train.log_every=10", "train.eval_every=30",
-         "train.checkpoint_every=20", "train.valid_windows=8", "train.valid_rollouts=1",
-         "train.valid_rollout_steps=5", "device=cpu"]
-
-
-def config_for(dataset, out, *extra):
-    return load_config(overrides=SMALL + [f"dataset={dataset}", f"out_dir={out}", *extra])
-
-
-def run(config, steps=None):
-    if steps is not None:
-        config = config.__class__(**{**config.__dict__, "train": config.train.__class__(
-            **{**config.train.__dict__, "steps": steps})})
-    task = ParticleTask(config)
-    trainer = Trainer(config, task, config.out_dir)
-    trainer.resume()
-    trainer.train(progress=False)
-    return trainer
-
+from gns.train.loop import Trainer
 
 def read_log(path):
     with open(path) as f:
         return list(csv.DictReader(f))
 
 
-def test_short_training_run_loss_falls(bouncing_dataset, tmp_path):
-    trainer = run(config_for(bouncing_dataset, tmp_path / "run", "train.steps=150"))
+def test_short_training_run_loss_falls(bouncing_dataset, tmp_path, small_config, train_small):
+    trainer = train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=150"))
     rows = read_log(trainer.log_path)
     losses = [float(r["loss"]) for r in rows]
     assert losses[-1] < 0.5 * losses[0], losses
@@ -46,11 +25,11 @@ def test_short_training_run_loss_falls(bouncing_dataset, tmp_path):
     assert any(r["valid_rollout_mse"] for r in rows)
 
 
-def test_resume_after_interrupt_continues_exactly(bouncing_dataset, tmp_path):
-    straight = run(config_for(bouncing_dataset, tmp_path / "a", "train.steps=40"))
-    interrupted = config_for(bouncing_dataset, tmp_path / "b", "train.steps=40")
-    run(interrupted, steps=25)                       # stops at 25, checkpoint written
-    resumed = run(interrupted)                       # picks up at 25, runs to 40
+def test_resume_after_interrupt_continues_exactly(bouncing_dataset, tmp_path, small_config, train_small):
+    straight = train_small(small_config(bouncing_dataset, tmp_path / "a", "train.steps=40"))
+    interrupted = small_config(bouncing_dataset, tmp_path / "b", "train.steps=40")
+    train_small(interrupted, steps=25)                       # stops at 25, checkpoint written
+    resumed = train_small(interrupted)                       # picks up at 25, runs to 40
     assert resumed.step == 40
     for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), name
@@ -61,17 +40,17 @@ def test_resume_after_interrupt_continues_exactly(bouncing_dataset, tmp_path):
 
 
 @pytest.mark.parametrize("loss", ["pushforward", "bptt"])
-def test_rollout_losses_train(bouncing_dataset, tmp_path, loss):
+def test_rollout_losses_train(bouncing_dataset, tmp_path, loss, small_config, train_small):
     extra = ["train.steps=20", f"train.loss={loss}", "train.pushforward_steps=[0,5]",
              "train.pushforward_unrolls=[0,2]", "train.pushforward_probs=[1,1]", "train.bptt_steps=3"]
-    trainer = run(config_for(bouncing_dataset, tmp_path / loss, *extra))
+    trainer = train_small(small_config(bouncing_dataset, tmp_path / loss, *extra))
     assert trainer.step == 20
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
-def test_checkpoint_from_incompatible_config_is_refused(bouncing_dataset, tmp_path):
-    run(config_for(bouncing_dataset, tmp_path / "run", "train.steps=5"))
-    other = config_for(bouncing_dataset, tmp_path / "run", "train.steps=10", "model.latent_size=32")
+def test_checkpoint_from_incompatible_config_is_refused(bouncing_dataset, tmp_path, small_config, train_small):
+    train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=5"))
+    other = small_config(bouncing_dataset, tmp_path / "run", "train.steps=10", "model.latent_size=32")
     trainer = Trainer(other, ParticleTask(other), other.out_dir)
     with pytest.raises(CheckpointMismatchError, match="latent_size: checkpoint 16 vs now 32"):
         trainer.resume()
@@ -88,8 +67,8 @@ def test_checkpoint_is_atomic_and_corruption_is_reported(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
-def test_load_simulator_from_checkpoint_alone(bouncing_dataset, tmp_path):
-    trainer = run(config_for(bouncing_dataset, tmp_path / "run", "train.steps=5"))
+def test_load_simulator_from_checkpoint_alone(bouncing_dataset, tmp_path, small_config, train_small):
+    trainer = train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=5"))
     sim, config, meta = load_simulator(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert config.model.latent_size == 16 and meta.dim == 2
     for (name, a), (_, b) in zip(sim.state_dict().items(), trainer.model.state_dict().items()):
