@@ -194,6 +194,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_counterfactual(args: argparse.Namespace) -> int:
+    from gns.counterfactual import format_counterfactuals, query
+    from gns.domains import load_simulator
+
+    simulator, config, _ = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
+    result = query(simulator, args.dataset or config.dataset, args.interventions, split=args.split,
+                   trajectory=args.trajectory, start=args.start, steps=args.steps, solver=args.solver,
+                   horizons=tuple(args.horizons), out=args.out, progress=not args.quiet)
+    print(format_counterfactuals(result))
+    solver = f"; solver {result.timing['solver']:.1f} s" if "solver" in result.timing else ""
+    print(f"{len(result.names)} futures of {result.scenarios['factual'].state.num_entities} entities rolled out as "
+          f"one batch in {result.timing['rollout']:.2f} s{solver}")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the default dataset, train briefly, evaluate on the test split and render."""
     from gns.config import load_config, preset_path
@@ -302,6 +318,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", help="cpu, cuda, auto")
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("counterfactual", help="what-if queries: roll a state out under interventions, paired with the "
+                                              "factual future (and the reference solver re-run under them)")
+    _checkpoint_arg(p)
+    p.add_argument("--dataset", help="dataset directory (default: the one trained on)")
+    p.add_argument("--split", default="test", help="split of the trajectory (default: test)")
+    p.add_argument("--trajectory", default="0", help="trajectory index in the split, or its key (default: 0)")
+    p.add_argument("--start", type=int, help="frame of the intervention, the last frame the model reads "
+                                             "(default: the first possible, the model's window - 1)")
+    p.add_argument("--interventions", required=True, help="YAML file of variants (docs/counterfactuals.md, "
+                                                          "examples in docs/interventions/)")
+    p.add_argument("--steps", type=int, help="steps to roll out (default: to the end of the trajectory)")
+    p.add_argument("--solver", default="auto", choices=["auto", "on", "off"],
+                   help="re-simulate every variant with the dataset's reference solver: auto (when it can), on "
+                        "(it must), off")
+    p.add_argument("--horizons", type=int, nargs="+", default=[1, 5, 10, 20, 50, 100],
+                   help="steps at which errors against the solver are reported")
+    p.add_argument("--device", help="cpu, cuda, auto")
+    p.add_argument("--out", default="counterfactual.h5", help="paired futures (.h5 or .npz; `gns render` draws them) "
+                                                              "and a .json summary beside it")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_counterfactual)
 
     p = sub.add_parser("render", help="animate a saved rollout (gif, or mp4 with ffmpeg)")
     p.add_argument("rollouts", help="file written by `gns rollout`")

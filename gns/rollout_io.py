@@ -165,7 +165,7 @@ def write_rollouts(path: str | os.PathLike, records: Sequence[RolloutRecord], *,
 
     Args:
         path: destination; ``.npz`` selects numpy's format, anything else HDF5.
-        records: distinct keys, the same field names and sources in every record.
+        records: distinct keys, the same field names in every record (each holds some or all of the sources).
         simulator: the domain that wrote it (``"particles"``, ``"mesh"``): what ``gns render`` dispatches on.
         domain: free text, the dataset's domain (``"water2d"``, ``"cloth"``, ``"flow"``).
         dt: seconds between frames, > 0.
@@ -174,7 +174,7 @@ def write_rollouts(path: str | os.PathLike, records: Sequence[RolloutRecord], *,
         info: optional JSON-serialisable extra attributes (box bounds, a counterfactual query).
 
     Raises:
-        GnsInputError: no records, repeated keys, records with different fields or sources, an
+        GnsInputError: no records, repeated keys, records with different fields, an
             unknown target field, a non-positive ``dt``, or anything :meth:`RolloutRecord.validate` finds.
     """
     path = Path(path)
@@ -297,12 +297,12 @@ def _make_attrs(records: Sequence[RolloutRecord], path: Path, *, simulator: str,
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         raise GnsInputError("record keys must be distinct", file=path, key="key", expected="distinct keys",
                             found=f"repeated {repeated}")
-    fields, sources = records[0].fields, list(records[0].sources)
+    fields = records[0].fields
+    sources = list(dict.fromkeys(s for r in records for s in r.sources))  # every record holds some of them
     for r in records[1:]:
-        if r.fields != fields or list(r.sources) != sources:
-            raise GnsInputError("all records in a file must hold the same fields and sources", file=path, key=r.key,
-                                expected=f"fields {fields}, sources {sources}",
-                                found=f"fields {r.fields}, sources {list(r.sources)}")
+        if r.fields != fields:
+            raise GnsInputError("all records in a file must hold the same fields", file=path, key=r.key,
+                                expected=f"fields {fields}", found=f"fields {r.fields}")
     if target_field not in fields:
         raise GnsInputError("target_field must be one of the fields", file=path, key="target_field",
                             expected=fields, found=target_field)
@@ -329,11 +329,11 @@ def _arrays_of(record: RolloutRecord) -> dict[str, np.ndarray]:
 def _write_h5(path: Path, records: Sequence[RolloutRecord], attrs: Mapping[str, Any]) -> None:
     import h5py
 
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w", track_order=True) as f:  # records read back in the order written
         for name, value in attrs.items():
             f.attrs[name] = value
         for r in records:
-            group = f.create_group(r.key)
+            group = f.create_group(r.key, track_order=True)
             for name, values in _arrays_of(r).items():
                 is_field = name.split("/")[0] not in _RESERVED
                 # One chunk per frame: a viewer reading a few frames does not inflate the whole field.
@@ -476,7 +476,11 @@ def _parse_attrs(attrs: Mapping[str, Any], path: Path) -> dict[str, Any]:
 
 def _record(key: str, groups: Mapping[str, Any], attrs: Mapping[str, Any], path: Path) -> RolloutRecord:
     sources = {}
-    for source in attrs["sources"]:
+    present = [s for s in attrs["sources"] if s in groups]
+    if not present:
+        raise GnsInputError("a record holds none of the file's sources", file=path, key=key,
+                            expected=f"some of {attrs['sources']}", found=sorted(groups))
+    for source in present:
         group = groups.get(source)
         if not isinstance(group, dict):
             raise GnsInputError("missing group of fields", file=path, key=f"{key}/{source}",

@@ -16,8 +16,9 @@ to tensor:
 plus ``n``, ``(B,)`` int64 entities per system. Every batching operation is written here once,
 for every domain: :meth:`State.select` (keep entities; links that lose an entity are
 dropped), :meth:`State.concat` and :meth:`State.repeat` (systems of different sizes in one
-batch), :meth:`State.take_systems` and :meth:`State.split`, :meth:`State.window` and
-:meth:`State.shift` (the history window) and :func:`hold` (entities with prescribed values).
+batch), :meth:`State.extend` (entities added to a system), :meth:`State.take_systems` and
+:meth:`State.split`, :meth:`State.window` and :meth:`State.shift` (the history window) and
+:func:`hold` (entities with prescribed values).
 Domains subclass :class:`State` with a constructor and named accessors
 (:class:`gns.particles.state.ParticleState`, :class:`gns.mesh.state.MeshState`); the generic
 operations return the same subclass.
@@ -188,7 +189,10 @@ class State:
                                      f"{sorted(getattr(first, part))} and {sorted(getattr(other, part))}")
             if other.num_frames != first.num_frames:
                 raise ValueError(f"cannot concatenate windows of {first.num_frames} and {other.num_frames} frames")
-        join = lambda part: {k: torch.cat([getattr(s, part)[k] for s in states]) for k in getattr(first, part)}  # noqa: E731
+
+        def join(part: str) -> dict[str, Tensor]:
+            return {k: torch.cat([getattr(s, part)[k] for s in states]) for k in getattr(first, part)}
+
         links, offset = {k: [] for k in first.links}, 0
         for s in states:
             for k, v in s.links.items():
@@ -196,6 +200,16 @@ class State:
             offset += s.num_entities
         return first._new(join("fields"), join("static"), join("system"),
                           {k: torch.cat(v, dim=1) for k, v in links.items()}, torch.cat([s.n for s in states]))
+
+    def extend(self: _S, other: _S) -> _S:
+        """This one-system state with the entities of ``other`` (one system, same parts) appended to it.
+
+        The system attributes are this state's; ``other``'s links are offset to their new indices.
+        """
+        if self.num_systems != 1 or other.num_systems != 1:
+            raise ValueError(f"extend joins one-system states, found {self.num_systems} and {other.num_systems}")
+        both = type(self).concat([self, other])
+        return both._new(both.fields, both.static, self.system, both.links, self.n + other.n)
 
     def repeat(self: _S, k: int) -> _S:
         """``k`` copies of the batch, one after the other (systems ``0..B-1, 0..B-1, ...``)."""

@@ -97,5 +97,77 @@ class MeshDomain:
 
         return render_mesh_rollout(rollout_file, out, **options)
 
+    def intervention_space(self, simulator, dataset: str | Path):
+        """What interventions may do to this model's meshes: nodes move only on Lagrangian meshes;
+        node types are the declared ones; input fields stay within the training split's range
+        (per component, over every node and every tenth frame); free nodes stay out of obstacles."""
+        import numpy as np
+        import torch
+
+        from gns.interventions import Space
+        from gns.mesh.types import NodeType
+
+        metadata = simulator.metadata
+        ranges = {}
+        if simulator.input_fields:
+            with open_mesh_split(dataset, "train", load_mesh_metadata(dataset)) as train:
+                for name in simulator.input_fields:
+                    values = []
+                    for i in range(len(train)):
+                        if metadata.fields[name].dynamic:
+                            frames = train.num_frames(i)
+                            data = train.read_window(i, 0, frames, fields=[name]).fields[name][::10]
+                        else:
+                            data = train.read_window(i, 0, 1, fields=[]).static_fields[name]
+                        flat = np.asarray(data, dtype=np.float64).reshape(-1, metadata.fields[name].dim)
+                        values.append(np.stack([flat.min(0), flat.max(0)]))
+                    stacked = np.stack(values)                                              # (T, 2, F)
+                    ranges[name] = (stacked[:, 0].min(0), stacked[:, 1].max(0))
+        declared = {int(v) for v in metadata.node_types.values()} if metadata.node_types else None
+        simulated = {int(t) for t in simulator.mesh_config.simulated_node_types}
+
+        def obstacles(state) -> list[tuple[torch.Tensor, float]]:
+            """Each mesh's OBSTACLE nodes as a ball: their centroid and farthest distance from it."""
+            if not simulator.lagrangian:
+                return []
+            out = []
+            for system in state.split():
+                mask = system.node_type == int(NodeType.OBSTACLE)
+                if bool(mask.any()):
+                    points = system.fields[simulator.target_field][mask, -1]
+                    center = points.mean(0)
+                    out.append((center, float((points - center).norm(dim=1).max())))
+            return out
+
+        return Space(kind=self.kind, dt=float(metadata.dt), type_attribute="node_type", held=simulator.held,
+                     position_field=simulator.target_field if simulator.lagrangian else None, coordinates="mesh_pos",
+                     input_fields=list(simulator.input_fields), trained_types=declared,
+                     held_types=(declared or set(range(9))) - simulated, ranges=ranges, obstacles=obstacles)
+
+    def default_regions(self, simulator) -> dict:
+        """No occupancy regions by default (a mesh keeps its nodes)."""
+        return {}
+
+    def resimulator(self, simulator, dataset: str | Path, split: str, index: int, start: int):
+        """The reference solver that made ``dataset``, restarted at frame ``start`` of trajectory ``index``.
+
+        Raises:
+            GnsInputError: no built-in solver that can restart made this dataset.
+        """
+        from gns.solvers.common import SPLITS
+
+        metadata = load_mesh_metadata(dataset)
+        generator = metadata.generator or {}
+        solver = str(generator.get("solver", ""))
+        if not solver.startswith("gns.solvers.cloth"):
+            raise GnsInputError("no built-in solver can re-simulate this dataset from a state (the cloth solver "
+                                "can; the flow solver cannot restart yet)", file=Path(dataset) / "metadata.json",
+                                key="generator/solver", expected="gns.solvers.cloth", found=solver or None)
+        from gns.solvers.cloth import ClothReplay
+
+        with open_mesh_split(dataset, split, metadata) as trajectories:
+            check = trajectories.read_window(index, start, start + 1, fields=["world_pos"]).fields["world_pos"][0]
+        return ClothReplay.from_generator(generator, SPLITS.index(split), index, start, check=check)
+
 
 MESH = MeshDomain()

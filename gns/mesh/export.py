@@ -91,8 +91,9 @@ class MeshView:
         record = record.validate(file=file)
         for part, name in (("static", "mesh_pos"), ("static", "node_type"), ("links", "cells")):
             if name not in getattr(record, part):
-                raise GnsInputError("not a mesh rollout: an array is missing", file=file, key=f"{record.key}/{part}/{name}",
-                                    expected="mesh_pos, node_type and cells", found=sorted(getattr(record, part)))
+                raise GnsInputError("not a mesh rollout: an array is missing", file=file,
+                                    key=f"{record.key}/{part}/{name}", expected="mesh_pos, node_type and cells",
+                                    found=sorted(getattr(record, part)))
         mesh_pos, cells = record.static["mesh_pos"], record.links["cells"]
         if mesh_pos.ndim != 2 or mesh_pos.shape[1] not in (2, 3):
             raise GnsInputError("mesh_pos must be (N, Dm) with Dm in {2, 3}", file=file,
@@ -163,7 +164,8 @@ def export_rollout(rollout_file: str | os.PathLike, out_dir: str | os.PathLike, 
                                color_field=attrs["target_field"], encoding=encoding)
 
 
-def export_mesh_rollout(rollout: RolloutRecord | MeshView, out_dir: str | os.PathLike, *, dt: float, which: str = "predicted",
+def export_mesh_rollout(rollout: RolloutRecord | MeshView, out_dir: str | os.PathLike, *, dt: float,
+                        which: str = "predicted",
                         formats: Sequence[str] = EXPORT_FORMATS, every: int = 1, color_field: str | None = None,
                         encoding: str = "binary") -> list[Path]:
     """Export an in-memory mesh record (see :func:`export_rollout` and the module notes).

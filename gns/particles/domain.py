@@ -67,5 +67,64 @@ class ParticleDomain:
 
         return render_file(rollout_file, out, **options)
 
+    def intervention_space(self, simulator, dataset: str | Path):
+        """What interventions may do to this model's particles: the walls, the particle types and
+        context range of the training split, and a speed beyond the training data (mean + 6 std
+        of the per-step velocity, per second)."""
+        import numpy as np
+
+        from gns.interventions import Space
+
+        metadata = simulator.metadata
+        with open_split(dataset, "train", metadata) as train:
+            types = {int(t) for i in range(len(train)) for t in np.unique(train.particle_type(i))}
+            contexts = [np.asarray(train.context(i), dtype=np.float64).reshape(-1) for i in range(len(train))
+                        if metadata.context_size and train.context(i) is not None]
+        ranges = {}
+        if contexts:
+            stacked = np.stack(contexts)
+            ranges["context"] = (stacked.min(0), stacked.max(0))
+        dt = float(metadata.dt or 1.0)
+        speed = float(np.max(np.abs(metadata.vel_mean) + 6 * np.asarray(metadata.vel_std))) / dt
+        return Space(kind=self.kind, dt=dt, position_field="position", type_attribute="particle_type",
+                     held=simulator.held, bounds=simulator.bounds.detach().cpu(),
+                     periodic=simulator.periodic.detach().cpu(), trained_types=types,
+                     held_types={int(t) for t in metadata.kinematic_particle_types},
+                     context_size=metadata.context_size, ranges=ranges, max_speed=speed)
+
+    def default_regions(self, simulator) -> dict:
+        """Occupancy regions reported by default: the left and right halves of the box."""
+        from gns.interventions import Selection
+
+        bounds = simulator.bounds.detach().cpu().tolist()
+        mid = 0.5 * (bounds[0][0] + bounds[0][1])
+        rest = [tuple(b) for b in bounds[1:]]
+        return {"left half": Selection(box=((bounds[0][0], mid), *rest)),
+                "right half": Selection(box=((mid, bounds[0][1]), *rest))}
+
+    def resimulator(self, simulator, dataset: str | Path, split: str, index: int, start: int):
+        """The reference solver that made ``dataset``, restarted at frame ``start`` of trajectory ``index``.
+
+        Raises:
+            GnsInputError: no built-in solver made this dataset.
+        """
+        import dataclasses
+
+        from gns.errors import GnsInputError
+        from gns.solvers.common import SPLITS
+
+        metadata = load_metadata(dataset)
+        generator = metadata.extra.get("generator") or {}
+        if not str(generator.get("solver", "")).startswith("gns.solvers.water2d"):
+            raise GnsInputError("no built-in solver can re-simulate this dataset", file=Path(dataset) / "metadata.json",
+                                key="generator/solver", expected="gns.solvers.water2d", found=generator.get("solver"))
+        from gns.solvers.water2d import Water2DConfig, Water2DReplay
+
+        fields = {f.name for f in dataclasses.fields(Water2DConfig)}
+        config = Water2DConfig(**{k: v for k, v in generator["config"].items() if k in fields})
+        with open_split(dataset, split, metadata) as trajectories:
+            check = trajectories.read_window(index, start, start + 1)[0]
+        return Water2DReplay(config, SPLITS.index(split), index, start, check=check)
+
 
 PARTICLES = ParticleDomain()

@@ -70,9 +70,9 @@ from typing import Sequence
 import numpy as np
 
 from gns.errors import GnsInputError
-from gns.solvers.common import (SPLITS, GeneratorConfig, batch_tasks, check_at_least, check_positive,
-                                config_error, generator_config, generator_parser, init_taichi,
-                                package_version, print_generation, run_batches, write_splits)
+from gns.solvers.common import (SPLITS, GeneratorConfig, NotResimulable, Replayer, batch_tasks, check_at_least,
+                                check_positive, config_error, generator_config, generator_parser, init_taichi,
+                                package_version, print_generation, run_batches, taichi_runtime, write_splits)
 
 SOLVER_NAME = "gns.solvers.cloth (StVK membrane + hinge bending, symplectic Euler, Taichi)"
 SOLVER_VERSION = "4"  # 2: steady wind from a fixed heading by default; 3: the wind at every node is stored;
@@ -653,6 +653,7 @@ class _Solver:
 
     def __init__(self, config: ClothConfig, capacity: _Capacity) -> None:
         ti = init_taichi("cloth")
+        self.runtime = taichi_runtime()
         self.capacity = capacity
         s, n, c, b, h, t = (capacity.scenes, capacity.nodes, capacity.cells, capacity.hinges,
                             capacity.handles, capacity.frames)
@@ -681,8 +682,16 @@ class _Solver:
         self.wind_heading = ti.Vector.field(3, f64, shape=s)  # its unit direction (0 without wind)
         self._advance = _build_advance_kernel(ti, config, self)
 
-    def simulate(self, scenes: Sequence[_Assembled], num_steps: int) -> list[np.ndarray]:
+    def simulate(self, scenes: Sequence[_Assembled], num_steps: int, start_frame: int = 0,
+                 states: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> list[np.ndarray]:
         """Advance every scene ``num_steps`` frames, all together.
+
+        Args:
+            scenes: the assembled scenes (their prescribed paths cover ``start_frame + num_steps`` frames).
+            num_steps: frames to advance.
+            start_frame: the frame the scenes are at (their paths and the wind continue from it).
+            states: ``(position, velocity)`` ``(N_i, 3)`` of each scene's cloth nodes at ``start_frame``
+                (default: the scenes' initial positions, at rest).
 
         Returns:
             one ``(num_steps + 1, N_i, 3)`` float64 array of cloth node positions per scene.
@@ -690,13 +699,23 @@ class _Solver:
         sizes = self._load(scenes)
         nodes = [len(s.position) for s in scenes]
         total = sum(nodes)
+        if states is not None:
+            pad = self.capacity.nodes - total
+            self.x.from_numpy(np.concatenate([s[0] for s in states] + [np.zeros((pad, 3))]))
+            self.v.from_numpy(np.concatenate([s[1] for s in states] + [np.zeros((pad, 3))]))
         frames = np.empty((num_steps + 1, total, 3), dtype=np.float64)  # (T, sum N_i, 3)
         frames[0] = self.x.to_numpy()[:total]
         for t in range(num_steps):
-            self._advance(t, len(scenes), *sizes)
+            self._advance(start_frame + t, len(scenes), *sizes)
             frames[t + 1] = self.x.to_numpy()[:total]
         offsets = np.cumsum([0] + nodes)
         return [frames[:, offsets[i]:offsets[i + 1]].copy() for i in range(len(scenes))]
+
+    def velocities(self, scenes: Sequence[_Assembled]) -> list[np.ndarray]:
+        """``(N_i, 3)`` cloth node velocities of each scene after :meth:`simulate`."""
+        offsets = np.cumsum([0] + [len(s.position) for s in scenes])
+        v = self.v.to_numpy()
+        return [v[a:b].copy() for a, b in zip(offsets[:-1], offsets[1:])]
 
     def _load(self, scenes: Sequence[_Assembled]) -> tuple[int, int, int, int]:
         """Copy the scenes into the fields (padding zeroed); return the live node/cell/hinge/handle counts."""
@@ -911,7 +930,8 @@ def _get_solver(config: ClothConfig, capacity: _Capacity) -> _Solver:
     """Reuse this process's solver when it fits, else re-initialize Taichi and build a new one."""
     global _SOLVER, _SOLVER_KEY
     key = tuple(getattr(config, name) for name in _KERNEL_FIELDS)
-    if _SOLVER is None or _SOLVER_KEY != key or not _SOLVER.capacity.holds(capacity):
+    if (_SOLVER is None or _SOLVER_KEY != key or not _SOLVER.capacity.holds(capacity)
+            or _SOLVER.runtime != taichi_runtime()):
         _SOLVER, _SOLVER_KEY = _Solver(config, capacity), key
     return _SOLVER
 
@@ -935,14 +955,23 @@ def simulate_scenes(config: ClothConfig, scenes: Sequence[ClothScene],
     """
     num_steps = config.num_steps if num_steps is None else num_steps
     assembled = [_assemble(config, scene, num_steps) for scene in scenes]
-    batch = max(config.scenes_per_batch, len(scenes))
+    return _run(config, assembled, num_steps)[0]
+
+
+def _run(config: ClothConfig, assembled: Sequence[_Assembled], num_steps: int, start_frame: int = 0,
+         states: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Simulate assembled scenes from ``start_frame`` (and ``states``): positions ``(T, N_i, 3)``, final velocities."""
+    batch = max(config.scenes_per_batch, len(assembled))
     one = assembled[0]
     # Capacity for a full batch of the config's own mesh and for the checks' frames, so that one
     # compiled kernel serves every batch and check (new field sizes mean a new Taichi runtime).
     capacity = _Capacity(scenes=batch, nodes=batch * len(one.position), cells=batch * len(one.cells),
                          hinges=batch * len(one.hinge_nodes), handles=max(1, batch * len(cloth_mesh(config)[2])),
-                         frames=max(num_steps, config.num_steps, _check_steps(config, _HANGING_SECONDS)) + 1)
-    return _get_solver(config, capacity).simulate(assembled, num_steps)
+                         frames=max(start_frame + num_steps, config.num_steps,
+                                    _check_steps(config, _HANGING_SECONDS)) + 1)
+    solver = _get_solver(config, capacity)
+    frames = solver.simulate(assembled, num_steps, start_frame, states)
+    return frames, solver.velocities(assembled)
 
 
 def obstacle_mesh(config: ClothConfig, scene: ClothScene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -956,6 +985,140 @@ def obstacle_mesh(config: ClothConfig, scene: ClothScene) -> tuple[np.ndarray, n
     unit, faces = icosphere(config.obstacle_subdivisions)
     vertices = scene.obstacle_radius * unit
     return vertices, vertices[:, :2].copy(), faces
+
+
+# ---------------------------------------------------------------------------------------------------
+# Counterfactuals: the solver restarted from an intervened state
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ReplayState:
+    """One scenario's solver state: its assembled paths, the cloth at the start frame, the sphere's path shift."""
+
+    assembled: _Assembled     # paths over frames 0 .. start + steps
+    position: np.ndarray      # (N_cloth, 3) at the start frame
+    velocity: np.ndarray      # (N_cloth, 3)
+    center_shift: np.ndarray  # (T, 3) added to the sphere's centre path (its OBSTACLE nodes move with it)
+
+
+class ClothReplay(Replayer):
+    """Re-simulates counterfactual scenarios of one cloth trajectory (a :class:`gns.solvers.common.Replayer`).
+
+    The cloth's state (positions and velocities) at the start frame is re-simulated from the
+    trajectory's stored scene. Each scenario's interventions are replayed with the solver's own
+    parts: ``kick`` / ``set_velocity`` change cloth velocities, ``move`` shifts cloth nodes, the
+    pole (its HANDLE nodes' path) or the whole sphere, ``move_prescribed`` adds the same
+    displacement to the handles' or the sphere's prescribed path (velocities by finite
+    differences, for the in-frame interpolation), ``set_input`` on ``wind`` from the current frame
+    sets a steady wind (``value``) or scales the mean wind (``scale``). The mesh is fixed:
+    ``remove``, ``add`` and ``set_type`` have no counterpart.
+
+    Args:
+        config, scene: the generator's config and the trajectory's stored scene.
+        start: the frame of the intervention.
+        check: ``(N, 3)`` the dataset's positions at ``start``; the re-simulated state must match them.
+    """
+
+    def __init__(self, config: ClothConfig, scene: ClothScene, start: int, check: np.ndarray | None = None) -> None:
+        self.config, self.scene, self.start = config, scene, start
+        mesh_pos, _, handles = cloth_mesh(config)
+        self.num_cloth = len(mesh_pos)
+        self.handles = handles if scene.pinned else handles[:0]
+        self.vertices = obstacle_mesh(config, scene)[0] if scene.has_obstacle else np.zeros((0, 3))
+        assembled = _assemble(config, scene, start)
+        frames, velocities = _run(config, [assembled], start)
+        self._position, self._velocity = frames[0][-1], velocities[0]
+        if check is not None:
+            rebuilt = np.concatenate([self._position, self.vertices + prescribed_obstacle(scene, np.array(
+                [start * config.frame_dt]))[0][0]]) if scene.has_obstacle else self._position
+            error = float(np.abs(rebuilt - check).max()) if rebuilt.shape == check.shape else float("inf")
+            if not error < 1e-4:
+                raise GnsInputError("the cloth solver does not reproduce this trajectory at the start frame "
+                                    "(another solver version or config made the dataset)", key="start",
+                                    expected="positions within 1e-4 m of the dataset's", found=f"{error:.3g} m")
+
+    @classmethod
+    def from_generator(cls, generator: dict, split_id: int, index: int, start: int,
+                       check: np.ndarray | None = None) -> "ClothReplay":
+        """From a dataset's ``generator`` record (its config and stored scenes; the same solver version)."""
+        if str(generator.get("solver_version")) != SOLVER_VERSION:
+            raise GnsInputError("the dataset was made by another version of the cloth solver",
+                                key="generator/solver_version", expected=SOLVER_VERSION,
+                                found=generator.get("solver_version"))
+        fields = {f.name for f in dataclasses.fields(ClothConfig)}
+        config = ClothConfig(**{k: v for k, v in generator["config"].items() if k in fields})
+        stored = generator["trajectories"][SPLITS[split_id]][index]["scene"]
+        scene = ClothScene(**{k: (_floats(v) if isinstance(v, list) else v) for k, v in stored.items()})
+        return cls(config, scene, start, check=check)
+
+    def start_state(self, steps: int) -> _ReplayState:
+        assembled = _assemble(self.config, self.scene, self.start + steps)
+        return _ReplayState(assembled, self._position.copy(), self._velocity.copy(), np.zeros_like(assembled.center))
+
+    def apply(self, state: _ReplayState, record) -> _ReplayState:
+        idx, params, op = np.asarray(record.entities), record.params, record.op
+        cloth = idx[idx < self.num_cloth]
+        sphere = idx[idx >= self.num_cloth]
+        handle = np.isin(cloth, self.handles)
+        a = state.assembled
+        if len(sphere) and len(sphere) != len(self.vertices):
+            raise NotResimulable("the cloth solver moves the sphere as a whole: select all of its OBSTACLE nodes")
+        if op in ("kick", "set_velocity") and handle.any():
+            raise NotResimulable("handle nodes follow their path; they cannot be kicked")
+        if op in ("kick", "set_velocity"):
+            state.velocity[cloth] = (state.velocity[cloth] + params["delta"] if op == "kick" else params["velocity"])
+        elif op == "move":
+            offset = np.asarray(params["offset"], dtype=np.float64)
+            state.position[cloth] += offset
+            slot = np.searchsorted(self.handles, cloth[handle])
+            a.handle_position[self.start:, slot] += offset
+            if len(sphere):
+                a.center[self.start:] += offset
+                state.center_shift[self.start:] += offset
+        elif op == "move_prescribed":
+            path = np.concatenate([np.zeros((1, 3)), np.asarray(params["displacement"], dtype=np.float64)])  # (S+1, 3)
+            steps = len(path) - 1
+            rate = np.gradient(path, self.config.frame_dt, axis=0)
+            frames = slice(self.start, self.start + steps + 1)
+            slot = np.searchsorted(self.handles, cloth[handle])
+            a.handle_position[frames, slot] += path[:, None]
+            a.handle_velocity[frames, slot] += rate[:, None]
+            if len(sphere):
+                a.center[frames] += path
+                a.center_velocity[frames] += rate
+                state.center_shift[frames] += path
+        elif op == "set_input" and params["field"] == "wind":
+            if params["from_frame"] != 0:
+                raise NotResimulable("the cloth solver changes the wind from the current frame only (from_frame: 0)")
+            wind = a.wind.copy()
+            if params["value"] is not None:
+                wind[0:3] = params["value"]
+                wind[[3, 6, 9]] = 0.0  # a steady wind: no gust, swing or turbulence
+            else:
+                wind[0:3] *= float(params["scale"])
+            a.wind = wind
+        else:
+            raise NotResimulable(f"the cloth solver's mesh and materials are fixed: '{op}' has no counterpart")
+        return state
+
+    def simulate(self, states, steps: int):
+        import torch
+
+        names = list(states)
+        prepared = [states[n] for n in names]
+        frames, _ = _run(self.config, [s.assembled for s in prepared], steps, self.start,
+                         [(s.position, s.velocity) for s in prepared])
+        out = {}
+        for name, state, cloth in zip(names, prepared, frames):
+            world = cloth[1:]                                                               # (S, N_cloth, 3)
+            if len(self.vertices):
+                times = np.arange(self.start + 1, self.start + steps + 1) * self.config.frame_dt
+                center = prescribed_obstacle(self.scene, times)[0] + state.center_shift[self.start + 1:
+                                                                                        self.start + steps + 1]
+                world = np.concatenate([world, center[:, None] + self.vertices[None]], axis=1)
+            out[name] = {"world_pos": torch.from_numpy(world.transpose(1, 0, 2).astype(np.float32))}
+        return out
 
 
 @dataclass(eq=False)

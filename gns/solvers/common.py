@@ -1,5 +1,6 @@
 """What the dataset generators (``water2d``, ``cloth``, ``flow2d``) share: the generation driver.
 
+- ``Replayer`` / ``NotResimulable``: a solver restarted from a counterfactual scenario;
 - ``SPLITS``: the split names; a split's index in it (``split_id``) is part of every random stream;
 - ``GeneratorConfig``: ``split_sizes`` and ``to_dict`` of a generator's config dataclass, and the
   checks its ``_validate_config`` is made of (``config_error``, ``check_at_least``,
@@ -233,12 +234,26 @@ def import_taichi(solver: str):
     return ti
 
 
+_TAICHI_RUNTIME = 0  # counts init_taichi calls: a solver built before the last one holds freed fields
+
+
+def taichi_runtime() -> int:
+    """Which Taichi runtime is live; a cached solver built under another one must be rebuilt."""
+    return _TAICHI_RUNTIME
+
+
 def init_taichi(solver: str, fp64: bool = True):
     """Import Taichi and start this process's runtime, deterministic: one CPU thread (atomics and
     force sums in a fixed order), no fast-math (no compiler reassociation of float sums, so a
     scene's result cannot depend on the field sizes a kernel was compiled for), ``default_fp``
-    f64 (``fp64``) or f32. Returns the ``taichi`` module."""
+    f64 (``fp64``) or f32. Returns the ``taichi`` module.
+
+    Starting a runtime frees every field of the previous one: the solvers check
+    :func:`taichi_runtime` before reusing a cached solver (water, then cloth, then water again).
+    """
+    global _TAICHI_RUNTIME
     ti = import_taichi(solver)
+    _TAICHI_RUNTIME += 1
     with contextlib.redirect_stdout(io.StringIO()):  # "[Taichi] Starting on arch=x64"
         # random_seed is fixed: no Taichi randomness is used (initial states come from numpy).
         ti.init(arch=ti.cpu, cpu_max_num_threads=1, random_seed=0, default_fp=ti.f64 if fp64 else ti.f32,
@@ -277,3 +292,45 @@ def print_generation(out: Path, generator: Mapping[str, Any], validation: Mappin
     """What a generator's command line prints once the dataset is written."""
     print(f"wrote {out} in {generator['generation_seconds']:.1f} s")
     print(json.dumps(validation, indent=2))
+
+
+# ------------------------------------------------------------------------------ counterfactual replays
+
+
+class NotResimulable(Exception):
+    """A reference solver cannot replay an intervention (the message says which and why)."""
+
+
+class Replayer:
+    """Base of a reference solver's replay of counterfactual scenarios (``gns/solvers``).
+
+    A subclass holds the solver's full state of one trajectory at the start frame
+    (:meth:`start_state`), applies each :class:`gns.interventions.Resolved` intervention (a
+    scenario's ``log``) to a copy of it with the
+    solver's own semantics (:meth:`apply`, raising :class:`NotResimulable` for what it cannot
+    do) and simulates every replayable scenario on (:meth:`simulate`).
+    """
+
+    def start_state(self, steps: int) -> Any:
+        """A fresh copy of the solver's state at the start frame, ready for ``steps`` steps."""
+        raise NotImplementedError
+
+    def apply(self, state: Any, record: Any) -> Any:
+        raise NotImplementedError
+
+    def simulate(self, states: Mapping[str, Any], steps: int) -> dict[str, dict[str, Any]]:
+        """Field -> ``(N, steps, F)`` tensors of every state's future (the start frame excluded)."""
+        raise NotImplementedError
+
+    def resimulate(self, scenarios: Mapping[str, Any], steps: int) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Field -> ``(N, steps, F)`` futures of every scenario the solver can replay, and why not for the others."""
+        states, notes = {}, {}
+        for name, scenario in scenarios.items():
+            try:
+                state = self.start_state(steps)
+                for record in scenario.log:
+                    state = self.apply(state, record)
+                states[name] = state
+            except NotResimulable as reason:
+                notes[name] = str(reason)
+        return (self.simulate(states, steps) if states else {}), notes

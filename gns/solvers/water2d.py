@@ -41,9 +41,9 @@ from typing import Sequence
 import numpy as np
 
 from gns.errors import GnsInputError
-from gns.solvers.common import (SPLITS, GeneratorConfig, batch_tasks, check_at_least, config_error,
-                                generator_config, generator_parser, init_taichi, package_version,
-                                print_generation, run_batches, write_splits)
+from gns.solvers.common import (SPLITS, GeneratorConfig, NotResimulable, Replayer, batch_tasks, check_at_least,
+                                config_error, generator_config, generator_parser, init_taichi, package_version,
+                                print_generation, run_batches, taichi_runtime, write_splits)
 
 SOLVER_NAME = "gns.solvers.water2d (MLS-MPM, Taichi)"
 SOLVER_VERSION = "1"
@@ -164,17 +164,21 @@ def _validate_config(c: Water2DConfig) -> None:
 
 @dataclass(frozen=True)
 class Scene:
-    """Initial state of one trajectory.
+    """The state of one trajectory's particles (initial, or at any frame of a restart).
 
     Attributes:
-        position: ``(N, 2)`` float64 initial positions (m).
-        velocity: ``(N, 2)`` float64 initial velocities (m/s).
-        blocks: ``(B, 4)`` ``[x0, y0, width, height]`` of each block, for the record.
+        position: ``(N, 2)`` float64 positions (m).
+        velocity: ``(N, 2)`` float64 velocities (m/s).
+        blocks: ``(B, 4)`` ``[x0, y0, width, height]`` of each initial block, for the record.
+        affine: ``(N, 2, 2)`` the APIC velocity gradients ``C``, or None (zero: a scene at rest inside).
+        volume: ``(N,)`` the volume ratios ``J``, or None (one: uncompressed).
     """
 
     position: np.ndarray
     velocity: np.ndarray
     blocks: np.ndarray
+    affine: np.ndarray | None = None
+    volume: np.ndarray | None = None
 
 
 def sample_scene(config: Water2DConfig, split_id: int, index: int) -> Scene:
@@ -250,6 +254,7 @@ class _Solver:
 
     def __init__(self, config: Water2DConfig, max_scenes: int, max_particles: int) -> None:
         ti = init_taichi("Water2D", fp64=config.fp64)
+        self.runtime = taichi_runtime()
         fp = ti.f64 if config.fp64 else ti.f32
         self.max_scenes, self.max_particles = max_scenes, max_particles
         self.np_dtype = np.float64 if config.fp64 else np.float32
@@ -283,16 +288,27 @@ class _Solver:
         offsets = np.cumsum([0] + counts)
         return [frames[:, offsets[i]:offsets[i + 1]].copy() for i in range(len(scenes))]
 
+    def states(self, scenes: Sequence[Scene]) -> list[Scene]:
+        """The full state (position, velocity, ``C``, ``J``) of each scene after :meth:`simulate`."""
+        offsets = np.cumsum([0] + [len(s.position) for s in scenes])
+        x, v, c, j = (f.to_numpy().astype(np.float64) for f in (self.x, self.v, self.C, self.J))
+        return [Scene(position=x[a:b].copy(), velocity=v[a:b].copy(), blocks=s.blocks, affine=c[a:b].copy(),
+                      volume=j[a:b].copy()) for s, a, b in zip(scenes, offsets[:-1], offsets[1:])]
+
     def _load(self, scenes: Sequence[Scene], total: int) -> None:
         pad = self.max_particles - total  # unused slots: parked mid-box, never simulated
         position = np.concatenate([s.position for s in scenes] + [np.full((pad, 2), 0.5)])
         velocity = np.concatenate([s.velocity for s in scenes] + [np.zeros((pad, 2))])
         scene = np.concatenate([np.full(len(s.position), i) for i, s in enumerate(scenes)]
                                + [np.zeros(pad)]).astype(np.int32)
+        affine = np.concatenate([np.zeros((len(s.position), 2, 2)) if s.affine is None else s.affine for s in scenes]
+                                + [np.zeros((pad, 2, 2))])
+        volume = np.concatenate([np.ones(len(s.position)) if s.volume is None else s.volume for s in scenes]
+                                + [np.ones(pad)])
         self.x.from_numpy(position.astype(self.np_dtype))
         self.v.from_numpy(velocity.astype(self.np_dtype))
-        self.C.fill(0.0)
-        self.J.fill(1.0)
+        self.C.from_numpy(affine.astype(self.np_dtype))
+        self.J.from_numpy(volume.astype(self.np_dtype))
         self.scene.from_numpy(scene)
 
 
@@ -400,26 +416,127 @@ def _get_solver(config: Water2DConfig, max_scenes: int, max_particles: int) -> _
     global _SOLVER, _SOLVER_KEY
     key = tuple(getattr(config, name) for name in _KERNEL_FIELDS)
     if (_SOLVER is None or _SOLVER_KEY != key or _SOLVER.max_scenes < max_scenes
-            or _SOLVER.max_particles < max_particles):
+            or _SOLVER.max_particles < max_particles or _SOLVER.runtime != taichi_runtime()):
         _SOLVER, _SOLVER_KEY = _Solver(config, max_scenes, max_particles), key
     return _SOLVER
 
 
-def simulate_scenes(config: Water2DConfig, scenes: Sequence[Scene]) -> list[np.ndarray]:
+def simulate_scenes(config: Water2DConfig, scenes: Sequence[Scene], num_steps: int | None = None,
+                    final_states: bool = False) -> list[np.ndarray] | tuple[list[np.ndarray], list[Scene]]:
     """Simulate scenes together in this process (one kernel launch per frame for all of them).
 
+    Args:
+        config: the solver's settings.
+        scenes: initial states (the first frame of a trajectory, or any state to restart from).
+        num_steps: frames to advance (default ``config.num_steps``).
+        final_states: also return each scene's full state after the last frame (to restart from).
+
     Returns:
-        one ``(T, N_i, 2)`` float64 position array per scene, unclipped.
+        one ``(T, N_i, 2)`` float64 position array per scene, unclipped (and the final states).
     """
+    num_steps = config.num_steps if num_steps is None else num_steps
     capacity = max(config.scenes_per_batch, len(scenes))
     solver = _get_solver(config, capacity, max(capacity * config.max_particles,
                                                sum(len(s.position) for s in scenes)))
-    return solver.simulate(scenes, config.num_steps)
+    frames = solver.simulate(scenes, num_steps)
+    return (frames, solver.states(scenes)) if final_states else frames
+
+
+def state_at(config: Water2DConfig, split_id: int, index: int, frame: int) -> Scene:
+    """The full state of trajectory ``index`` of split ``split_id`` at ``frame``, re-simulated from its seed.
+
+    Continuing from it gives exactly the frames that follow in the dataset (before their float32
+    rounding and clipping): the state is complete (positions, velocities, ``C``, ``J``) and the
+    solver deterministic.
+    """
+    scene = sample_scene(config, split_id, index)
+    if frame == 0:
+        return scene
+    _, (state,) = simulate_scenes(config, [scene], frame, final_states=True)
+    return state
 
 
 def simulate_trajectory(config: Water2DConfig, split_id: int, index: int) -> np.ndarray:
     """Positions ``(T, N, 2)`` float64 (unclipped) of one trajectory, simulated alone."""
     return simulate_scenes(config, [sample_scene(config, split_id, index)])[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Counterfactuals: the solver restarted from an intervened state
+# ---------------------------------------------------------------------------------------------------
+
+
+class Water2DReplay(Replayer):
+    """Re-simulates counterfactual scenarios of one water2d trajectory (a :class:`gns.solvers.common.Replayer`).
+
+    The trajectory's full MPM state at the start frame is re-simulated from its seed
+    (:func:`state_at`); each scenario's interventions are replayed on a copy of it: ``move`` shifts
+    particles, ``remove`` deletes them, ``add`` copies them (with their velocity, ``C`` and ``J``)
+    or adds water at rest inside (``C = 0``, ``J = 1``), ``kick`` adds to their velocity,
+    ``set_velocity`` sets it (and zeroes ``C``: a uniform velocity has no gradient). The other
+    operations have no counterpart in this solver. All scenarios then advance together, one MPM
+    scene each.
+
+    Args:
+        config: the generator's config (from the dataset's metadata).
+        split_id, index: the trajectory.
+        start: the frame of the intervention.
+        check: ``(N, 2)`` the dataset's positions at ``start``; the re-simulated state must match them.
+    """
+
+    def __init__(self, config: Water2DConfig, split_id: int, index: int, start: int,
+                 check: np.ndarray | None = None) -> None:
+        self.config, self.start = config, start
+        self._state = state_at(config, split_id, index, start)
+        if check is not None:
+            clipped, _ = clip_to_bounds(self._state.position[None], config.bounds)
+            error = float(np.abs(clipped[0] - check).max()) if check.shape == clipped[0].shape else float("inf")
+            if not error < 1e-4:
+                raise GnsInputError("the water2d solver does not reproduce this trajectory at the start frame "
+                                    "(another solver version or config made the dataset)", key="start",
+                                    expected="positions within 1e-4 m of the dataset's", found=f"{error:.3g} m")
+
+    def start_state(self, steps: int) -> Scene:
+        return dataclasses.replace(self._state)
+
+    def apply(self, state: Scene, record) -> Scene:
+        idx, params = record.entities, record.params
+        x, v = state.position.copy(), state.velocity.copy()
+        c = np.zeros((len(x), 2, 2)) if state.affine is None else state.affine.copy()
+        j = np.ones(len(x)) if state.volume is None else state.volume.copy()
+        if record.op == "move":
+            x[idx] += params["offset"]
+        elif record.op == "remove":
+            keep = np.ones(len(x), dtype=bool)
+            keep[idx] = False
+            x, v, c, j = x[keep], v[keep], c[keep], j[keep]
+        elif record.op == "add" and "offset" in params:
+            x = np.concatenate([x, x[idx] + params["offset"]])
+            v, c, j = (np.concatenate([a, a[idx]]) for a in (v, c, j))
+        elif record.op == "add":
+            if params["type"] != WATER_PARTICLE_TYPE:
+                raise NotResimulable(f"the water2d solver simulates water (type {WATER_PARTICLE_TYPE}) only")
+            m = len(params["position"])
+            x = np.concatenate([x, np.asarray(params["position"], dtype=np.float64)])
+            v = np.concatenate([v, np.broadcast_to(params["velocity"], (m, 2))])
+            c = np.concatenate([c, np.zeros((m, 2, 2))])
+            j = np.concatenate([j, np.ones(m)])
+        elif record.op == "kick":
+            v[idx] += params["delta"]
+        elif record.op == "set_velocity":
+            v[idx] = params["velocity"]
+            c[idx] = 0.0
+        else:
+            raise NotResimulable(f"the water2d solver has no counterpart of '{record.op}'")
+        return Scene(position=x, velocity=v, blocks=state.blocks, affine=c, volume=j)
+
+    def simulate(self, states, steps: int):
+        import torch
+
+        names = list(states)
+        frames = simulate_scenes(self.config, [states[n] for n in names], steps)
+        return {n: {"position": torch.from_numpy(f[1:].transpose(1, 0, 2).astype(np.float32))}
+                for n, f in zip(names, frames)}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,425 @@
+"""Counterfactual queries: one factual and K intervened futures of a state, rolled out as one batch.
+
+"What happens if this block of water is removed, this handle moved, this wind doubled?" A query
+takes a :class:`gns.interventions.Scenario` (one system at the current frame, plus what is
+prescribed over the future), applies each variant's interventions, rolls the factual and every
+variant out together through the one rollout driver (the systems may differ in size), and keeps
+them paired: each variant entity knows its factual counterpart (``origin``). It reports how
+the futures diverge over time, for the model and, when a reference solver can replay the same
+interventions (:mod:`gns.solvers`), for the solver too, and scores the model and the baselines
+against the solver: the error of each counterfactual, and the error of the predicted *effect*
+(counterfactual minus factual, on the entities both hold) against the true effect.
+
+Divergence measures, per step, for each variant against the factual:
+
+* ``distance``: mean distance between an entity and its factual counterpart;
+* ``selected_displacement``: mean displacement of the entities an intervention touched, from
+  where they were at the intervention (factual: the same entities unchanged);
+* ``center_of_mass``: ``(S, D)`` mean position (unit masses), factual and variant;
+* ``kinetic_energy``: mean ``0.5 |v|^2`` per entity (velocities from finite differences, units/s);
+* ``occupancy``: the share of entities inside each region (a named box or disc/ball).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gns.errors import GnsInputError
+from gns.interventions import Intervention, Scenario, Selection, Space, apply_interventions
+from gns.rollout import rollout
+from gns.rollout_io import RolloutRecord, write_rollouts
+
+__all__ = ["CounterfactualResult", "factual_scenario", "run_counterfactuals", "query",
+           "write_counterfactuals", "format_counterfactuals"]
+
+
+@dataclass
+class CounterfactualResult:
+    """Paired futures of one state.
+
+    Attributes:
+        names: ``"factual"``, then the variants, in batch order.
+        scenarios: name -> the intervened :class:`Scenario` (the factual one unchanged).
+        predicted: name -> field -> ``(N, S, F)`` the model's rollout.
+        baselines: baseline name -> name -> field -> ``(N, S, F)``.
+        solver: name -> field -> ``(N, S, F)`` the reference solver's re-simulation (names it could replay).
+        solver_notes: name -> why the solver could not replay it.
+        divergence: name -> ``{"model": measures, "solver": measures}`` against the factual.
+        scores: name -> ``{"counterfactual": {rollout: {h: error}}, "effect": {rollout: {h: error}}}``
+            against the solver (only names the solver replayed).
+        metric: ``"mse"`` or ``"rmse"`` (the domain's).
+        timing: seconds: ``interventions``, ``rollout`` (model, every future in one batch), ``baselines``, ``solver``.
+    """
+
+    names: list[str]
+    scenarios: dict[str, Scenario]
+    predicted: dict[str, dict[str, Tensor]]
+    baselines: dict[str, dict[str, dict[str, Tensor]]]
+    solver: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    solver_notes: dict[str, str] = field(default_factory=dict)
+    divergence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metric: str = "mse"
+    horizons: list[int] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+def factual_scenario(windows: Any, index: int, start: int, steps: int, window: int, needs_controls: bool) -> Scenario:
+    """The scenario of trajectory ``index`` at frame ``start`` (the last frame of the model's window).
+
+    Args:
+        windows: the split's :class:`gns.data.windows.WindowSampler` (it reads every field the model needs).
+        index, start: the trajectory and the frame of the intervention (``>= window - 1``).
+        steps: the future steps to prescribe.
+        window: frames the model reads.
+        needs_controls: whether the rollout needs prescribed values (held entities or input fields):
+            then the trajectory must hold ``steps`` frames after ``start``.
+
+    Raises:
+        GnsInputError: a start outside the trajectory, or too few frames after it.
+    """
+    frames = windows.num_frames(index)
+    if not window - 1 <= start < frames:
+        raise GnsInputError("the start frame must leave room for the model's window", key="start",
+                            expected=f"{window - 1} <= start < {frames}", found=start)
+    available = frames - 1 - start
+    if needs_controls and available < steps:
+        raise GnsInputError(f"the rollout needs prescribed values (held entities or input fields) for {steps} "
+                            f"steps, and the trajectory has {available} frames after the start", key="steps",
+                            expected=f"<= {available}", found=steps)
+    read = min(steps, available)
+    full = windows.read(index, start - window + 1, start + 1 + read)
+    state = full.window(0, window)
+    future = full.window(window, window + read)
+    controls = {}
+    for name, values in future.fields.items():
+        if read < steps:  # nothing is held and nothing is input: the values are never read
+            values = torch.cat([values, values.new_zeros((values.shape[0], steps - read, values.shape[2]))], dim=1)
+        controls[name] = values
+    return Scenario.factual(state, controls)
+
+
+def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str, Sequence[Intervention]],
+                        steps: int, space: Space, *, horizons: Sequence[int] = (1, 5, 10, 20, 50, 100),
+                        regions: Mapping[str, Selection] | None = None, solver: Any = None,
+                        allow_extrapolation: bool = False, baselines: bool = True,
+                        progress: bool = False) -> CounterfactualResult:
+    """Apply each variant's interventions, roll the factual and every variant out as one batch, compare.
+
+    Args:
+        simulator: a trained simulator of any domain.
+        factual: the unchanged scenario (:func:`factual_scenario`).
+        variants: name -> interventions, applied in order.
+        steps: steps to roll out.
+        space: the domain's description for interventions (``gns.domains`` ``intervention_space``).
+        horizons: steps at which errors against the solver are reported.
+        regions: name -> a region (box or disc/ball :class:`Selection`) whose occupancy is reported.
+        solver: a reference-solver replayer (``gns.domains`` ``resimulator``), or None.
+        allow_extrapolation: run interventions outside the training data's range (recorded as warnings).
+        baselines: also roll the domain's baselines out.
+        progress: show the rollout's progress bar.
+
+    Raises:
+        GnsInputError: any bad intervention, before anything is rolled out.
+    """
+    from gns.domains import evaluation_for
+
+    timing = {}
+    t0 = time.perf_counter()
+    scenarios = {"factual": factual}
+    for name, interventions in variants.items():
+        scenarios[name] = apply_interventions(factual, interventions, space, name, allow_extrapolation)
+    names = list(scenarios)
+    timing["interventions"] = time.perf_counter() - t0
+    batch = type(factual.state).concat([scenarios[n].state for n in names])
+    controls = {k: torch.cat([scenarios[n].controls[k] for n in names]) for k in factual.controls}
+    offsets = batch.offsets.tolist()
+    split = lambda out: {n: {k: v[offsets[i]:offsets[i + 1]] for k, v in out.items()}  # noqa: E731
+                         for i, n in enumerate(names)}
+    t0 = time.perf_counter()
+    predicted = split(rollout(simulator, batch, steps, controls, progress=progress))
+    timing["rollout"] = time.perf_counter() - t0
+    evaluation = evaluation_for(simulator)
+    others = {}
+    t0 = time.perf_counter()
+    if baselines:
+        for name, stepper in evaluation.steppers.items():
+            if name != "model":
+                others[name] = split(rollout(stepper, batch, steps, controls))
+    timing["baselines"] = time.perf_counter() - t0
+    result = CounterfactualResult(names, scenarios, predicted, others, metric=evaluation.metric,
+                                  horizons=[h for h in horizons if h <= steps])
+    if solver is not None:
+        t0 = time.perf_counter()
+        result.solver, result.solver_notes = solver.resimulate({n: scenarios[n] for n in names}, steps)
+        timing["solver"] = time.perf_counter() - t0
+    result.timing = timing
+    _measure(result, space, evaluation, regions or {})
+    return result
+
+
+def query(simulator: Any, dataset: str | Path, interventions: Mapping[str, Any] | str | Path, *, split: str = "test",
+          trajectory: int | str = 0, start: int | None = None, steps: int | None = None, solver: str = "auto",
+          horizons: Sequence[int] = (1, 5, 10, 20, 50, 100), out: str | Path | None = None,
+          progress: bool = False) -> CounterfactualResult:
+    """A counterfactual query from a dataset trajectory (what ``gns counterfactual`` runs).
+
+    Args:
+        simulator: a trained simulator (``gns.load_simulator``).
+        dataset: the dataset the trajectory is read from.
+        interventions: the YAML schema as a mapping, or a YAML file (``docs/counterfactuals.md``).
+        split, trajectory: the trajectory (an index in the split, or its key).
+        start: the frame of the intervention, the last frame the model reads (default: the first
+            possible one, ``window - 1``).
+        steps: steps to roll out (default: to the end of the trajectory).
+        solver: ``"auto"`` (re-simulate when the dataset's solver can), ``"on"`` (it must), ``"off"``.
+        horizons: steps at which errors against the solver are reported.
+        out: write the paired futures here (:func:`write_counterfactuals`).
+        progress: show the rollout's progress bar.
+
+    Raises:
+        GnsInputError: a bad file, trajectory, start, steps or intervention, before any rollout.
+    """
+    import yaml
+
+    from gns.domains import evaluation_for, get_domain, open_split_for
+
+    source = None
+    if not isinstance(interventions, Mapping):
+        source = Path(interventions)
+        if not source.is_file():
+            raise GnsInputError("interventions file not found", file=source)
+        try:
+            interventions = yaml.safe_load(source.read_text())
+        except yaml.YAMLError as err:
+            raise GnsInputError(f"not valid YAML ({err})", file=source) from None
+    from gns.interventions import parse_interventions
+
+    variants, options = parse_interventions(interventions, source)
+    if solver not in ("auto", "on", "off"):
+        raise GnsInputError("unknown solver setting", key="solver", expected="auto | on | off", found=solver)
+    domain = get_domain(simulator.kind)
+    evaluation = evaluation_for(simulator)
+    windows = evaluation.windows(open_split_for(simulator, dataset, split))
+    keys = windows.keys()
+    index = keys.index(str(trajectory)) if str(trajectory) in keys else None
+    if index is None:
+        if not str(trajectory).lstrip("-").isdigit() or not -len(keys) <= int(trajectory) < len(keys):
+            raise GnsInputError("no such trajectory in the split", key="trajectory", expected=keys[:10],
+                                found=trajectory)
+        index = int(trajectory) % len(keys)
+    window = evaluation.window
+    start = window - 1 if start is None else int(start)
+    space = domain.intervention_space(simulator, dataset)
+    needs = bool(space.input_fields) or bool(space.held(windows.read(index, 0, 1)).any())
+    frames = windows.num_frames(index)
+    steps = frames - 1 - start if steps is None else int(steps)
+    if steps < 1:
+        raise GnsInputError("nothing to roll out", key="steps", expected=">= 1", found=steps)
+    factual = factual_scenario(windows, index, start, steps, window, needs)
+    replayer, reason = None, "off"
+    if solver != "off":
+        try:
+            replayer = domain.resimulator(simulator, dataset, split, index, start)
+        except GnsInputError as err:
+            if solver == "on":
+                raise
+            reason = str(err)
+    regions = options["regions"] or domain.default_regions(simulator)
+    result = run_counterfactuals(simulator, factual, variants, steps, space, horizons=horizons, regions=regions,
+                                 solver=replayer, allow_extrapolation=options["allow_extrapolation"], progress=progress)
+    if replayer is None:
+        result.solver_notes = {n: f"not re-simulated: {reason}" for n in result.names}
+    if out is not None:
+        write_counterfactuals(out, result, evaluation, {
+            "dataset": str(dataset), "split": split, "trajectory": keys[index], "start": start, "steps": steps,
+            "interventions": interventions, "regions": sorted(regions)})
+    return result
+
+
+# ------------------------------------------------------------------------------ measures
+
+
+def _track(space: Space, evaluation: Any, scenario: Scenario, future: Mapping[str, Tensor]) -> Tensor:
+    """``(N, 1 + S, F)``: the field the divergence is measured on, from the current frame on."""
+    name = space.position_field or evaluation.target_field
+    return torch.cat([scenario.state.fields[name][:, -1:], future[name]], dim=1)
+
+
+def _measures(space: Space, evaluation: Any, factual: Scenario, variant: Scenario, f: Mapping[str, Tensor],
+              v: Mapping[str, Tensor], regions: Mapping[str, Selection]) -> dict[str, Any]:
+    xf, xv = _track(space, evaluation, factual, f), _track(space, evaluation, variant, v)    # (N, 1+S, F)
+    common = variant.origin >= 0
+    counterpart = xf[variant.origin[common]]
+    out: dict[str, Any] = {}
+    out["distance"] = (xv[common] - counterpart).norm(dim=-1).mean(0)[1:] if bool(common.any()) else None
+    touched = variant.touched
+    if bool(touched.any()):
+        out["selected_displacement"] = (xv[touched] - xv[touched, :1]).norm(dim=-1).mean(0)[1:]
+        same = touched & common
+        if bool(same.any()):
+            base = xf[variant.origin[same]]
+            out["selected_displacement_factual"] = (base - base[:, :1]).norm(dim=-1).mean(0)[1:]
+    if space.position_field is not None:
+        out["center_of_mass"] = xv.mean(0)[1:]
+        out["center_of_mass_factual"] = xf.mean(0)[1:]
+        velocity = (xv[:, 1:] - xv[:, :-1]) / space.dt
+        out["kinetic_energy"] = 0.5 * (velocity ** 2).sum(-1).mean(0)
+        velocity_f = (xf[:, 1:] - xf[:, :-1]) / space.dt
+        out["kinetic_energy_factual"] = 0.5 * (velocity_f ** 2).sum(-1).mean(0)
+        occupancy = {}
+        for region, selection in regions.items():
+            occupancy[region] = {"variant": selection.contains(xv[:, 1:].transpose(0, 1)).float().mean(1),
+                                 "factual": selection.contains(xf[:, 1:].transpose(0, 1)).float().mean(1)}
+        if occupancy:
+            out["occupancy"] = occupancy
+    return out
+
+
+def _errors(evaluation: Any, field_name: str, a: Tensor, b: Tensor, mask: Tensor, horizons: Sequence[int],
+            metric: str) -> dict[str, float]:
+    """Error of ``a`` against ``b`` ``(N, S, F)`` over masked entities at each horizon and over all steps."""
+    sq = evaluation.squared_error(field_name, a[mask], b[mask]).double() / a.shape[-1]     # (M, S)
+    per_step = sq.mean(0) if sq.shape[0] else torch.full((a.shape[1],), float("nan"), dtype=torch.float64)
+    table = {str(h): float(per_step[h - 1]) for h in horizons}
+    table["full"] = float(per_step.mean())
+    return {k: float(np.sqrt(v)) for k, v in table.items()} if metric == "rmse" else table
+
+
+def _measure(result: CounterfactualResult, space: Space, evaluation: Any, regions: Mapping[str, Selection]) -> None:
+    factual = result.scenarios["factual"]
+    target = evaluation.target_field
+    for name in result.names:
+        variant = result.scenarios[name]
+        entry = {"model": _measures(space, evaluation, factual, variant, result.predicted["factual"],
+                                    result.predicted[name], regions)}
+        if name in result.solver and "factual" in result.solver:
+            entry["solver"] = _measures(space, evaluation, factual, variant, result.solver["factual"],
+                                        result.solver[name], regions)
+        result.divergence[name] = entry
+        if name not in result.solver or "factual" not in result.solver:
+            continue
+        free = ~space.held(variant.state)
+        common = (variant.origin >= 0) & free
+        origin = variant.origin[common]
+        true_cf = result.solver[name][target]
+        true_effect = true_cf[common] - result.solver["factual"][target][origin]
+        rollouts = {"model": result.predicted, **result.baselines}
+        cf_scores, effect_scores = {}, {}
+        for rollout_name, outputs in rollouts.items():
+            if target not in outputs[name]:
+                continue
+            cf_scores[rollout_name] = _errors(evaluation, target, outputs[name][target], true_cf, free,
+                                              result.horizons, result.metric)
+            effect = outputs[name][target][common] - outputs["factual"][target][origin]
+            ones = torch.ones(effect.shape[0], dtype=torch.bool, device=effect.device)
+            effect_scores[rollout_name] = _errors(evaluation, target, effect, true_effect, ones, result.horizons,
+                                                  result.metric)
+        zero = torch.zeros_like(true_effect)
+        effect_scores["no_effect"] = _errors(evaluation, target, zero, true_effect,
+                                             torch.ones(zero.shape[0], dtype=torch.bool, device=zero.device),
+                                             result.horizons, result.metric)
+        result.scores[name] = {"counterfactual": cf_scores, "effect": effect_scores}
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def summary(result: CounterfactualResult) -> dict[str, Any]:
+    """The JSON-able summary of a query: entities, warnings, solver notes, divergence, scores, timing."""
+    variants = {}
+    for name in result.names:
+        scenario = result.scenarios[name]
+        variants[name] = {"entities": scenario.state.num_entities, "touched": int(scenario.touched.sum()),
+                          "added": int((scenario.origin < 0).sum()),
+                          "interventions": [{"op": r.op, "entities": int(len(r.entities))} for r in scenario.log],
+                          "warnings": list(scenario.warnings),
+                          "solver": ("re-simulated" if name in result.solver
+                                     else result.solver_notes.get(name, "no solver"))}
+    return _plain({"names": result.names, "metric": result.metric, "horizons": result.horizons, "variants": variants,
+                   "divergence": result.divergence, "scores": result.scores, "timing": result.timing})
+
+
+def write_counterfactuals(path: str | Path, result: CounterfactualResult, evaluation: Any, query: Mapping[str, Any]
+                          ) -> Path:
+    """A rollout file (:mod:`gns.rollout_io`) with one record per future (``factual`` and each variant):
+    sources ``predicted`` and, where the solver replayed it, ``solver``; the query and the summary in
+    ``info["counterfactual"]``; the summary also as JSON beside it."""
+    from gns.atomic import write_json_atomic
+
+    records = []
+    for name in result.names:
+        scenario = result.scenarios[name]
+        state = scenario.state
+        sources = {}
+        for source, outputs in (("predicted", result.predicted), ("solver", result.solver)):
+            if name not in outputs:
+                continue
+            sources[source] = {}
+            for field_name, values in outputs[name].items():
+                head = state.fields.get(field_name)
+                if head is None:
+                    head = values[:, :1].expand(-1, state.num_frames, -1)  # an output field: no inputs to show
+                frames = torch.cat([head.to(values), values], dim=1)                    # (N, W + S, F)
+                sources[source][field_name] = frames.transpose(0, 1).cpu().numpy()
+        static, links = evaluation.drawing(state)
+        static["origin"] = scenario.origin.cpu().numpy()
+        records.append(RolloutRecord(name, sources, static, links))
+    info = {"counterfactual": {**_plain(dict(query)), **summary(result)}, "input_frames": evaluation.window,
+            **evaluation.info}
+    path = Path(path)
+    write_rollouts(path, records, simulator=evaluation.kind, domain=evaluation.domain, dt=evaluation.dt,
+                   target_field=evaluation.target_field, info=info)
+    write_json_atomic(path.with_suffix(".json"), info["counterfactual"])
+    return path
+
+
+def format_counterfactuals(result: CounterfactualResult) -> str:
+    """Plain-text report: per variant, its size, divergence at the horizons, and errors against the solver."""
+    lines = []
+    horizons = result.horizons
+    for name in result.names:
+        scenario = result.scenarios[name]
+        solver = "re-simulated" if name in result.solver else result.solver_notes.get(name, "no solver")
+        lines.append(f"{name}: {scenario.state.num_entities} entities, {int(scenario.touched.sum())} touched "
+                     f"(solver: {solver})")
+        for warning in scenario.warnings:
+            lines.append(f"  warning: {warning}")
+        if name == "factual":
+            continue
+        for source, measures in result.divergence[name].items():
+            distance = measures.get("distance")
+            if distance is not None and horizons:
+                values = " ".join(f"h{h} {float(distance[h - 1]):.3g}" for h in horizons)
+                lines.append(f"  {source}: mean distance to the factual: {values}")
+        scores = result.scores.get(name)
+        if scores:
+            for kind in ("counterfactual", "effect"):
+                lines.append(f"  {result.metric} of the {kind} against the solver:")
+                header = f"{'':>24}" + "".join(f"{h:>11}" for h in [*map(str, horizons), "full"])
+                lines.append(header)
+                for rollout_name, table in scores[kind].items():
+                    lines.append(f"{rollout_name:>24}" + "".join(f"{table[k]:>11.3e}"
+                                                                 for k in [*map(str, horizons), "full"]))
+    return "\n".join(lines)

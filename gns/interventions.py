@@ -1,0 +1,780 @@
+"""Interventions: validated what-if edits of a state, for counterfactual queries on any domain.
+
+A :class:`Scenario` is one system as a model sees it at the moment of the intervention (the
+window of its state ending at the current frame) plus what is prescribed over the future (the
+paths of held entities, exogenous input fields): ``controls``, field -> ``(N, S, F)``, aligned
+with the entities. An :class:`Intervention` maps a scenario to a new one; a variant is a list of
+them applied in order. Every intervention selects entities with a :class:`Selection` (by index,
+type, region or mask) and checks what it is given, raising :class:`gns.errors.GnsInputError`
+naming the variant, the intervention and the value before anything is rolled out.
+
+Semantics (the same for a learned model and for a reference solver that replays the resolved
+log, :class:`Resolved`): positions in the units of the data, velocities in units per second.
+
+* ``move``: translate the selected entities (every frame of the window, and the future path of
+  held ones) by ``offset``.
+* ``remove``: delete them (links that lose an entity, e.g. mesh edges, go too).
+* ``add``: copies of a selection shifted by ``offset`` (a mesh copy keeps its links), or new
+  entities at ``position`` with ``velocity`` and ``type`` (particles).
+* ``set_velocity`` / ``kick``: set, or add to, the velocity of free entities at the current
+  frame; the window is rewritten as if the change had acted over all of it (every velocity of the
+  history changes by the same amount, the current position stays), so a model reading velocity
+  changes sees no spurious jolt.
+* ``set_type``: change the entity type (only to a type the model was trained on, never to a
+  prescribed one).
+* ``set_context``: change the per-system parameters a model reads (within the training range).
+* ``set_input``: set or scale an exogenous input field (a cloth's wind) from a frame on.
+* ``move_prescribed``: add a displacement to the future path of held entities (a cloth handle,
+  an obstacle): a smooth ramp to ``offset`` over ``duration`` seconds, or a constant ``velocity``.
+
+Domains describe themselves to this module with a :class:`Space` (see each domain's
+``domain.py``): which field holds positions, which attribute holds types, the time step, the
+walls, the types and parameter ranges the model was trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gns.errors import GnsInputError
+from gns.state import State
+
+__all__ = ["Space", "Scenario", "Resolved", "Selection", "Intervention", "Move", "Remove", "AddCopy", "AddEntities",
+           "SetVelocity", "Kick", "SetType", "SetContext", "SetInput", "MovePrescribed", "apply_interventions",
+           "parse_interventions", "OPERATIONS"]
+
+
+@dataclass
+class Space:
+    """What interventions need to know about a domain and a trained model.
+
+    Attributes:
+        kind: the domain.
+        dt: seconds between frames.
+        position_field: the field holding entity positions (order 2: velocities are its finite
+            differences), or None when entities do not move (an Eulerian flow mesh).
+        coordinates: where regions are looked up when there is no position field (a static attribute).
+        type_attribute: the static attribute holding entity types.
+        held: ``(N,)`` bool of the entities with prescribed values.
+        input_fields: exogenous fields the model reads.
+        bounds: ``(D, 2)`` walls entities must stay inside (None: no walls); periodic: ``(D,)`` bool.
+        trained_types: types the model was trained on (None: unknown, not checked).
+        held_types: types whose entities follow prescribed values.
+        context_size: width of the per-system context the model reads (0: none).
+        ranges: name -> ``(lo, hi)`` arrays: the training range of an input field or of the context.
+        max_speed: speed (units/s) beyond the training data's, or None.
+        obstacles: maps a state to ``[(center (D,), radius)]`` regions free entities must not enter.
+    """
+
+    kind: str
+    dt: float
+    position_field: str | None
+    type_attribute: str
+    held: Callable[[State], Tensor]
+    coordinates: str | None = None
+    input_fields: Sequence[str] = ()
+    bounds: Tensor | None = None
+    periodic: Tensor | None = None
+    trained_types: set[int] | None = None
+    held_types: set[int] = field(default_factory=set)
+    context_size: int = 0
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    max_speed: float | None = None
+    obstacles: Callable[[State], list[tuple[Tensor, float]]] | None = None
+
+
+@dataclass
+class Resolved:
+    """One applied intervention with its entities resolved, for a solver to replay.
+
+    Attributes:
+        op: the operation name.
+        entities: ``(M,)`` indices into the scenario's entities *before* this intervention.
+        params: the operation's parameters, resolved (e.g. ``displacement`` ``(S, D)`` of a path).
+    """
+
+    op: str
+    entities: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Scenario:
+    """One system at the moment of an intervention, and what is prescribed over the future.
+
+    Attributes:
+        state: one system; its fields hold the window that ends at the current frame.
+        controls: field -> ``(N, S, F)`` prescribed values over the ``S`` future steps (held
+            entities' predicted fields; every entity's input fields).
+        origin: ``(N,)`` int64: each entity's index in the factual state (-1: added).
+        touched: ``(N,)`` bool: entities an intervention selected or added.
+        log: the applied interventions, resolved (:class:`Resolved`).
+        warnings: extrapolations that were allowed, in words.
+    """
+
+    state: State
+    controls: dict[str, Tensor]
+    origin: Tensor
+    touched: Tensor
+    log: list[Resolved] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def factual(cls, state: State, controls: Mapping[str, Tensor]) -> "Scenario":
+        """The unchanged scenario of a one-system state."""
+        if state.num_systems != 1:
+            raise ValueError(f"a scenario is one system, found {state.num_systems}")
+        n = state.num_entities
+        device = state.device
+        return cls(state, dict(controls), torch.arange(n, device=device), torch.zeros(n, dtype=torch.bool,
+                                                                                     device=device))
+
+    def keep(self, mask: Tensor) -> "Scenario":
+        """The entities where ``mask`` is True (state, controls, origin and touched together)."""
+        return dataclasses.replace(self, state=self.state.select(mask),
+                                   controls={k: v[mask] for k, v in self.controls.items()}, origin=self.origin[mask],
+                                   touched=self.touched[mask], log=list(self.log))
+
+    def append(self, extra: State, controls: Mapping[str, Tensor]) -> "Scenario":
+        """The scenario with the entities of the one-system state ``extra`` added (they count as touched)."""
+        n = extra.num_entities
+        return dataclasses.replace(
+            self, state=self.state.extend(extra),
+            controls={k: torch.cat([v, controls[k]]) for k, v in self.controls.items()},
+            origin=torch.cat([self.origin, self.origin.new_full((n,), -1)]),
+            touched=torch.cat([self.touched, self.touched.new_ones(n)]), log=list(self.log))
+
+
+# ------------------------------------------------------------------------------ selections
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which entities an intervention acts on: every given criterion must hold (``invert`` negates all).
+
+    Attributes:
+        index: entity indices in the system (as it is when the intervention applies).
+        type: entity types.
+        box: ``[[lo, hi], ...]`` per dimension: positions inside the box (current frame).
+        center, radius: positions within ``radius`` of ``center`` (a disc in 2D, a ball in 3D).
+        held: True: only entities with prescribed values; False: only free ones.
+        mask: an ``(N,)`` bool tensor (Python only).
+        invert: select the complement.
+    """
+
+    index: tuple[int, ...] | None = None
+    type: tuple[int, ...] | None = None
+    box: tuple[tuple[float, float], ...] | None = None
+    center: tuple[float, ...] | None = None
+    radius: float | None = None
+    held: bool | None = None
+    mask: Any = None
+    invert: bool = False
+
+    def resolve(self, scenario: Scenario, space: Space, where: str) -> Tensor:
+        """``(N,)`` bool; raises when the selection is malformed or matches nothing."""
+        state = scenario.state
+        n = state.num_entities
+        device = state.device
+        chosen = torch.ones(n, dtype=torch.bool, device=device)
+        if self.index is not None:
+            index = torch.as_tensor(list(self.index), dtype=torch.long)
+            if index.numel() and (int(index.min()) < -n or int(index.max()) >= n):
+                bad = [int(i) for i in index if not -n <= int(i) < n]
+                raise GnsInputError("entity index out of range", key=f"{where}/select/index",
+                                    expected=f"indices in [0, {n})", found=bad[:10])
+            by_index = torch.zeros(n, dtype=torch.bool, device=device)
+            by_index[index.to(device)] = True
+            chosen &= by_index
+        if self.type is not None:
+            types = state.static[space.type_attribute]
+            chosen &= torch.isin(types, torch.as_tensor(list(self.type), dtype=types.dtype, device=device))
+        if self.box is not None or self.center is not None:
+            points = _coordinates(state, space, where)                                     # (N, D)
+            dim = points.shape[1]
+            if self.box is not None:
+                box = torch.as_tensor(self.box, dtype=points.dtype, device=device)
+                if box.shape != (dim, 2) or bool((box[:, 0] > box[:, 1]).any()):
+                    raise GnsInputError("a box is [[lo, hi], ...] with one row per dimension and lo <= hi",
+                                        key=f"{where}/select/box", expected=f"({dim}, 2)", found=self.box)
+                chosen &= ((points >= box[:, 0]) & (points <= box[:, 1])).all(dim=1)
+            if self.center is not None:
+                center = torch.as_tensor(self.center, dtype=points.dtype, device=device)
+                if center.shape != (dim,) or self.radius is None or not self.radius > 0:
+                    raise GnsInputError("a disc or ball needs a center of the data's dimension and a radius > 0",
+                                        key=f"{where}/select/center", expected=f"({dim},) and radius > 0",
+                                        found=f"center {self.center}, radius {self.radius}")
+                chosen &= (points - center).norm(dim=1) <= self.radius
+        if self.held is not None:
+            held = space.held(state)
+            chosen &= held if self.held else ~held
+        if self.mask is not None:
+            mask = torch.as_tensor(self.mask, dtype=torch.bool, device=device)
+            if mask.shape != (n,):
+                raise GnsInputError("a selection mask needs one entry per entity", key=f"{where}/select/mask",
+                                    expected=(n,), found=tuple(mask.shape))
+            chosen &= mask
+        if self.invert:
+            chosen = ~chosen
+        if not bool(chosen.any()):
+            raise GnsInputError("the selection matches no entity", key=f"{where}/select",
+                                expected="at least one entity", found=_describe(self))
+        return chosen
+
+    def contains(self, points: Tensor) -> Tensor:
+        """``(..., N)`` bool: whether points ``(..., N, D)`` lie in this selection's box and disc/ball
+        (the region criteria only: a region for occupancy counts)."""
+        inside = torch.ones(points.shape[:-1], dtype=torch.bool, device=points.device)
+        if self.box is not None:
+            box = torch.as_tensor(self.box, dtype=points.dtype, device=points.device)
+            inside &= ((points >= box[:, 0]) & (points <= box[:, 1])).all(dim=-1)
+        if self.center is not None:
+            center = torch.as_tensor(self.center, dtype=points.dtype, device=points.device)
+            inside &= (points - center).norm(dim=-1) <= (self.radius or 0.0)
+        return ~inside if self.invert else inside
+
+    @classmethod
+    def parse(cls, spec: Any, where: str) -> "Selection":
+        """A selection from its YAML mapping: ``index``, ``type``, ``box``, ``center``/``radius``, ``held``, ``invert``."""
+        if spec is None:
+            return cls()
+        if not isinstance(spec, Mapping):
+            raise GnsInputError("a selection is a mapping", key=f"{where}/select", expected="e.g. {type: 5}",
+                                found=spec)
+        known = {"index", "type", "box", "center", "radius", "held", "invert"}
+        _no_unknown(spec, known, f"{where}/select")
+        ints = lambda v: tuple(int(x) for x in (v if isinstance(v, (list, tuple)) else [v]))  # noqa: E731
+        return cls(index=ints(spec["index"]) if "index" in spec else None,
+                   type=ints(spec["type"]) if "type" in spec else None,
+                   box=tuple(tuple(float(x) for x in row) for row in spec["box"]) if "box" in spec else None,
+                   center=tuple(float(x) for x in spec["center"]) if "center" in spec else None,
+                   radius=float(spec["radius"]) if "radius" in spec else None,
+                   held=bool(spec["held"]) if "held" in spec else None, invert=bool(spec.get("invert", False)))
+
+
+def _describe(selection: Selection) -> str:
+    parts = {k: v for k, v in dataclasses.asdict(selection).items() if v is not None and v is not False and k != "mask"}
+    return str(parts or "all entities")
+
+
+def _coordinates(state: State, space: Space, where: str) -> Tensor:
+    """``(N, D)`` where each entity is now: the position field's current frame, else ``space.coordinates``."""
+    if space.position_field is not None:
+        return state.fields[space.position_field][:, -1]
+    if space.coordinates is not None:
+        return state.static[space.coordinates]
+    raise GnsInputError("this domain's entities have no positions to select a region by", key=f"{where}/select")
+
+
+# ------------------------------------------------------------------------------ interventions
+
+
+class Intervention:
+    """Base class: an operation on a :class:`Scenario` (see the module docstring for each)."""
+
+    op = ""
+
+    def apply(self, scenario: Scenario, space: Space, where: str, allow_extrapolation: bool = False) -> Scenario:
+        raise NotImplementedError
+
+
+def _vector(value: Any, dim: int, where: str, name: str) -> Tensor:
+    array = torch.as_tensor(value, dtype=torch.float32)
+    if array.shape != (dim,) or not bool(torch.isfinite(array).all()):
+        raise GnsInputError(f"{name} must be a finite vector with one value per dimension", key=f"{where}/{name}",
+                            expected=f"{dim} numbers", found=value)
+    return array
+
+
+def _positions(state: State, space: Space, where: str, op: str) -> Tensor:
+    if space.position_field is None:
+        raise GnsInputError(f"'{op}' needs entity positions, and this domain's entities do not move "
+                            f"(an Eulerian mesh)", key=where, expected="a Lagrangian domain", found=space.kind)
+    return state.fields[space.position_field]
+
+
+def _free_only(scenario: Scenario, space: Space, mask: Tensor, where: str, op: str) -> None:
+    held = space.held(scenario.state) & mask
+    if bool(held.any()):
+        raise GnsInputError(f"'{op}' acts on free entities; {int(held.sum())} selected entities are prescribed "
+                            "(use move_prescribed for them)", key=f"{where}/select",
+                            expected="free entities only (e.g. select: {held: false})",
+                            found=f"prescribed entities {torch.nonzero(held).flatten()[:10].tolist()}")
+
+
+def _log(scenario: Scenario, op: str, mask: Tensor | None, **params: Any) -> Scenario:
+    entities = (np.zeros(0, dtype=np.int64) if mask is None else torch.nonzero(mask).flatten().cpu().numpy())
+    return dataclasses.replace(scenario, log=[*scenario.log, Resolved(op, entities, params)])
+
+
+@dataclass
+class Move(Intervention):
+    """Translate the selected entities by ``offset`` (their whole window; held ones' future path too)."""
+
+    select: Selection
+    offset: Sequence[float]
+    op = "move"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        mask = self.select.resolve(scenario, space, where)
+        positions = _positions(scenario.state, space, where, self.op)
+        offset = _vector(self.offset, positions.shape[-1], where, "offset").to(positions)
+        moved = positions.clone()
+        moved[mask] += offset
+        controls = dict(scenario.controls)
+        held = space.held(scenario.state) & mask
+        if space.position_field in controls and bool(held.any()):
+            path = controls[space.position_field].clone()
+            path[held] += offset
+            controls[space.position_field] = path
+        out = dataclasses.replace(scenario, state=scenario.state.with_field(space.position_field, moved),
+                                  controls=controls, touched=scenario.touched | mask)
+        return _log(out, self.op, mask, offset=offset.cpu().numpy())
+
+
+@dataclass
+class Remove(Intervention):
+    """Delete the selected entities."""
+
+    select: Selection
+    op = "remove"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        mask = self.select.resolve(scenario, space, where)
+        if bool(mask.all()):
+            raise GnsInputError("removing every entity would empty the system", key=f"{where}/select",
+                                expected="at least one entity left", found=f"all {int(mask.numel())} selected")
+        logged = _log(scenario, self.op, mask)
+        return dataclasses.replace(logged.keep(~mask), log=logged.log)
+
+
+@dataclass
+class AddCopy(Intervention):
+    """Add copies of the selected entities, shifted by ``offset`` (a mesh copy keeps the links among them)."""
+
+    select: Selection
+    offset: Sequence[float]
+    op = "add"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        mask = self.select.resolve(scenario, space, where)
+        positions = _positions(scenario.state, space, where, self.op)
+        offset = _vector(self.offset, positions.shape[-1], where, "offset").to(positions)
+        copy = scenario.state.select(mask)
+        copy = copy.with_field(space.position_field, copy.fields[space.position_field] + offset)
+        controls = {k: v[mask].clone() for k, v in scenario.controls.items()}
+        if space.position_field in controls:
+            controls[space.position_field] += offset
+        logged = _log(scenario, self.op, mask, offset=offset.cpu().numpy())
+        return dataclasses.replace(logged.append(copy, controls), log=logged.log)
+
+
+@dataclass
+class AddEntities(Intervention):
+    """Add new free entities at ``position`` ``(M, D)`` moving at ``velocity`` (``(D,)`` or ``(M, D)``, units/s)
+    with entity type ``type`` (domains whose entities carry nothing else: particles)."""
+
+    position: Any
+    velocity: Any
+    type: int
+    op = "add"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        state = scenario.state
+        positions = _positions(state, space, where, self.op)
+        extra_static = set(state.static) - {space.type_attribute}
+        extra_fields = set(state.fields) - {space.position_field}
+        if extra_static or extra_fields or state.links:
+            raise GnsInputError("this domain adds entities only as copies (they carry more than a position and a "
+                                "type)", key=where, expected="add: {copy: <selection>, offset: [...]}",
+                                found=sorted(extra_static | extra_fields | set(state.links)))
+        dim, frames = positions.shape[-1], positions.shape[1]
+        x = torch.as_tensor(self.position, dtype=positions.dtype)
+        if x.ndim != 2 or x.shape[1] != dim or x.shape[0] < 1 or not bool(torch.isfinite(x).all()):
+            raise GnsInputError("new entities need positions of shape (M, D)", key=f"{where}/position",
+                                expected=f"(M, {dim})", found=tuple(x.shape))
+        v = torch.as_tensor(self.velocity, dtype=positions.dtype).expand_as(x)
+        _check_type(space, int(self.type), where, allow_extrapolation, scenario)
+        back = torch.arange(frames - 1, -1, -1, dtype=positions.dtype)                   # (W,) frames before now
+        window = x[:, None, :] - back[None, :, None] * v[:, None, :] * space.dt           # (M, W, D)
+        types = torch.full((x.shape[0],), int(self.type), dtype=state.static[space.type_attribute].dtype)
+        extra = state.select(torch.zeros(state.num_entities, dtype=torch.bool, device=state.device))
+        extra = extra._new({space.position_field: window.to(state.device)},
+                           {space.type_attribute: types.to(state.device)}, extra.system, extra.links,
+                           torch.tensor([x.shape[0]]))
+        steps = next((c.shape[1] for c in scenario.controls.values()), 0)
+        controls = {k: torch.zeros((x.shape[0], steps, c.shape[2]), dtype=c.dtype, device=c.device)
+                    for k, c in scenario.controls.items()}
+        out = _log(scenario, self.op, None, position=x.numpy(), velocity=v.numpy(), type=int(self.type))
+        return dataclasses.replace(out.append(extra, controls), log=out.log)
+
+
+def _kick_window(positions: Tensor, mask: Tensor, delta: Tensor, dt: float) -> Tensor:
+    """The position window of the masked entities rewritten so that every velocity changes by ``delta``."""
+    frames = positions.shape[1]
+    back = torch.arange(frames - 1, -1, -1, dtype=positions.dtype, device=positions.device)  # (W,)
+    out = positions.clone()
+    out[mask] -= back[None, :, None] * delta * dt
+    return out
+
+
+@dataclass
+class Kick(Intervention):
+    """Add ``delta`` (units/s) to the velocity of the selected free entities."""
+
+    select: Selection
+    delta: Sequence[float]
+    op = "kick"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        mask = self.select.resolve(scenario, space, where)
+        _free_only(scenario, space, mask, where, self.op)
+        positions = _positions(scenario.state, space, where, self.op)
+        delta = _vector(self.delta, positions.shape[-1], where, "delta").to(positions)
+        moved = _kick_window(positions, mask, delta, space.dt)
+        out = dataclasses.replace(scenario, state=scenario.state.with_field(space.position_field, moved),
+                                  touched=scenario.touched | mask)
+        _check_speed(out, space, mask, where, allow_extrapolation)
+        return _log(out, self.op, mask, delta=delta.cpu().numpy())
+
+
+@dataclass
+class SetVelocity(Intervention):
+    """Set the velocity (units/s) of the selected free entities."""
+
+    select: Selection
+    velocity: Sequence[float]
+    op = "set_velocity"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        mask = self.select.resolve(scenario, space, where)
+        _free_only(scenario, space, mask, where, self.op)
+        positions = _positions(scenario.state, space, where, self.op)
+        velocity = _vector(self.velocity, positions.shape[-1], where, "velocity").to(positions)
+        current = (positions[:, -1] - positions[:, -2]) / space.dt                       # (N, D)
+        frames = positions.shape[1]
+        back = torch.arange(frames - 1, -1, -1, dtype=positions.dtype, device=positions.device)
+        moved = positions.clone()
+        moved[mask] -= back[None, :, None] * (velocity - current[mask])[:, None, :] * space.dt
+        out = dataclasses.replace(scenario, state=scenario.state.with_field(space.position_field, moved),
+                                  touched=scenario.touched | mask)
+        _check_speed(out, space, mask, where, allow_extrapolation)
+        return _log(out, self.op, mask, velocity=velocity.cpu().numpy())
+
+
+@dataclass
+class SetType(Intervention):
+    """Give the selected free entities another type."""
+
+    select: Selection
+    type: int
+    op = "set_type"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        mask = self.select.resolve(scenario, space, where)
+        _free_only(scenario, space, mask, where, self.op)
+        _check_type(space, int(self.type), where, allow_extrapolation, scenario)
+        types = scenario.state.static[space.type_attribute].clone()
+        types[mask] = int(self.type)
+        state = scenario.state.replace(static={**scenario.state.static, space.type_attribute: types})
+        out = dataclasses.replace(scenario, state=state, touched=scenario.touched | mask)
+        return _log(out, self.op, mask, type=int(self.type))
+
+
+@dataclass
+class SetContext(Intervention):
+    """Set the per-system parameters (context) the model reads."""
+
+    values: Sequence[float]
+    op = "set_context"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        if not space.context_size:
+            raise GnsInputError("the model reads no per-system context, so changing it would change nothing the "
+                                "model sees", key=f"{where}/values", expected="a model trained with a context",
+                                found=list(self.values))
+        values = _vector(self.values, space.context_size, where, "values")
+        scenario = _check_range(scenario, space, "context", values.numpy(), where, allow_extrapolation)
+        state = scenario.state.replace(system={**scenario.state.system,
+                                               "context": values[None].to(scenario.state.device)})
+        return _log(dataclasses.replace(scenario, state=state), self.op, None, values=values.numpy())
+
+
+@dataclass
+class SetInput(Intervention):
+    """Set an input field to a constant ``value`` (every entity), or multiply it by ``scale``, from frame
+    ``from_frame`` on (0: the current frame, 1: the first predicted one, ...)."""
+
+    field: str
+    value: Sequence[float] | None = None
+    scale: float | None = None
+    from_frame: int = 0
+    op = "set_input"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        if self.field not in space.input_fields:
+            raise GnsInputError("the model reads no such input field", key=f"{where}/field",
+                                expected=list(space.input_fields) or "none (this model reads no input field)",
+                                found=self.field)
+        if (self.value is None) == (self.scale is None):
+            raise GnsInputError("set_input needs exactly one of value and scale", key=where,
+                                expected="value: [...] or scale: x", found=f"value {self.value}, scale {self.scale}")
+        window, future = scenario.state.fields[self.field], scenario.controls[self.field]
+        steps = future.shape[1]
+        if not 0 <= int(self.from_frame) <= steps:
+            raise GnsInputError("from_frame must be within the rollout", key=f"{where}/from_frame",
+                                expected=f"0..{steps}", found=self.from_frame)
+        frames = torch.cat([window[:, -1:], future], dim=1).clone()                   # (N, 1 + S, F)
+        if self.value is not None:
+            value = _vector(self.value, frames.shape[-1], where, "value").to(frames)
+            frames[:, self.from_frame:] = value
+            checked = value.cpu().numpy()
+        else:
+            frames[:, self.from_frame:] *= float(self.scale)
+            checked = frames[:, self.from_frame:].reshape(-1, frames.shape[-1]).cpu().numpy()
+        scenario = _check_range(scenario, space, self.field, checked, where, allow_extrapolation)
+        fields = {**scenario.state.fields, self.field: torch.cat([window[:, :-1], frames[:, :1]], dim=1)}
+        out = dataclasses.replace(scenario, state=scenario.state.with_fields(fields),
+                                  controls={**scenario.controls, self.field: frames[:, 1:]})
+        return _log(out, self.op, None, field=self.field, from_frame=int(self.from_frame),
+                    value=None if self.value is None else np.asarray(self.value, dtype=np.float64),
+                    scale=self.scale)
+
+
+@dataclass
+class MovePrescribed(Intervention):
+    """Displace the future path of the selected held entities: a smooth (cosine) ramp to ``offset``
+    over ``duration`` seconds, then held there; or a constant ``velocity`` (units/s) from now on."""
+
+    select: Selection
+    offset: Sequence[float] | None = None
+    duration: float = 1.0
+    velocity: Sequence[float] | None = None
+    op = "move_prescribed"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        mask = self.select.resolve(scenario, space, where)
+        held = space.held(scenario.state)
+        if not bool(held[mask].all()):
+            raise GnsInputError("move_prescribed moves entities whose path is prescribed; some selected ones are "
+                                "free (kick or move them instead)", key=f"{where}/select",
+                                expected="prescribed entities only (e.g. select: {held: true})",
+                                found=f"free entities {torch.nonzero(mask & ~held).flatten()[:10].tolist()}")
+        _positions(scenario.state, space, where, self.op)
+        path = scenario.controls[space.position_field]
+        steps, dim = path.shape[1], path.shape[2]
+        t = torch.arange(1, steps + 1, dtype=torch.float64) * space.dt                   # (S,) seconds from now
+        if (self.offset is None) == (self.velocity is None):
+            raise GnsInputError("move_prescribed needs exactly one of offset and velocity", key=where,
+                                expected="offset: [...] (duration: s) or velocity: [...]",
+                                found=f"offset {self.offset}, velocity {self.velocity}")
+        if self.offset is not None:
+            if not self.duration >= 0:
+                raise GnsInputError("duration must be >= 0 seconds", key=f"{where}/duration", found=self.duration)
+            offset = _vector(self.offset, dim, where, "offset").double()
+            share = (torch.ones_like(t) if self.duration == 0
+                     else 0.5 * (1 - torch.cos(math.pi * torch.clamp(t / self.duration, max=1.0))))
+            displacement = share[:, None] * offset                                       # (S, D)
+        else:
+            displacement = t[:, None] * _vector(self.velocity, dim, where, "velocity").double()
+        moved = path.clone()
+        moved[mask] += displacement.to(path)
+        out = dataclasses.replace(scenario, controls={**scenario.controls, space.position_field: moved},
+                                  touched=scenario.touched | mask)
+        return _log(out, self.op, mask, displacement=displacement.numpy(),
+                    offset=None if self.offset is None else list(self.offset), duration=self.duration,
+                    velocity=None if self.velocity is None else list(self.velocity))
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def _check_type(space: Space, value: int, where: str, allow_extrapolation: bool, scenario: Scenario) -> None:
+    if value in space.held_types:
+        raise GnsInputError(f"type {value} is prescribed (its entities follow a given path); a free entity cannot "
+                            "become one", key=f"{where}/type", expected="a free type", found=value)
+    if space.trained_types is not None and value not in space.trained_types:
+        message = f"type {value} never occurs in the training data, so the model has not learned it"
+        if not allow_extrapolation:
+            raise GnsInputError(message + " (allow_extrapolation: true to run it anyway)", key=f"{where}/type",
+                                expected=sorted(space.trained_types), found=value)
+        scenario.warnings.append(f"{where}: {message}")
+
+
+def _check_range(scenario: Scenario, space: Space, name: str, values: np.ndarray, where: str,
+                 allow_extrapolation: bool) -> Scenario:
+    if name not in space.ranges:
+        return scenario
+    lo, hi = space.ranges[name]
+    values = np.atleast_2d(values)
+    span = np.maximum(hi - lo, 1e-12)
+    outside = (values < lo - 1e-3 * span) | (values > hi + 1e-3 * span)
+    if outside.any():
+        message = (f"{name} {values[outside.any(axis=1)][0].round(4).tolist()} is outside the range the model was "
+                   f"trained on, {lo.round(4).tolist()} .. {hi.round(4).tolist()} per component")
+        if not allow_extrapolation:
+            raise GnsInputError(message + " (allow_extrapolation: true to run it anyway)", key=where,
+                                expected=f"{lo.round(4).tolist()} .. {hi.round(4).tolist()}",
+                                found=values[outside.any(axis=1)][0].round(4).tolist())
+        scenario = dataclasses.replace(scenario, warnings=[*scenario.warnings, f"{where}: {message}"])
+    return scenario
+
+
+def _check_speed(scenario: Scenario, space: Space, mask: Tensor, where: str, allow_extrapolation: bool) -> None:
+    if space.max_speed is None:
+        return
+    positions = scenario.state.fields[space.position_field]
+    speed = ((positions[mask, -1] - positions[mask, -2]) / space.dt).norm(dim=-1)
+    fastest = float(speed.max())
+    if fastest > space.max_speed:
+        message = (f"a speed of {fastest:.3g} units/s is beyond what the training data holds "
+                   f"(about {space.max_speed:.3g})")
+        if not allow_extrapolation:
+            raise GnsInputError(message + " (allow_extrapolation: true to run it anyway)", key=where,
+                                expected=f"<= {space.max_speed:.3g}", found=round(fastest, 4))
+        scenario.warnings.append(f"{where}: {message}")
+
+
+def check_scenario(scenario: Scenario, space: Space, where: str) -> None:
+    """Entities inside the walls and outside obstacles, after every intervention of a variant."""
+    state = scenario.state
+    if space.position_field is None:
+        return
+    positions = state.fields[space.position_field][:, -1]                                 # (N, D) now
+    if space.bounds is not None:
+        bounds = space.bounds.to(positions)
+        walls = ~space.periodic.to(positions.device) if space.periodic is not None else torch.ones(
+            positions.shape[1], dtype=torch.bool, device=positions.device)
+        outside = (((positions < bounds[:, 0]) | (positions > bounds[:, 1])) & walls).any(dim=1)
+        if space.position_field in scenario.controls:
+            path = scenario.controls[space.position_field]
+            outside |= (((path < bounds[:, 0]) | (path > bounds[:, 1])) & walls).any(dim=(1, 2))
+        if bool(outside.any()):
+            first = int(torch.nonzero(outside)[0])
+            raise GnsInputError(f"{int(outside.sum())} entities would be outside the domain's walls "
+                                f"(entity {first} at {positions[first].round(decimals=4).tolist()})", key=where,
+                                expected=f"inside {bounds.tolist()}", found=positions[first].round(decimals=4).tolist())
+    if space.obstacles is not None:
+        free = ~space.held(state)
+        for center, radius in space.obstacles(state):
+            inside = free & scenario.touched & ((positions - center.to(positions)).norm(dim=1) < radius)
+            if bool(inside.any()):
+                first = int(torch.nonzero(inside)[0])
+                raise GnsInputError(f"{int(inside.sum())} entities would be inside an obstacle (entity {first} at "
+                                    f"{positions[first].round(decimals=4).tolist()})", key=where,
+                                    expected=f"farther than {radius:.3g} from {center.round(decimals=4).tolist()}",
+                                    found=positions[first].round(decimals=4).tolist())
+
+
+def apply_interventions(factual: Scenario, interventions: Sequence[Intervention], space: Space, name: str = "variant",
+                        allow_extrapolation: bool = False) -> Scenario:
+    """Apply a variant's interventions in order to the factual scenario and check the result.
+
+    Raises:
+        GnsInputError: naming ``variants/<name>/<i>`` and the value, for any bad intervention.
+    """
+    scenario = factual
+    for i, intervention in enumerate(interventions):
+        where = f"variants/{name}/{i} ({intervention.op})"
+        scenario = intervention.apply(scenario, space, where, allow_extrapolation)
+        check_scenario(scenario, space, where)
+    return scenario
+
+
+# ------------------------------------------------------------------------------ YAML
+
+
+OPERATIONS = {
+    "move": (Move, {"select", "offset"}),
+    "remove": (Remove, {"select"}),
+    "add": (None, {"copy", "offset", "position", "velocity", "type"}),
+    "set_velocity": (SetVelocity, {"select", "velocity"}),
+    "kick": (Kick, {"select", "delta"}),
+    "set_type": (SetType, {"select", "type"}),
+    "set_context": (SetContext, {"values"}),
+    "set_input": (SetInput, {"field", "value", "scale", "from_frame"}),
+    "move_prescribed": (MovePrescribed, {"select", "offset", "duration", "velocity"}),
+}
+_TOP_LEVEL = {"variants", "allow_extrapolation", "regions", "description"}
+
+
+def _no_unknown(spec: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise GnsInputError("unknown key", key=f"{where}/{unknown[0]}", expected=sorted(known), found=unknown)
+
+
+def _parse_one(spec: Any, where: str) -> Intervention:
+    if not isinstance(spec, Mapping) or "op" not in spec:
+        raise GnsInputError("an intervention is a mapping with an 'op'", key=where,
+                            expected=f"op: one of {sorted(OPERATIONS)}", found=spec)
+    op = spec["op"]
+    if op not in OPERATIONS:
+        raise GnsInputError("unknown operation", key=f"{where}/op", expected=sorted(OPERATIONS), found=op)
+    cls, known = OPERATIONS[op]
+    where = f"{where} ({op})"
+    _no_unknown({k: v for k, v in spec.items() if k != "op"}, known, where)
+    args = {k: v for k, v in spec.items() if k != "op"}
+    if op == "add":
+        if "copy" in args:
+            if set(args) - {"copy", "offset"}:
+                raise GnsInputError("add copies a selection (copy, offset) or adds new entities (position, velocity, "
+                                    "type), not both", key=where, found=sorted(args))
+            if "offset" not in args:
+                raise GnsInputError("a copy needs an offset (copies on top of their originals overlap)", key=where,
+                                    expected="offset: [dx, dy, ...]", found=sorted(args))
+            return AddCopy(Selection.parse(args["copy"], where), args["offset"])
+        missing = {"position", "type"} - set(args)
+        if missing:
+            raise GnsInputError("add needs copy (and offset), or position and type (and velocity)", key=where,
+                                expected="copy | position + type", found=sorted(args))
+        return AddEntities(args["position"], args.get("velocity", 0.0), int(args["type"]))
+    if "select" in known:
+        args["select"] = Selection.parse(args.get("select"), where)
+    try:
+        return cls(**args)
+    except TypeError as err:
+        raise GnsInputError(f"missing or wrong arguments ({err})", key=where, expected=sorted(known),
+                            found=sorted(args)) from None
+
+
+def parse_interventions(spec: Any, source: object = None) -> tuple[dict[str, list[Intervention]], dict[str, Any]]:
+    """Variants and options from the YAML schema (``docs/counterfactuals.md``).
+
+    Returns:
+        ``({variant name: [interventions]}, {"allow_extrapolation": bool, "regions": {name: Selection}})``.
+
+    Raises:
+        GnsInputError: unknown keys or operations, malformed selections (naming ``variants/<name>/<i>``).
+    """
+    if not isinstance(spec, Mapping) or "variants" not in spec:
+        raise GnsInputError("an interventions file is a mapping with 'variants'", file=source,
+                            expected="variants: {name: [ {op: ...}, ... ]}", found=type(spec).__name__)
+    _no_unknown(spec, _TOP_LEVEL, "")
+    variants = spec["variants"]
+    if not isinstance(variants, Mapping) or not variants:
+        raise GnsInputError("variants must name at least one list of interventions", file=source, key="variants",
+                            found=variants)
+    out = {}
+    for name, items in variants.items():
+        if str(name) == "factual" or "/" in str(name) or not str(name):
+            raise GnsInputError("a variant name must be non-empty, without '/', and not 'factual'", file=source,
+                                key=f"variants/{name}", found=name)
+        if not isinstance(items, (list, tuple)) or not items:
+            raise GnsInputError("a variant is a non-empty list of interventions", file=source, key=f"variants/{name}",
+                                found=items)
+        try:
+            out[str(name)] = [_parse_one(item, f"variants/{name}/{i}") for i, item in enumerate(items)]
+        except GnsInputError as err:
+            raise GnsInputError(str(err), file=source) from None
+    regions = {}
+    for region, selection in (spec.get("regions") or {}).items():
+        regions[str(region)] = Selection.parse(selection, f"regions/{region}")
+    return out, {"allow_extrapolation": bool(spec.get("allow_extrapolation", False)), "regions": regions}
