@@ -23,7 +23,11 @@ _LAZY = {
     "open_split_for": "gns.domains",
     "rollout": "gns.rollout", "evaluate_split": "gns.evaluate", "format_table": "gns.evaluate",
     "RolloutRecord": "gns.rollout_io", "read_rollouts": "gns.rollout_io", "read_rollout": "gns.rollout_io",
-    "write_rollouts": "gns.rollout_io",
+    "write_rollouts": "gns.rollout_io", "comparison_panels": "gns.rollout_io",
+    # counterfactual queries
+    "counterfactual_query": "gns.counterfactual", "format_counterfactuals": "gns.counterfactual",
+    "run_counterfactuals": "gns.counterfactual", "Scenario": "gns.interventions", "Selection": "gns.interventions",
+    "parse_interventions": "gns.interventions",
     "Trainer": "gns.train.loop", "SimulatorTask": "gns.train.task",
     # particles
     "ParticleSimulator": "gns.particles.simulator", "ParticleState": "gns.particles.state",

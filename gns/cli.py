@@ -168,16 +168,8 @@ def _rollout_domain(path: str):
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    options = {"trajectory": args.trajectory, "fps": args.fps}
-    domain = _rollout_domain(args.rollouts)
-    if domain.kind == "mesh":
-        options.update(field=args.field, every=args.stride)
-    else:
-        options.update(stride=args.stride)
-        if args.dataset:
-            from gns.data import load_metadata
-            options["bounds"] = load_metadata(args.dataset).bounds
-    out = domain.render(args.rollouts, args.out, **options)
+    out = _rollout_domain(args.rollouts).render(args.rollouts, args.out, trajectory=args.trajectory, field=args.field,
+                                                stride=args.stride, fps=args.fps, dataset=args.dataset)
     print(f"wrote {out}")
     return 0
 
@@ -201,7 +193,8 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     simulator, config, _ = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
     result = query(simulator, args.dataset or config.dataset, args.interventions, split=args.split,
                    trajectory=args.trajectory, start=args.start, steps=args.steps, solver=args.solver,
-                   horizons=tuple(args.horizons), out=args.out, progress=not args.quiet)
+                   horizons=tuple(args.horizons), out=args.out, progress=not args.quiet,
+                   chunk_entities="auto" if args.chunk_entities is None else (args.chunk_entities or None))
     print(format_counterfactuals(result))
     solver = f"; solver {result.timing['solver']:.1f} s" if "solver" in result.timing else ""
     print(f"{len(result.names)} futures of {result.scenarios['factual'].state.num_entities} entities rolled out as "
@@ -276,26 +269,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("solver", choices=sorted(SOLVERS),
                    help="water2d: MPM fluid (particles); cloth: flag (mesh, Taichi); flow2d: cylinder flow (mesh, FEM)")
     p.add_argument("--out", required=True, help="output dataset directory")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="root of every random stream of the generator (default: the config's, 0)")
     p.add_argument("--small", action="store_true", help="a tiny dataset (for tests and quick looks)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the solver's config, e.g. --param num_train=64")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("inspect", help="summarise a dataset")
-    p.add_argument("dataset")
+    p.add_argument("dataset", help="dataset directory (with metadata.json)")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("convert", help="convert between formats (h5, DeepMind tfrecord, geoelements npz)")
-    p.add_argument("src")
-    p.add_argument("dst")
-    p.add_argument("--from", dest="src_format", default="auto", choices=["auto", "h5", "tfrecord", "npz"])
-    p.add_argument("--to", dest="dst_format", default="h5", choices=["h5", "tfrecord", "npz"])
+    p.add_argument("src", help="source dataset directory (or a meshgraphnets TFRecord directory)")
+    p.add_argument("dst", help="destination dataset directory")
+    p.add_argument("--from", dest="src_format", default="auto", choices=["auto", "h5", "tfrecord", "npz"],
+                   help="source format (default: detected from the files)")
+    p.add_argument("--to", dest="dst_format", default="h5", choices=["h5", "tfrecord", "npz"],
+                   help="destination format (default: h5, the canonical layout)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("stats", help="compute velocity/acceleration statistics (and write them with --write)")
-    p.add_argument("dataset")
-    p.add_argument("--split", default="train")
+    p.add_argument("dataset", help="particle dataset directory")
+    p.add_argument("--split", default="train", help="split the statistics come from (default: train)")
     p.add_argument("--write", action="store_true", help="store them in metadata.json")
     p.set_defaults(func=cmd_stats)
 
@@ -312,8 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dataset", help="dataset directory (default: the one trained on)")
         p.add_argument("--split", help="split (default: test)")
         p.add_argument("--steps", type=int, help="steps to roll out (default: whole trajectory)")
-        p.add_argument("--max-trajectories", type=int)
-        p.add_argument("--horizons", type=int, nargs="+")
+        p.add_argument("--max-trajectories", type=int, help="score only the first N trajectories of the split")
+        p.add_argument("--horizons", type=int, nargs="+",
+                       help="steps at which errors are reported (default: eval.horizons, mesh.horizons for meshes)")
         p.add_argument("--start-stride", type=int, help="also score rollouts started every N frames (0: off)")
         p.add_argument("--device", help="cpu, cuda, auto")
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
@@ -336,19 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizons", type=int, nargs="+", default=[1, 5, 10, 20, 50, 100],
                    help="steps at which errors against the solver are reported")
     p.add_argument("--device", help="cpu, cuda, auto")
+    p.add_argument("--chunk-entities", type=int, help="the most entities rolled out in one batch (0: every future "
+                                                      "in one batch; default: one batch on a GPU, 4096 on a CPU)")
     p.add_argument("--out", default="counterfactual.h5", help="paired futures (.h5 or .npz; `gns render` draws them) "
                                                               "and a .json summary beside it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_counterfactual)
 
     p = sub.add_parser("render", help="animate a saved rollout (gif, or mp4 with ffmpeg)")
-    p.add_argument("rollouts", help="file written by `gns rollout`")
+    p.add_argument("rollouts", help="file written by `gns rollout` or `gns counterfactual`")
     p.add_argument("--trajectory", help="trajectory key or index (default: the first; a variant of a "
                    "counterfactual file)")
     p.add_argument("--dataset", help="particles: dataset directory, for the box bounds (default: the file's)")
-    p.add_argument("--out", default="rollout.gif")
-    p.add_argument("--stride", type=int, default=2)
-    p.add_argument("--fps", type=int, default=20)
+    p.add_argument("--out", default="rollout.gif", help=".gif, or .mp4 with ffmpeg (default: rollout.gif)")
+    p.add_argument("--stride", type=int, default=2, help="draw every N-th frame (default: 2)")
+    p.add_argument("--fps", type=int, default=20, help="frames per second (default: 20)")
     p.add_argument("--field", help="mesh rollouts: the field to colour (flow: velocity or pressure)")
     p.set_defaults(func=cmd_render)
 
@@ -356,19 +354,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rollouts", help="mesh rollout file written by `gns rollout`")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--trajectory", help="trajectory key or index (default: the first)")
-    p.add_argument("--which", default="both", choices=["predicted", "ground_truth", "both"])
-    p.add_argument("--formats", nargs="+", default=["vtu", "ply"], choices=["vtu", "ply"])
+    p.add_argument("--which", default="both", choices=["predicted", "ground_truth", "both"],
+                   help="the series to export (default: both)")
+    p.add_argument("--formats", nargs="+", default=["vtu", "ply"], choices=["vtu", "ply"],
+                   help="file formats (default: vtu ply)")
     p.add_argument("--every", type=int, default=1, help="export every n-th frame")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="the main job: generate water2d, train briefly, evaluate, render")
-    p.add_argument("--dataset", default="datasets/water2d")
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--dataset", default="datasets/water2d",
+                   help="the water dataset, generated when missing (default: datasets/water2d)")
+    p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     p.add_argument("--config", help="YAML overriding the demo preset")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--device")
-    p.add_argument("--stride", type=int, default=3)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting of the preset (repeatable)")
+    p.add_argument("--device", help="cpu, cuda, auto (default: the preset's, auto)")
+    p.add_argument("--stride", type=int, default=3, help="animation: draw every N-th frame (default: 3)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -3,8 +3,9 @@
 "What happens if this block of water is removed, this handle moved, this wind doubled?" A query
 takes a :class:`gns.interventions.Scenario` (one system at the current frame, plus what is
 prescribed over the future), applies each variant's interventions, rolls the factual and every
-variant out together through the one rollout driver (the systems may differ in size), and keeps
-them paired: each variant entity knows its factual counterpart (``origin``). It reports how
+variant out batched through the one rollout driver (the systems may differ in size; one batch
+on a GPU, chunks of a few thousand entities on a CPU, where that is faster), and keeps them
+paired: each variant entity knows its factual counterpart (``origin``). It reports how
 the futures diverge over time, for the model and, when a reference solver can replay the same
 interventions (:mod:`gns.solvers`), for the solver too, and scores the model and the baselines
 against the solver: the error of each counterfactual, and the error of the predicted *effect*
@@ -33,10 +34,10 @@ from torch import Tensor
 
 from gns.errors import GnsInputError
 from gns.interventions import Intervention, Scenario, Selection, Space, apply_interventions
-from gns.rollout import rollout
+from gns.rollout import default_chunk, rollout_many, stepper_device
 from gns.rollout_io import RolloutRecord, write_rollouts
 
-__all__ = ["CounterfactualResult", "factual_scenario", "run_counterfactuals", "query",
+__all__ = ["CounterfactualResult", "factual_scenario", "run_counterfactuals", "query", "counterfactual_query",
            "write_counterfactuals", "format_counterfactuals"]
 
 
@@ -55,7 +56,7 @@ class CounterfactualResult:
         scores: name -> ``{"counterfactual": {rollout: {h: error}}, "effect": {rollout: {h: error}}}``
             against the solver (only names the solver replayed).
         metric: ``"mse"`` or ``"rmse"`` (the domain's).
-        timing: seconds: ``interventions``, ``rollout`` (model, every future in one batch), ``baselines``, ``solver``.
+        timing: seconds: ``interventions``, ``rollout`` (the model, every future), ``baselines``, ``solver``.
     """
 
     names: list[str]
@@ -110,8 +111,8 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
                         steps: int, space: Space, *, horizons: Sequence[int] = (1, 5, 10, 20, 50, 100),
                         regions: Mapping[str, Selection] | None = None, solver: Any = None,
                         allow_extrapolation: bool = False, baselines: bool = True,
-                        progress: bool = False) -> CounterfactualResult:
-    """Apply each variant's interventions, roll the factual and every variant out as one batch, compare.
+                        chunk_entities: int | None | str = "auto", progress: bool = False) -> CounterfactualResult:
+    """Apply each variant's interventions, roll the factual and every variant out batched, compare.
 
     Args:
         simulator: a trained simulator of any domain.
@@ -124,6 +125,9 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
         solver: a reference-solver replayer (``gns.domains`` ``resimulator``), or None.
         allow_extrapolation: run interventions outside the training data's range (recorded as warnings).
         baselines: also roll the domain's baselines out.
+        chunk_entities: the most entities rolled out in one batch (None: every future in one batch;
+            ``"auto"``: one batch on a GPU, chunks of :data:`gns.rollout.CPU_CHUNK_ENTITIES` on a CPU,
+            where larger batches are slower per entity).
         progress: show the rollout's progress bar.
 
     Raises:
@@ -138,13 +142,17 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
         scenarios[name] = apply_interventions(factual, interventions, space, name, allow_extrapolation)
     names = list(scenarios)
     timing["interventions"] = time.perf_counter() - t0
-    batch = type(factual.state).concat([scenarios[n].state for n in names])
-    controls = {k: torch.cat([scenarios[n].controls[k] for n in names]) for k in factual.controls}
-    offsets = batch.offsets.tolist()
-    split = lambda out: {n: {k: v[offsets[i]:offsets[i + 1]] for k, v in out.items()}  # noqa: E731
-                         for i, n in enumerate(names)}
+    states = [scenarios[n].state for n in names]
+    controls = [scenarios[n].controls for n in names]
+    chunk = default_chunk(stepper_device(simulator, factual.state.device)) if chunk_entities == "auto" \
+        else chunk_entities
+
+    def roll(stepper: Any) -> dict[str, dict[str, Tensor]]:
+        outputs = rollout_many(stepper, states, steps, controls, max_entities=chunk, progress=progress)
+        return dict(zip(names, outputs))
+
     t0 = time.perf_counter()
-    predicted = split(rollout(simulator, batch, steps, controls, progress=progress))
+    predicted = roll(simulator)
     timing["rollout"] = time.perf_counter() - t0
     evaluation = evaluation_for(simulator)
     others = {}
@@ -152,7 +160,7 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
     if baselines:
         for name, stepper in evaluation.steppers.items():
             if name != "model":
-                others[name] = split(rollout(stepper, batch, steps, controls))
+                others[name] = roll(stepper)
     timing["baselines"] = time.perf_counter() - t0
     result = CounterfactualResult(names, scenarios, predicted, others, metric=evaluation.metric,
                                   horizons=[h for h in horizons if h <= steps])
@@ -168,7 +176,7 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
 def query(simulator: Any, dataset: str | Path, interventions: Mapping[str, Any] | str | Path, *, split: str = "test",
           trajectory: int | str = 0, start: int | None = None, steps: int | None = None, solver: str = "auto",
           horizons: Sequence[int] = (1, 5, 10, 20, 50, 100), out: str | Path | None = None,
-          progress: bool = False) -> CounterfactualResult:
+          chunk_entities: int | None | str = "auto", progress: bool = False) -> CounterfactualResult:
     """A counterfactual query from a dataset trajectory (what ``gns counterfactual`` runs).
 
     Args:
@@ -182,6 +190,7 @@ def query(simulator: Any, dataset: str | Path, interventions: Mapping[str, Any] 
         solver: ``"auto"`` (re-simulate when the dataset's solver can), ``"on"`` (it must), ``"off"``.
         horizons: steps at which errors against the solver are reported.
         out: write the paired futures here (:func:`write_counterfactuals`).
+        chunk_entities: the most entities per rolled-out batch (see :func:`run_counterfactuals`).
         progress: show the rollout's progress bar.
 
     Raises:
@@ -228,13 +237,14 @@ def query(simulator: Any, dataset: str | Path, interventions: Mapping[str, Any] 
     if solver != "off":
         try:
             replayer = domain.resimulator(simulator, dataset, split, index, start)
-        except GnsInputError as err:
+        except (GnsInputError, ImportError) as err:  # no solver made the data, or Taichi is not installed
             if solver == "on":
                 raise
             reason = str(err)
     regions = options["regions"] or domain.default_regions(simulator)
     result = run_counterfactuals(simulator, factual, variants, steps, space, horizons=horizons, regions=regions,
-                                 solver=replayer, allow_extrapolation=options["allow_extrapolation"], progress=progress)
+                                 solver=replayer, allow_extrapolation=options["allow_extrapolation"],
+                                 chunk_entities=chunk_entities, progress=progress)
     if replayer is None:
         result.solver_notes = {n: f"not re-simulated: {reason}" for n in result.names}
     if out is not None:
@@ -242,6 +252,9 @@ def query(simulator: Any, dataset: str | Path, interventions: Mapping[str, Any] 
             "dataset": str(dataset), "split": split, "trajectory": keys[index], "start": start, "steps": steps,
             "interventions": interventions, "regions": sorted(regions)})
     return result
+
+
+counterfactual_query = query  # its name in the public API (``gns.counterfactual_query``)
 
 
 # ------------------------------------------------------------------------------ measures

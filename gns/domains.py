@@ -31,6 +31,12 @@ DOMAINS = {
 class Domain(Protocol):
     """What a domain provides to the shared core (see ``gns/particles/domain.py`` for one).
 
+    Its data (metadata, splits), its simulator (built from a config, rebuilt from a checkpoint),
+    its training windows and noise, what a resumed checkpoint must agree on, its evaluation
+    (:class:`gns.evaluate.Evaluation`), its renderer, and for counterfactual queries the
+    :class:`gns.interventions.Space` of a trained model, default occupancy regions, and the
+    reference solver restarted at a frame (a :class:`gns.solvers.common.Replayer`).
+
     Attributes:
         kind: its name in :data:`DOMAINS`, in checkpoints (``kind``) and in rollout files (``simulator``).
     """
@@ -48,7 +54,12 @@ class Domain(Protocol):
     def structure(self, config: Any, metadata: dict) -> dict[str, dict]: ...
     def evaluation(self, simulator: Any) -> Any: ...
     def horizons(self, config: Any) -> tuple[int, ...]: ...
-    def render(self, rollout_file: str | Path, out: str | Path, **options: Any) -> Path: ...
+    def intervention_space(self, simulator: Any, dataset: str | Path) -> Any: ...
+    def default_regions(self, simulator: Any) -> dict: ...
+    def resimulator(self, simulator: Any, dataset: str | Path, split: str, index: int, start: int) -> Any: ...
+    def render(self, rollout_file: str | Path, out: str | Path, *, trajectory: int | str | None = None,
+               field: str | None = None, stride: int = 1, fps: int = 20, dataset: str | Path | None = None,
+               progress: bool = True) -> Path: ...
 
 
 def get_domain(kind: str) -> Domain:

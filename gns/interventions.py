@@ -300,6 +300,13 @@ def _positions(state: State, space: Space, where: str, op: str) -> Tensor:
     return state.fields[space.position_field]
 
 
+def _free_selection(intervention: Any, scenario: Scenario, space: Space, where: str) -> tuple[Tensor, Tensor]:
+    """The mask of an intervention's selection, which must hold free entities only, and the position window."""
+    mask = intervention.select.resolve(scenario, space, where)
+    _free_only(scenario, space, mask, where, intervention.op)
+    return mask, _positions(scenario.state, space, where, intervention.op)
+
+
 def _free_only(scenario: Scenario, space: Space, mask: Tensor, where: str, op: str) -> None:
     held = space.held(scenario.state) & mask
     if bool(held.any()):
@@ -416,12 +423,17 @@ class AddEntities(Intervention):
         return dataclasses.replace(out.append(extra, controls), log=out.log)
 
 
-def _kick_window(positions: Tensor, mask: Tensor, delta: Tensor, dt: float) -> Tensor:
-    """The position window of the masked entities rewritten so that every velocity changes by ``delta``."""
-    frames = positions.shape[1]
-    back = torch.arange(frames - 1, -1, -1, dtype=positions.dtype, device=positions.device)  # (W,)
-    out = positions.clone()
-    out[mask] -= back[None, :, None] * delta * dt
+def _kick(scenario: Scenario, space: Space, where: str, mask: Tensor, delta: Tensor,
+          allow_extrapolation: bool) -> Scenario:
+    """The masked entities' velocities changed by ``delta`` (units/s; ``(D,)`` or one row per masked entity):
+    their window rewritten so that every velocity of it changes by the same amount, the current position kept."""
+    positions = scenario.state.fields[space.position_field]                              # (N, W, D)
+    back = torch.arange(positions.shape[1] - 1, -1, -1, dtype=positions.dtype, device=positions.device)  # (W,)
+    moved = positions.clone()
+    moved[mask] -= back[None, :, None] * delta.expand(int(mask.sum()), -1)[:, None, :] * space.dt
+    out = dataclasses.replace(scenario, state=scenario.state.with_field(space.position_field, moved),
+                              touched=scenario.touched | mask)
+    _check_speed(out, space, mask, where, allow_extrapolation)
     return out
 
 
@@ -434,14 +446,9 @@ class Kick(Intervention):
     op = "kick"
 
     def apply(self, scenario, space, where, allow_extrapolation=False):
-        mask = self.select.resolve(scenario, space, where)
-        _free_only(scenario, space, mask, where, self.op)
-        positions = _positions(scenario.state, space, where, self.op)
+        mask, positions = _free_selection(self, scenario, space, where)
         delta = _vector(self.delta, positions.shape[-1], where, "delta").to(positions)
-        moved = _kick_window(positions, mask, delta, space.dt)
-        out = dataclasses.replace(scenario, state=scenario.state.with_field(space.position_field, moved),
-                                  touched=scenario.touched | mask)
-        _check_speed(out, space, mask, where, allow_extrapolation)
+        out = _kick(scenario, space, where, mask, delta, allow_extrapolation)
         return _log(out, self.op, mask, delta=delta.cpu().numpy())
 
 
@@ -454,18 +461,10 @@ class SetVelocity(Intervention):
     op = "set_velocity"
 
     def apply(self, scenario, space, where, allow_extrapolation=False):
-        mask = self.select.resolve(scenario, space, where)
-        _free_only(scenario, space, mask, where, self.op)
-        positions = _positions(scenario.state, space, where, self.op)
+        mask, positions = _free_selection(self, scenario, space, where)
         velocity = _vector(self.velocity, positions.shape[-1], where, "velocity").to(positions)
-        current = (positions[:, -1] - positions[:, -2]) / space.dt                       # (N, D)
-        frames = positions.shape[1]
-        back = torch.arange(frames - 1, -1, -1, dtype=positions.dtype, device=positions.device)
-        moved = positions.clone()
-        moved[mask] -= back[None, :, None] * (velocity - current[mask])[:, None, :] * space.dt
-        out = dataclasses.replace(scenario, state=scenario.state.with_field(space.position_field, moved),
-                                  touched=scenario.touched | mask)
-        _check_speed(out, space, mask, where, allow_extrapolation)
+        current = (positions[mask, -1] - positions[mask, -2]) / space.dt                 # (M, D)
+        out = _kick(scenario, space, where, mask, velocity - current, allow_extrapolation)
         return _log(out, self.op, mask, velocity=velocity.cpu().numpy())
 
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from gns.errors import GnsInputError
 from gns.state import State, hold
 
-__all__ = ["Stepper", "rollout", "stepper_device", "trim_to_stepper"]
+__all__ = ["Stepper", "rollout", "rollout_many", "stepper_device", "trim_to_stepper", "default_chunk"]
 
 
 class Stepper(Protocol):
@@ -129,3 +129,41 @@ def rollout(stepper: Stepper, initial: State, num_steps: int, controls: Mapping[
     width = {name: initial.fields[name].shape[-1] if name in initial.fields else 0 for name in frames}
     return {name: torch.stack(v, dim=1) if v else torch.zeros((state.num_entities, 0, width[name]), device=device)
             for name, v in frames.items()}
+
+
+# Entities per rolled-out batch on a CPU (measured, docs/counterfactual_results.md): past a few
+# thousand entities the element-wise work of message passing leaves the caches and every entity
+# costs more, so many small systems go in chunks of about this size; a GPU takes them in one batch.
+CPU_CHUNK_ENTITIES = 4096
+
+
+def default_chunk(device: torch.device) -> int | None:
+    """Entities per batch for :func:`rollout_many` on ``device``: None (one batch) on a GPU."""
+    return None if torch.device(device).type == "cuda" else CPU_CHUNK_ENTITIES
+
+
+def rollout_many(stepper: Stepper, states: list[State], num_steps: int, controls: list[Mapping[str, Tensor]], *,
+                 max_entities: int | None = None, progress: bool = False) -> list[dict[str, Tensor]]:
+    """Roll several states out (systems of any sizes), batched: consecutive states go together while
+    their entities fit in ``max_entities`` (None: all in one batch).
+
+    Returns:
+        one rollout per state, as :func:`rollout` returns them.
+    """
+    groups, current, size = [], [], 0
+    for i, state in enumerate(states):
+        if current and max_entities is not None and size + state.num_entities > max_entities:
+            groups.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += state.num_entities
+    if current:
+        groups.append(current)
+    out: list[dict[str, Tensor]] = []
+    for group in groups:
+        batch = type(states[group[0]]).concat([states[i] for i in group])
+        joined = {k: torch.cat([controls[i][k] for i in group]) for k in controls[group[0]]}
+        result = rollout(stepper, batch, num_steps, joined, progress=progress)
+        offsets = batch.offsets.tolist()
+        out += [{k: v[offsets[j]:offsets[j + 1]] for k, v in result.items()} for j in range(len(group))]
+    return out

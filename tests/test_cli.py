@@ -22,12 +22,22 @@ SMALL = ["--set", "model.latent_size=16", "--set", "model.message_passing_steps=
 
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "gns.cli", "--help"], capture_output=True, text=True, check=True).stdout
-    for cmd in ("generate", "inspect", "convert", "stats", "train", "evaluate", "rollout", "render", "export", "demo"):
+    for cmd in ("generate", "inspect", "convert", "stats", "train", "evaluate", "rollout", "counterfactual", "render",
+                "export", "demo"):
         assert cmd in out
-    for cmd in ("generate", "train", "evaluate", "render", "convert"):
+    for cmd in ("generate", "train", "evaluate", "counterfactual", "render", "convert"):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([cmd, "--help"])
         assert exc.value.code == 0
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.dest}" for name, parser in subcommands.choices.items() for action in parser._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert not missing
 
 
 def test_train_evaluate_rollout_render_pipeline(bouncing_dataset, tmp_path, capsys):

@@ -14,7 +14,7 @@ from gns.mesh.windows import MeshWindows
 from gns.particles.simulator import ParticleSimulator
 from gns.particles.state import ParticleState
 from gns.particles.windows import ParticleWindows
-from gns.rollout import rollout
+from gns.rollout import rollout, rollout_many
 from gns.state import State
 
 
@@ -99,10 +99,13 @@ def test_batched_variants_of_different_sizes_equal_separate_rollouts(domain, bou
     controls = {k: torch.cat([controls_a[k], controls_b[k], controls_a[k]]) for k in controls_a}
     together = rollout(simulator, batch, steps, controls)
     offsets = batch.offsets.tolist()
+    chunked = rollout_many(simulator, [a, b, a], steps, [controls_a, controls_b, controls_a],
+                           max_entities=a.num_entities + b.num_entities)          # two batches: (a, b), (a)
     for name in together:
         for k, want in enumerate([separate[0], separate[1], separate[0]]):
             got = together[name][offsets[k]:offsets[k + 1]]
             assert torch.allclose(got, want[name], atol=1e-5), (name, k, float((got - want[name]).abs().max()))
+            assert torch.allclose(chunked[k][name], want[name], atol=1e-5), (name, k)
 
 
 def test_controls_are_checked(bouncing_dataset, cloth_inputs_dataset):

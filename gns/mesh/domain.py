@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from gns.config import Config
 from gns.data.mesh import MeshMetadata, is_mesh_dataset, load_mesh_metadata, open_mesh_split
@@ -92,10 +91,13 @@ class MeshDomain:
     def horizons(self, config: Config) -> tuple[int, ...]:
         return config.mesh.horizons
 
-    def render(self, rollout_file: str | Path, out: str | Path, **options: Any) -> Path:
+    def render(self, rollout_file: str | Path, out: str | Path, *, trajectory: int | str | None = None,
+               field: str | None = None, stride: int = 1, fps: int = 20, dataset: str | Path | None = None,
+               progress: bool = True) -> Path:
+        """Animate a mesh rollout file (``gns render``): a cloth in 3D, or a field on a 2D mesh."""
         from gns.mesh.viz import render_mesh_rollout
 
-        return render_mesh_rollout(rollout_file, out, **options)
+        return render_mesh_rollout(rollout_file, out, trajectory=trajectory, field=field, every=stride, fps=fps)
 
     def intervention_space(self, simulator, dataset: str | Path):
         """What interventions may do to this model's meshes: nodes move only on Lagrangian meshes;

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from gns.config import Config
 from gns.data import DatasetMetadata, load_metadata, open_split
@@ -62,10 +61,15 @@ class ParticleDomain:
     def horizons(self, config: Config) -> tuple[int, ...]:
         return config.eval.horizons
 
-    def render(self, rollout_file: str | Path, out: str | Path, **options: Any) -> Path:
+    def render(self, rollout_file: str | Path, out: str | Path, *, trajectory: int | str | None = None,
+               field: str | None = None, stride: int = 2, fps: int = 20, dataset: str | Path | None = None,
+               progress: bool = True) -> Path:
+        """Animate a particle rollout file (``gns render``): the box from ``dataset`` when given, else the file's."""
         from gns.particles.viz import render_file
 
-        return render_file(rollout_file, out, **options)
+        bounds = load_metadata(dataset).bounds if dataset else None
+        return render_file(rollout_file, out, trajectory=trajectory, stride=stride, fps=fps, bounds=bounds,
+                           progress=progress)
 
     def intervention_space(self, simulator, dataset: str | Path):
         """What interventions may do to this model's particles: the walls, the particle types and
