@@ -144,7 +144,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     stride = config.eval.start_stride if args.start_stride is None else args.start_stride
     summary = evaluate_split(simulator, split, horizons, max_trajectories=args.max_trajectories
                              or config.eval.max_trajectories, batch_trajectories=config.eval.batch_trajectories,
-                             num_steps=args.steps, save_path=args.out, start_stride=stride)
+                             num_steps=args.steps, save_path=args.out, start_stride=stride,
+                             on_divergence=args.on_divergence)
     print(format_table(summary))
     if args.out:
         print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
@@ -194,7 +195,8 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     result = query(simulator, args.dataset or config.dataset, args.interventions, split=args.split,
                    trajectory=args.trajectory, start=args.start, steps=args.steps, solver=args.solver,
                    horizons=tuple(args.horizons), out=args.out, progress=not args.quiet,
-                   chunk_entities="auto" if args.chunk_entities is None else (args.chunk_entities or None))
+                   chunk_entities="auto" if args.chunk_entities is None else (args.chunk_entities or None),
+                   on_divergence=args.on_divergence)
     print(format_counterfactuals(result))
     solver = f"; solver {result.timing['solver']:.1f} s" if "solver" in result.timing else ""
     print(f"{len(result.names)} futures of {result.scenarios['factual'].state.num_entities} entities rolled out as "
@@ -311,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--horizons", type=int, nargs="+",
                        help="steps at which errors are reported (default: eval.horizons, mesh.horizons for meshes)")
         p.add_argument("--start-stride", type=int, help="also score rollouts started every N frames (0: off)")
+        p.add_argument("--on-divergence", default="warn", choices=["warn", "stop"],
+                       help="when the model diverges (non-finite values, entities leaving the domain, runaway "
+                            "energy): warn (report it, go on) or stop that group of rollouts there")
         p.add_argument("--device", help="cpu, cuda, auto")
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
         p.set_defaults(func=func)
@@ -332,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizons", type=int, nargs="+", default=[1, 5, 10, 20, 50, 100],
                    help="steps at which errors against the solver are reported")
     p.add_argument("--device", help="cpu, cuda, auto")
+    p.add_argument("--on-divergence", default="warn", choices=["warn", "stop"],
+                   help="when the model diverges (non-finite values, entities leaving the domain, runaway energy): "
+                        "warn (report and go on) or stop every future at that step")
     p.add_argument("--chunk-entities", type=int, help="the most entities rolled out in one batch (0: every future "
                                                       "in one batch; default: one batch on a GPU, 4096 on a CPU)")
     p.add_argument("--out", default="counterfactual.h5", help="paired futures (.h5 or .npz; `gns render` draws them) "

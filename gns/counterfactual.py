@@ -34,7 +34,8 @@ from torch import Tensor
 
 from gns.errors import GnsInputError
 from gns.interventions import Intervention, Scenario, Selection, Space, apply_interventions
-from gns.rollout import default_chunk, rollout_many, stepper_device
+from gns.metrics import at_horizons
+from gns.rollout import Monitor, default_chunk, rollout_many, stepper_device
 from gns.rollout_io import RolloutRecord, write_rollouts
 
 __all__ = ["CounterfactualResult", "factual_scenario", "run_counterfactuals", "query", "counterfactual_query",
@@ -56,7 +57,10 @@ class CounterfactualResult:
         scores: name -> ``{"counterfactual": {rollout: {h: error}}, "effect": {rollout: {h: error}}}``
             against the solver (only names the solver replayed).
         metric: ``"mse"`` or ``"rmse"`` (the domain's).
-        timing: seconds: ``interventions``, ``rollout`` (the model, every future), ``baselines``, ``solver``.
+        timing: seconds: ``interventions``, ``rollout`` (the model, every future), ``baselines``, ``solver``,
+            ``divergence_checks``.
+        divergences: name -> the model's divergences in that future (:class:`gns.rollout.Divergence` as dicts).
+        steps: the steps rolled out (fewer than asked when ``on_divergence="stop"`` stopped the model).
     """
 
     names: list[str]
@@ -70,6 +74,8 @@ class CounterfactualResult:
     metric: str = "mse"
     horizons: list[int] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
+    divergences: dict[str, list[dict]] = field(default_factory=dict)
+    steps: int = 0
 
 
 def factual_scenario(windows: Any, index: int, start: int, steps: int, window: int, needs_controls: bool) -> Scenario:
@@ -111,7 +117,8 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
                         steps: int, space: Space, *, horizons: Sequence[int] = (1, 5, 10, 20, 50, 100),
                         regions: Mapping[str, Selection] | None = None, solver: Any = None,
                         allow_extrapolation: bool = False, baselines: bool = True,
-                        chunk_entities: int | None | str = "auto", progress: bool = False) -> CounterfactualResult:
+                        chunk_entities: int | None | str = "auto", on_divergence: str = "warn",
+                        progress: bool = False) -> CounterfactualResult:
     """Apply each variant's interventions, roll the factual and every variant out batched, compare.
 
     Args:
@@ -128,6 +135,8 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
         chunk_entities: the most entities rolled out in one batch (None: every future in one batch;
             ``"auto"``: one batch on a GPU, chunks of :data:`gns.rollout.CPU_CHUNK_ENTITIES` on a CPU,
             where larger batches are slower per entity).
+        on_divergence: the model's futures are watched for divergence; ``"warn"`` records it, ``"stop"``
+            ends every future (the baselines' and the solver's too) at the first one.
         progress: show the rollout's progress bar.
 
     Raises:
@@ -147,14 +156,18 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
     chunk = default_chunk(stepper_device(simulator, factual.state.device)) if chunk_entities == "auto" \
         else chunk_entities
 
-    def roll(stepper: Any) -> dict[str, dict[str, Tensor]]:
-        outputs = rollout_many(stepper, states, steps, controls, max_entities=chunk, progress=progress)
+    evaluation = evaluation_for(simulator)
+    monitor = Monitor(evaluation.divergence_checks(), on_divergence)
+
+    def roll(stepper: Any, watch: Monitor | None = None) -> dict[str, dict[str, Tensor]]:
+        outputs = rollout_many(stepper, states, steps, controls, max_entities=chunk, progress=progress, monitor=watch)
         return dict(zip(names, outputs))
 
     t0 = time.perf_counter()
-    predicted = roll(simulator)
+    predicted = roll(simulator, monitor)
     timing["rollout"] = time.perf_counter() - t0
-    evaluation = evaluation_for(simulator)
+    timing["divergence_checks"] = monitor.cost_seconds
+    steps = monitor.stopped_at or steps
     others = {}
     t0 = time.perf_counter()
     if baselines:
@@ -163,7 +176,10 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
                 others[name] = roll(stepper)
     timing["baselines"] = time.perf_counter() - t0
     result = CounterfactualResult(names, scenarios, predicted, others, metric=evaluation.metric,
-                                  horizons=[h for h in horizons if h <= steps])
+                                  horizons=[h for h in horizons if h <= steps], steps=steps)
+    for event in monitor.events:
+        result.divergences.setdefault(names[event.system], []).append(
+            {k: v for k, v in vars(event).items() if k != "system"})
     if solver is not None:
         t0 = time.perf_counter()
         result.solver, result.solver_notes = solver.resimulate({n: scenarios[n] for n in names}, steps)
@@ -176,7 +192,8 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
 def query(simulator: Any, dataset: str | Path, interventions: Mapping[str, Any] | str | Path, *, split: str = "test",
           trajectory: int | str = 0, start: int | None = None, steps: int | None = None, solver: str = "auto",
           horizons: Sequence[int] = (1, 5, 10, 20, 50, 100), out: str | Path | None = None,
-          chunk_entities: int | None | str = "auto", progress: bool = False) -> CounterfactualResult:
+          chunk_entities: int | None | str = "auto", on_divergence: str = "warn",
+          progress: bool = False) -> CounterfactualResult:
     """A counterfactual query from a dataset trajectory (what ``gns counterfactual`` runs).
 
     Args:
@@ -191,6 +208,7 @@ def query(simulator: Any, dataset: str | Path, interventions: Mapping[str, Any] 
         horizons: steps at which errors against the solver are reported.
         out: write the paired futures here (:func:`write_counterfactuals`).
         chunk_entities: the most entities per rolled-out batch (see :func:`run_counterfactuals`).
+        on_divergence: ``"warn"`` or ``"stop"`` (see :func:`run_counterfactuals`).
         progress: show the rollout's progress bar.
 
     Raises:
@@ -244,7 +262,7 @@ def query(simulator: Any, dataset: str | Path, interventions: Mapping[str, Any] 
     regions = options["regions"] or domain.default_regions(simulator)
     result = run_counterfactuals(simulator, factual, variants, steps, space, horizons=horizons, regions=regions,
                                  solver=replayer, allow_extrapolation=options["allow_extrapolation"],
-                                 chunk_entities=chunk_entities, progress=progress)
+                                 chunk_entities=chunk_entities, on_divergence=on_divergence, progress=progress)
     if replayer is None:
         result.solver_notes = {n: f"not re-simulated: {reason}" for n in result.names}
     if out is not None:
@@ -301,9 +319,7 @@ def _errors(evaluation: Any, field_name: str, a: Tensor, b: Tensor, mask: Tensor
     """Error of ``a`` against ``b`` ``(N, S, F)`` over masked entities at each horizon and over all steps."""
     sq = evaluation.squared_error(field_name, a[mask], b[mask]).double() / a.shape[-1]     # (M, S)
     per_step = sq.mean(0) if sq.shape[0] else torch.full((a.shape[1],), float("nan"), dtype=torch.float64)
-    table = {str(h): float(per_step[h - 1]) for h in horizons}
-    table["full"] = float(per_step.mean())
-    return {k: float(np.sqrt(v)) for k, v in table.items()} if metric == "rmse" else table
+    return at_horizons(per_step, horizons, metric)
 
 
 def _measure(result: CounterfactualResult, space: Space, evaluation: Any, regions: Mapping[str, Selection]) -> None:
@@ -368,9 +384,11 @@ def summary(result: CounterfactualResult) -> dict[str, Any]:
                           "added": int((scenario.origin < 0).sum()),
                           "interventions": [{"op": r.op, "entities": int(len(r.entities))} for r in scenario.log],
                           "warnings": list(scenario.warnings),
+                          "divergence": result.divergences.get(name, []),
                           "solver": ("re-simulated" if name in result.solver
                                      else result.solver_notes.get(name, "no solver"))}
-    return _plain({"names": result.names, "metric": result.metric, "horizons": result.horizons, "variants": variants,
+    return _plain({"names": result.names, "metric": result.metric, "horizons": result.horizons, "steps": result.steps,
+                   "variants": variants,
                    "divergence": result.divergence, "scores": result.scores, "timing": result.timing})
 
 
@@ -419,6 +437,9 @@ def format_counterfactuals(result: CounterfactualResult) -> str:
                      f"(solver: {solver})")
         for warning in scenario.warnings:
             lines.append(f"  warning: {warning}")
+        for event in result.divergences.get(name, []):
+            lines.append(f"  the model diverged: {event['kind']} at step {event['step']}, {event['count']} entities, "
+                         f"e.g. {event['entities'][:5]}; {event['detail']}")
         if name == "factual":
             continue
         for source, measures in result.divergence[name].items():

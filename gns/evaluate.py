@@ -35,11 +35,12 @@ from tqdm.auto import tqdm
 
 from gns.atomic import write_json_atomic
 from gns.data.windows import WindowSampler
-from gns.rollout import Stepper, rollout, stepper_device
+from gns.metrics import per_system_sum, reduce_rollouts
+from gns.rollout import Monitor, Stepper, rollout, stepper_device
 from gns.rollout_io import RolloutRecord, write_rollouts
 from gns.state import State
 
-__all__ = ["Evaluation", "evaluate_split", "format_table", "best_baseline"]
+__all__ = ["Evaluation", "evaluate_split", "format_table", "format_divergence", "best_baseline"]
 
 
 class Evaluation(Protocol):
@@ -84,6 +85,9 @@ class Evaluation(Protocol):
     def drawing(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per-entity attributes and ``(E, K)`` links of a one-system state, for its rollout record."""
 
+    def divergence_checks(self) -> dict:
+        """The domain's :data:`gns.rollout.DivergenceCheck` s for the model's rollouts."""
+
 
 @dataclass
 class _Scores:
@@ -103,7 +107,7 @@ class _Scores:
 
 def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_trajectories: int | None = None,
                    batch_trajectories: int = 4, num_steps: int | None = None, save_path: str | Path | None = None,
-                   progress: bool = True, start_stride: int = 0) -> dict[str, Any]:
+                   progress: bool = True, start_stride: int = 0, on_divergence: str = "warn") -> dict[str, Any]:
     """Roll out held-out trajectories of any domain and compare the model with its baselines.
 
     Args:
@@ -117,13 +121,18 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
             (:mod:`gns.rollout_io`) and the summary beside it as JSON.
         progress: show a progress bar.
         start_stride: frames between the starts of the multi-start rollouts (0: off).
+        on_divergence: the model's rollouts are watched for divergence (the domain's checks); ``"warn"``
+            records it and goes on, ``"stop"`` ends a group's rollouts at the first one (every rollout of
+            the group, the baselines too, is then scored over the steps done).
 
     Returns:
         ``{"kind", "metric", "target_field", "fields", "rollouts", "horizons", "num_trajectories",
         "steps", <rollout name>: {<metric>: {h: .., "full": ..}, "<field>_<metric>": ..,
         "<metric>_per_step": [..], extras, "num_rollouts"}, "per_trajectory": [..],
-        ["multistart": {<rollout name>: .., "num_rollouts", "start_stride"}]}``; ``<metric>`` is the
-        target field's table, ``"<field>_<metric>"`` another scored field's.
+        ["multistart": {<rollout name>: .., "num_rollouts", "start_stride"}], "divergence": {"first_frame":
+        [events], "multistart": [events], "check_seconds", "rollout_seconds"}}``; ``<metric>`` is the target
+        field's table, ``"<field>_<metric>"`` another scored field's; an event names the trajectory (and the
+        start frame), the kind, the step and the entities (:class:`gns.rollout.Divergence`).
     """
     from gns.domains import evaluation_for
 
@@ -136,19 +145,26 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
     per_trajectory, records = [], []
     steps_done, num_starts = None, 0
     keys = windows.keys()
+    checks = ev.divergence_checks()
+    divergence: dict[str, Any] = {"first_frame": [], "multistart": [], "check_seconds": 0.0, "rollout_seconds": 0.0}
     for group in tqdm(_groups(windows, count, batch_trajectories), desc="evaluate", disable=not progress):
         frames = windows.num_frames(group[0])
         steps = frames - ev.window if num_steps is None else min(num_steps, frames - ev.window)
         full = windows.load([(i, 0) for i in group], ev.window + steps).to(device)
-        predictions = _score(ev, full, steps, first, extras=True)
+        monitor = Monitor(checks, on_divergence)
+        predictions, steps = _score(ev, full, steps, first, extras=True, monitor=monitor, clock=divergence)
+        _record_events(monitor, [(keys[i], 0) for i in group], divergence["first_frame"], divergence)
         steps_done = steps if steps_done is None else min(steps_done, steps)
         _per_trajectory_rows(ev, first, [keys[i] for i in group], steps, horizons, per_trajectory)
         if save_path is not None:
-            records += _records(ev, full, predictions["model"], [keys[i] for i in group])
+            records += _records(ev, full.window(0, ev.window + steps), predictions["model"], [keys[i] for i in group])
         starts = list(range(0, frames - ev.window - longest + 1, start_stride)) if start_stride > 0 and longest else []
         if len(starts) > 1:
             batch = windows.load([(i, t0) for t0 in starts for i in group], ev.window + longest).to(device)
-            _score(ev, batch, longest, multi, extras=False)
+            monitor = Monitor(checks, on_divergence)
+            _score(ev, batch, longest, multi, extras=False, monitor=monitor, clock=divergence)
+            _record_events(monitor, [(keys[i], t0) for t0 in starts for i in group], divergence["multistart"],
+                           divergence)
             num_starts += batch.num_systems
     summary: dict[str, Any] = {"kind": ev.kind, "metric": ev.metric, "target_field": ev.target_field,
                                "fields": list(ev.scored_fields), "rollouts": list(ev.steppers),
@@ -158,6 +174,7 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
     if num_starts:
         summary["multistart"] = {**_tables(ev, multi, horizons), "num_rollouts": num_starts,
                                  "start_stride": start_stride}
+    summary["divergence"] = divergence
     if save_path is not None:
         save_path = Path(save_path)
         write_rollouts(save_path, records, simulator=ev.kind, domain=ev.domain, dt=ev.dt,
@@ -175,55 +192,50 @@ def _groups(windows: WindowSampler, count: int, size: int) -> list[list[int]]:
     return [idx[k:k + size] for idx in by_length.values() for k in range(0, len(idx), max(1, size))]
 
 
-def _score(ev: Evaluation, full: State, steps: int, scores: _Scores, extras: bool) -> dict[str, dict[str, Tensor]]:
-    """Roll every stepper from the first ``window`` frames of ``full`` and add their errors to ``scores``."""
+def _record_events(monitor: Monitor, systems: list[tuple[str, int]], into: list, divergence: dict) -> None:
+    """The monitor's events, with each system's trajectory key and start frame."""
+    for event in monitor.events:
+        key, start = systems[event.system]
+        into.append({"trajectory": key, "start": start, **{k: v for k, v in vars(event).items() if k != "system"}})
+    divergence["check_seconds"] += monitor.cost_seconds
+
+
+def _score(ev: Evaluation, full: State, steps: int, scores: _Scores, extras: bool, monitor: Monitor,
+           clock: dict) -> tuple[dict[str, dict[str, Tensor]], int]:
+    """Roll every stepper from the first ``window`` frames of ``full`` and add their errors to ``scores``.
+
+    The model rolls out first, watched by ``monitor``; when it stops the rollout, every stepper is
+    scored over the steps done. Returns the rollouts and that number of steps.
+    """
+    import time
+
     initial = full.window(0, ev.window)
-    future = full.window(ev.window, ev.window + steps)
     scored = ev.scored(full)
     batch = full.batch
     counts = torch.zeros(full.num_systems, device=scored.device).index_add_(0, batch, scored.float())
     predictions = {}
     for name, stepper in ev.steppers.items():
-        predicted = rollout(stepper, initial, steps, future.fields)
+        future = full.window(ev.window, ev.window + steps)
+        t0 = time.perf_counter()
+        predicted = rollout(stepper, initial, steps, future.fields, monitor=monitor if name == "model" else None)
+        if name == "model":
+            clock["rollout_seconds"] += time.perf_counter() - t0
+            steps = next(iter(predicted.values())).shape[1]
+            future = full.window(ev.window, ev.window + steps)
         predictions[name] = predicted
         for field_name in ev.scored_fields:
             if field_name not in predicted:
                 continue
             sq = ev.squared_error(field_name, predicted[field_name], future.fields[field_name])   # (N, S)
-            sums = torch.zeros(full.num_systems, steps, dtype=sq.dtype, device=sq.device)
-            sums.index_add_(0, batch[scored], sq[scored])
+            sums = per_system_sum(sq, batch, scored, full.num_systems)                          # (B, S)
             scores.add(name, field_name, sums, counts * future.fields[field_name].shape[-1])
         if extras:
             scores.add_extra(name, ev.extra_metrics(predicted, future.fields, initial, scored))
-    return predictions
+    return predictions, steps
 
 
 def _key(ev: Evaluation, field_name: str) -> str:
     return ev.metric if field_name == ev.target_field else f"{field_name}_{ev.metric}"
-
-
-def _reduce(rows: list[tuple[Tensor, float]], horizons: Sequence[int], reduction: str, metric: str
-            ) -> tuple[dict[str, float], list[float]]:
-    """The table ``{h: .., "full": ..}`` and the per-step curve of rollouts ``[(sums (S,), count)]``."""
-    shortest = min(len(s) for s, _ in rows)
-    if reduction == "pooled":
-        mse = sum(s[:shortest] for s, _ in rows) / max(sum(c for _, c in rows), 1.0)      # (S,)
-        table = {str(h): float(mse[h - 1]) for h in horizons if 1 <= h <= shortest}
-        table["full"] = float(mse.mean()) if shortest else float("nan")
-        curve = mse
-    else:
-        per = [s / max(c, 1.0) for s, c in rows]                                            # per rollout (S_b,)
-        table = {}
-        for h in horizons:
-            have = [p[h - 1] for p in per if h <= len(p)]
-            if have:
-                table[str(h)] = float(sum(have) / len(have))
-        table["full"] = float(np.mean([float(p.mean()) for p in per]))
-        curve = torch.stack([p[:shortest] for p in per]).mean(0)
-    if metric == "rmse":
-        table = {k: float(np.sqrt(v)) for k, v in table.items()}
-        curve = curve.sqrt()
-    return table, [float(v) for v in curve]
 
 
 def _tables(ev: Evaluation, scores: _Scores, horizons: Sequence[int]) -> dict[str, dict[str, Any]]:
@@ -231,7 +243,7 @@ def _tables(ev: Evaluation, scores: _Scores, horizons: Sequence[int]) -> dict[st
     for name, fields in scores.curves.items():
         entry: dict[str, Any] = {}
         for field_name, rows in fields.items():
-            table, curve = _reduce(rows, horizons, ev.reduction, ev.metric)
+            table, curve = reduce_rollouts(rows, horizons, ev.reduction, ev.metric)
             entry[_key(ev, field_name)] = table
             if field_name == ev.target_field:
                 entry[f"{ev.metric}_per_step"] = curve
@@ -249,7 +261,7 @@ def _per_trajectory_rows(ev: Evaluation, scores: _Scores, keys: list[str], steps
         row: dict[str, Any] = {"trajectory": key, "steps": steps}
         for name, fields in scores.curves.items():
             sums, count = fields[ev.target_field][len(fields[ev.target_field]) - len(keys) + b]
-            table, _ = _reduce([(sums, count)], horizons, "per_rollout", ev.metric)
+            table, _ = reduce_rollouts([(sums, count)], horizons, "per_rollout", ev.metric)
             row[name] = table
         rows.append(row)
 
@@ -335,4 +347,30 @@ def format_table(summary: Mapping[str, Any]) -> str:
             if field_name != target:
                 parts += [f"{label} of {field_name} (multi-start):",
                           *_table_lines(multi, rollouts, f"{field_name}_{metric}")]
+    parts += format_divergence(summary.get("divergence"))
     return "\n".join(parts)
+
+
+def format_divergence(divergence: Mapping[str, Any] | None, most: int = 8) -> list[str]:
+    """Lines reporting the model's divergences (the first ``most`` of each protocol), or that there was none."""
+    if not divergence:
+        return []
+    lines = []
+    for protocol, label in (("first_frame", "from the first frame"), ("multistart", "from many starts")):
+        events = divergence.get(protocol, [])
+        if not events:
+            continue
+        lines.append(f"divergence of the model {label}: {len(events)} (trajectory, kind) first seen")
+        for e in events[:most]:
+            start = f" started at frame {e['start']}" if e["start"] else ""
+            lines.append(f"  trajectory {e['trajectory']}{start}: {e['kind']} at step {e['step']}, {e['count']} "
+                         f"entities, e.g. {e['entities'][:5]}; {e['detail']}")
+        if len(events) > most:
+            lines.append(f"  ... {len(events) - most} more (see the summary's 'divergence')")
+    if not lines:
+        lines.append("divergence of the model: none seen")
+    seconds = divergence.get("rollout_seconds", 0.0)
+    if seconds:
+        lines.append(f"divergence checks: {divergence['check_seconds']:.2f} s of the model's {seconds:.1f} s of "
+                     f"rollouts")
+    return lines

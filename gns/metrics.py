@@ -1,79 +1,76 @@
-"""Rollout metrics: position MSE over named horizons and kinetic-energy error.
+"""Errors over named horizons, shared by every domain's evaluation and by counterfactual scores.
 
-Horizons are 1-based: horizon ``h`` is the ``h``-th predicted step after the input window.
+Horizons are 1-based: horizon ``h`` is the ``h``-th predicted step after the input window;
+``"full"`` is the mean over every step of a rollout. Per-entity values are reduced per system
+(:func:`per_system_sum`, :func:`per_system_mean`) and then over rollouts (:func:`reduce_rollouts`)
+in one of two ways:
+
+* ``"per_rollout"`` (GNS, particles): the mean over scored entities of each rollout, then the
+  mean over rollouts (every rollout weighs the same, whatever its size);
+* ``"pooled"`` (MeshGraphNets, meshes): sums over every rollout's scored entities, divided once.
+
+``metric = "rmse"`` takes the square root last (of the mean squared error).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from gns.geometry import minimum_image
+__all__ = ["per_system_sum", "per_system_mean", "at_horizons", "reduce_rollouts"]
 
 
-def mse_per_step(predicted: Tensor, ground_truth: Tensor, bounds: Tensor, periodic: Tensor,
-                 mask: Tensor | None = None) -> Tensor:
-    """``(T,)`` mean squared position error per step over masked particles and all dimensions.
-
-    Args:
-        predicted, ground_truth: ``(T, N, D)``; mask: ``(N,)`` bool (default: all particles).
-    """
-    err = minimum_image(predicted - ground_truth, bounds.to(predicted), periodic.to(predicted.device)) ** 2
-    if mask is not None:
-        err = err[:, mask]
-    return err.mean(dim=(1, 2))
-
-
-def kinetic_energy(position: Tensor, bounds: Tensor, periodic: Tensor, mask: Tensor | None = None) -> Tensor:
-    """``(T-1,)`` mean kinetic energy per particle, ``0.5 |v|^2`` with unit mass and per-step velocity.
+def per_system_sum(values: Tensor, batch: Tensor, mask: Tensor, num_systems: int) -> Tensor:
+    """``(B, S)`` sums over the masked entities of each system.
 
     Args:
-        position: ``(T, N, D)``.
+        values: ``(N, S)`` per entity and step; batch: ``(N,)`` system ids; mask: ``(N,)`` bool.
     """
-    v = minimum_image(position[1:] - position[:-1], bounds.to(position), periodic.to(position.device))
-    if mask is not None:
-        v = v[:, mask]
-    return 0.5 * (v**2).sum(-1).mean(-1)
+    sums = torch.zeros(num_systems, values.shape[1], dtype=values.dtype, device=values.device)
+    return sums.index_add_(0, batch[mask], values[mask])
 
 
-def at_horizons(per_step: Tensor, horizons: Sequence[int]) -> dict[str, float]:
-    """Pick values at 1-based ``horizons`` (those within the rollout) and the mean over all steps as ``"full"``."""
-    out = {str(h): float(per_step[h - 1]) for h in horizons if 1 <= h <= per_step.shape[0]}
-    out["full"] = float(per_step.mean()) if per_step.numel() else float("nan")
-    return out
+def per_system_mean(values: Tensor, batch: Tensor, mask: Tensor, num_systems: int) -> Tensor:
+    """``(B, S)`` means over the masked entities of each system (0 for a system without any)."""
+    counts = torch.zeros(num_systems, device=values.device).index_add_(0, batch, mask.to(values.dtype))
+    return per_system_sum(values, batch, mask, num_systems) / counts.clamp(min=1.0)[:, None]
 
 
-def rollout_metrics(predicted: Tensor, ground_truth: Tensor, last_input: Tensor, bounds: Tensor, periodic: Tensor,
-                    horizons: Sequence[int], mask: Tensor | None = None) -> dict[str, object]:
-    """Position MSE at horizons and kinetic-energy error of one rollout.
+def at_horizons(per_step: Tensor, horizons: Sequence[int], metric: str = "mse") -> dict[str, float]:
+    """``{h: value, "full": mean}`` of a per-step mean squared error ``(S,)`` (horizons beyond it skipped);
+    the square roots for ``metric = "rmse"``."""
+    table = {str(h): float(per_step[h - 1]) for h in horizons if 1 <= h <= per_step.shape[0]}
+    table["full"] = float(per_step.mean()) if per_step.numel() else float("nan")
+    return {k: float(np.sqrt(v)) for k, v in table.items()} if metric == "rmse" else table
 
-    Args:
-        predicted, ground_truth: ``(T, N, D)`` the predicted steps and the truth at the same steps.
-        last_input: ``(N, D)`` the last input position (so the first step's velocity is defined).
-        mask: ``(N,)`` particles to score (default: all).
 
-    Returns:
-        ``{"mse": {h: ..., "full": ...}, "mse_per_step": [...], "ke_error": mean |KE_pred - KE_true|,
-        "ke_true_mean": mean KE_true}``.
+def reduce_rollouts(rows: list[tuple[Tensor, float]], horizons: Sequence[int], reduction: str,
+                    metric: str) -> tuple[dict[str, float], list[float]]:
+    """The table ``{h: .., "full": ..}`` and the per-step curve of rollouts ``[(squared-error sums (S,), count)]``.
+
+    Rollouts of different lengths: ``"pooled"`` keeps the steps they all have; ``"per_rollout"``
+    averages each horizon over the rollouts that reach it, and the curve over the common steps.
     """
-    per_step = mse_per_step(predicted, ground_truth, bounds, periodic, mask)
-    ke_pred = kinetic_energy(torch.cat([last_input[None], predicted]), bounds, periodic, mask)
-    ke_true = kinetic_energy(torch.cat([last_input[None], ground_truth]), bounds, periodic, mask)
-    return {"mse": at_horizons(per_step, horizons), "mse_per_step": per_step.tolist(),
-            "ke_error": float((ke_pred - ke_true).abs().mean()), "ke_true_mean": float(ke_true.mean())}
-
-
-def average_metrics(items: list[dict[str, object]]) -> dict[str, object]:
-    """Mean over rollouts of :func:`rollout_metrics` results (per-step curves truncated to the shortest)."""
-    keys = items[0]["mse"].keys()
-    shortest = min(len(m["mse_per_step"]) for m in items)
-    return {
-        "mse": {k: sum(m["mse"][k] for m in items if k in m["mse"]) / sum(1 for m in items if k in m["mse"])
-                for k in keys},
-        "mse_per_step": torch.tensor([m["mse_per_step"][:shortest] for m in items]).mean(0).tolist(),
-        "ke_error": sum(m["ke_error"] for m in items) / len(items),
-        "ke_true_mean": sum(m["ke_true_mean"] for m in items) / len(items),
-        "num_rollouts": len(items),
-    }
+    shortest = min(len(s) for s, _ in rows)
+    if reduction == "pooled":
+        mse = sum(s[:shortest] for s, _ in rows) / max(sum(c for _, c in rows), 1.0)      # (S,)
+        table = at_horizons(mse, horizons)
+        curve = mse
+    elif reduction == "per_rollout":
+        per = [s / max(c, 1.0) for s, c in rows]                                           # per rollout (S_b,)
+        table = {}
+        for h in horizons:
+            have = [p[h - 1] for p in per if h <= len(p)]
+            if have:
+                table[str(h)] = float(sum(have) / len(have))
+        table["full"] = float(np.mean([float(p.mean()) for p in per]))
+        curve = torch.stack([p[:shortest] for p in per]).mean(0)
+    else:
+        raise ValueError(f"unknown reduction {reduction!r} (pooled, per_rollout)")
+    if metric == "rmse":
+        table = {k: float(np.sqrt(v)) for k, v in table.items()}
+        curve = curve.sqrt()
+    return table, [float(v) for v in curve]

@@ -13,11 +13,18 @@ Conventions: ``controls`` maps field names to ``(N, S, F)`` values over the ``S 
 steps of the rollout (usually the ground truth after the initial window): a predicted field's
 values are used on held entities only, an input field's on every entity. Rollouts are returned
 the same way, field -> ``(N, num_steps, F)``, entity first like the state.
+
+Divergence is reported, never silent: a :class:`Monitor` (the domain's checks: non-finite values,
+entities that leave the domain, runaway kinetic energy) looks at every step and records the first
+step, the system and the entities of each kind of divergence; ``on_divergence="stop"`` ends the
+rollout at that step (the frames so far are returned). No check changes a value: a projection
+back into the domain would be a named option of its own.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +33,8 @@ from tqdm.auto import tqdm
 from gns.errors import GnsInputError
 from gns.state import State, hold
 
-__all__ = ["Stepper", "rollout", "rollout_many", "stepper_device", "trim_to_stepper", "default_chunk"]
+__all__ = ["Stepper", "rollout", "rollout_many", "stepper_device", "trim_to_stepper", "default_chunk", "Monitor",
+           "Divergence", "DivergenceCheck", "non_finite", "ON_DIVERGENCE"]
 
 
 class Stepper(Protocol):
@@ -49,6 +57,106 @@ class Stepper(Protocol):
 
     def predict_next(self, state: State) -> dict[str, Tensor]:
         """Field -> ``(N, F)`` next frame of every predicted field (held entities not yet overwritten)."""
+
+
+ON_DIVERGENCE = ("warn", "stop")
+
+
+@dataclass
+class Divergence:
+    """The first sign of one kind of divergence in one system of a rollout.
+
+    Attributes:
+        kind: the check that fired (``"non-finite"``, ``"outside"``, ``"energy"``).
+        step: the 1-based predicted step where it was first seen.
+        system: the system's index in the batch.
+        entities: up to ten of the offending entities (indices inside their system).
+        count: how many entities of the system were offending at that step.
+        detail: the values, in words.
+    """
+
+    kind: str
+    step: int
+    system: int
+    entities: list[int]
+    count: int
+    detail: str
+
+    def __str__(self) -> str:
+        more = f" (+{self.count - len(self.entities)} more)" if self.count > len(self.entities) else ""
+        return (f"{self.kind} at step {self.step}, system {self.system}: {self.count} entities, e.g. "
+                f"{self.entities}{more}; {self.detail}")
+
+
+# A check maps the state before a step and the new frames to offending entities (N,) and the
+# per-entity values behind them (N,) for the report, or None when the check does not apply.
+DivergenceCheck = Callable[[State, Mapping[str, Tensor]], "tuple[Tensor, Tensor] | None"]
+
+
+def non_finite(state: State, frames: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Entities with a NaN or infinite value in any new frame (the check every domain has)."""
+    bad = torch.zeros(state.num_entities, dtype=torch.bool, device=state.device)
+    for values in frames.values():
+        bad |= ~torch.isfinite(values).all(dim=-1)
+    return bad, bad.float()
+
+
+@dataclass
+class Monitor:
+    """Watches a rollout for divergence (see the module docstring).
+
+    Args:
+        checks: kind -> :data:`DivergenceCheck` (the domain's: ``gns.domains`` ``divergence_checks``).
+        on_divergence: ``"warn"`` (record and go on) or ``"stop"`` (end the rollout at the first one).
+        cost_seconds: time spent checking (to show that it costs little).
+    """
+
+    checks: Mapping[str, DivergenceCheck]
+    on_divergence: str = "warn"
+    events: list[Divergence] = field(default_factory=list)
+    stopped_at: int | None = None
+    cost_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.on_divergence not in ON_DIVERGENCE:
+            raise GnsInputError("unknown divergence policy", key="on_divergence", expected=ON_DIVERGENCE,
+                                found=self.on_divergence)
+
+    def observe(self, step: int, state: State, frames: Mapping[str, Tensor]) -> bool:
+        """Record the divergences first seen at ``step`` (1-based); whether the rollout should stop."""
+        import time
+
+        t0 = time.perf_counter()
+        seen = {(e.kind, e.system) for e in self.events}
+        new = False
+        batch, offsets = None, None
+        for kind, check in self.checks.items():
+            found = check(state, frames)
+            if found is None:
+                continue
+            bad, values = found
+            if not bool(bad.any()):
+                continue
+            if batch is None:
+                batch, offsets = state.batch, state.offsets.tolist()
+            for system in torch.unique(batch[bad]).tolist():
+                if (kind, system) in seen:
+                    continue
+                members = torch.nonzero(bad & (batch == system)).flatten()
+                worst = members[values[members].argsort(descending=True)][:10]
+                self.events.append(Divergence(kind, step, system, (worst - offsets[system]).tolist(),
+                                              int(members.numel()),
+                                              f"worst value {float(values[worst[0]]):.4g}"))
+                new = True
+        self.cost_seconds += time.perf_counter() - t0
+        if new and self.on_divergence == "stop":
+            self.stopped_at = step
+            return True
+        return False
+
+    def report(self) -> list[dict]:
+        """The events as JSON-able dicts, in order."""
+        return [dict(vars(e)) for e in self.events]
 
 
 def stepper_device(stepper: object, default: torch.device) -> torch.device:
@@ -89,7 +197,7 @@ def _check_controls(stepper: Stepper, state: State, controls: Mapping[str, Tenso
 
 
 def rollout(stepper: Stepper, initial: State, num_steps: int, controls: Mapping[str, Tensor] | None = None, *,
-            progress: bool = False) -> dict[str, Tensor]:
+            progress: bool = False, monitor: Monitor | None = None) -> dict[str, Tensor]:
     """Roll ``stepper`` ``num_steps`` steps forward from ``initial``.
 
     Args:
@@ -99,9 +207,11 @@ def rollout(stepper: Stepper, initial: State, num_steps: int, controls: Mapping[
         controls: field -> ``(N, >= num_steps, F)`` prescribed values (see the module docstring);
             held entities keep the stepper's own prediction for a predicted field left out.
         progress: show a progress bar.
+        monitor: checks every step for divergence (and may stop the rollout there).
 
     Returns:
-        field -> ``(N, num_steps, F)`` predicted frames of every predicted field, on the stepper's device.
+        field -> ``(N, S, F)`` predicted frames of every predicted field, on the stepper's device;
+        ``S = num_steps``, or fewer when a monitor stopped the rollout.
     """
     device = stepper_device(stepper, initial.device)
     state = trim_to_stepper(stepper, initial.to(device))
@@ -121,6 +231,8 @@ def rollout(stepper: Stepper, initial: State, num_steps: int, controls: Mapping[
                 nxt = hold(nxt, {k: v[:, t] for k, v in held_controls.items()}, held)
                 for name in frames:
                     frames[name].append(nxt[name])
+                if monitor is not None and monitor.observe(t + 1, state, nxt):
+                    break
                 state = state.shift({name: controls[name][:, t] if name in stepper.input_fields else nxt[name]
                                      for name in stepper.state_fields})
     finally:
@@ -143,9 +255,14 @@ def default_chunk(device: torch.device) -> int | None:
 
 
 def rollout_many(stepper: Stepper, states: list[State], num_steps: int, controls: list[Mapping[str, Tensor]], *,
-                 max_entities: int | None = None, progress: bool = False) -> list[dict[str, Tensor]]:
+                 max_entities: int | None = None, progress: bool = False,
+                 monitor: Monitor | None = None) -> list[dict[str, Tensor]]:
     """Roll several states out (systems of any sizes), batched: consecutive states go together while
     their entities fit in ``max_entities`` (None: all in one batch).
+
+    Args:
+        monitor: watches every batch; its events name the state (``system`` = index in ``states``).
+            With ``on_divergence="stop"`` every rollout is cut to the shortest one.
 
     Returns:
         one rollout per state, as :func:`rollout` returns them.
@@ -163,7 +280,17 @@ def rollout_many(stepper: Stepper, states: list[State], num_steps: int, controls
     for group in groups:
         batch = type(states[group[0]]).concat([states[i] for i in group])
         joined = {k: torch.cat([controls[i][k] for i in group]) for k in controls[group[0]]}
-        result = rollout(stepper, batch, num_steps, joined, progress=progress)
+        watch = None if monitor is None else Monitor(monitor.checks, monitor.on_divergence)
+        result = rollout(stepper, batch, num_steps, joined, progress=progress, monitor=watch)
+        if watch is not None:
+            for event in watch.events:
+                event.system = group[event.system]
+                monitor.events.append(event)
+            monitor.cost_seconds += watch.cost_seconds
+            if watch.stopped_at is not None:
+                monitor.stopped_at = min(watch.stopped_at, monitor.stopped_at or watch.stopped_at)
         offsets = batch.offsets.tolist()
         out += [{k: v[offsets[j]:offsets[j + 1]] for k, v in result.items()} for j in range(len(group))]
+    if monitor is not None and monitor.stopped_at is not None:
+        out = [{k: v[:, :monitor.stopped_at] for k, v in result.items()} for result in out]
     return out

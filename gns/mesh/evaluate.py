@@ -20,7 +20,12 @@ from gns.mesh.state import MeshState
 from gns.mesh.windows import MeshWindows
 from gns.state import State
 
-__all__ = ["Persistence", "ConstantVelocity", "MeshEvaluation", "PERSISTENCE", "CONSTANT_VELOCITY"]
+__all__ = ["Persistence", "ConstantVelocity", "MeshEvaluation", "PERSISTENCE", "CONSTANT_VELOCITY",
+           "divergence_checks", "RUNAWAY_STD"]
+
+# A mesh's energy "runs away" once its nodes' mean velocity (Lagrangian: per-step displacement;
+# Eulerian: the field), per component, is this many training standard deviations from the training mean.
+RUNAWAY_STD = 4.0
 
 PERSISTENCE = "persistence"
 CONSTANT_VELOCITY = "constant_velocity"
@@ -61,6 +66,34 @@ class ConstantVelocity:
         return {self.predicted_fields[0]: 2 * seq[:, -1] - seq[:, -2]}
 
 
+def divergence_checks(simulator: MeshSimulator) -> dict:
+    """The mesh domain's divergence checks (:class:`gns.rollout.Monitor`): non-finite values of any
+    predicted field, and meshes whose simulated nodes' mean ``0.5 |v|^2`` exceeds that of a velocity
+    :data:`RUNAWAY_STD` training standard deviations from the training mean in every component (``v``:
+    a Lagrangian mesh's per-step displacement, an Eulerian one's target field; the statistics are the
+    model's node normalizer's, current frame). A mesh has no walls to leave."""
+    from gns.metrics import per_system_mean
+    from gns.rollout import non_finite
+
+    target, width, history = simulator.target_field, simulator.field_dim, simulator.history
+    current = slice((history - 1) * width, history * width)      # the current frame's features
+
+    def energy(state: State, frames) -> tuple[Tensor, Tensor] | None:
+        normalizer = simulator.node_normalizer
+        if float(normalizer.count) == 0:
+            return None                                          # an untrained model has no statistics
+        mean, std = normalizer.mean[current], normalizer.std[current]
+        limit = 0.5 * float(((mean.abs() + RUNAWAY_STD * std) ** 2).sum())
+        new = frames[target]
+        v = new - state.fields[target][:, -1] if simulator.lagrangian else new
+        each = 0.5 * (v ** 2).sum(-1)                                                   # (N,)
+        simulated = simulator.is_simulated(state.node_type)
+        system = per_system_mean(each[:, None], state.batch, simulated, state.num_systems)[:, 0]
+        return (system > limit)[state.batch] & simulated, each
+
+    return {"non-finite": non_finite, "energy": energy}
+
+
 class MeshEvaluation:
     """The :class:`gns.evaluate.Evaluation` of a trained :class:`MeshSimulator`."""
 
@@ -93,6 +126,9 @@ class MeshEvaluation:
     def extra_metrics(self, predicted: Mapping[str, Tensor], truth: Mapping[str, Tensor], initial: State,
                       scored: Tensor) -> dict[str, Tensor]:
         return {}
+
+    def divergence_checks(self) -> dict:
+        return divergence_checks(self.simulator)
 
     def drawing(self, state: MeshState) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         static = {"mesh_pos": state.mesh_pos.cpu().numpy(), "node_type": state.node_type.cpu().numpy()}

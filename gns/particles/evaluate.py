@@ -15,13 +15,21 @@ from torch import Tensor
 
 from gns.data import DatasetMetadata
 from gns.geometry import minimum_image
+from gns.metrics import per_system_mean
 from gns.particles.integrate import integrate
 from gns.particles.simulator import ParticleSimulator
 from gns.particles.state import ParticleState
 from gns.particles.windows import ParticleWindows
 from gns.state import State
 
-__all__ = ["ConstantAcceleration", "ParticleEvaluation", "gravity_of", "kinetic_energy_per_system"]
+__all__ = ["ConstantAcceleration", "ParticleEvaluation", "gravity_of", "kinetic_energy_per_system",
+           "divergence_checks", "OUTSIDE_MARGIN", "RUNAWAY_STD"]
+
+# An entity is "outside" once it is this share of the box's width beyond a wall.
+OUTSIDE_MARGIN = 0.02
+# A system's energy "runs away" once its mean per-step velocity, per dimension, is this many training
+# standard deviations from the training mean (the data's own motions stay near 1).
+RUNAWAY_STD = 4.0
 
 
 def gravity_of(metadata: DatasetMetadata) -> Tensor:
@@ -72,11 +80,37 @@ def kinetic_energy_per_system(last_input: Tensor, position: Tensor, state: State
     seq = torch.cat([last_input[:, None], position], dim=1)                             # (N, S+1, D)
     v = minimum_image(seq[:, 1:] - seq[:, :-1], bounds.to(seq), periodic.to(seq.device))
     energy = 0.5 * (v ** 2).sum(-1)                                                     # (N, S)
-    batch = state.batch
-    sums = torch.zeros(state.num_systems, energy.shape[1], dtype=energy.dtype, device=energy.device)
-    sums.index_add_(0, batch[mask], energy[mask])
-    counts = torch.zeros(state.num_systems, device=energy.device).index_add_(0, batch, mask.to(energy.dtype))
-    return sums / counts.clamp(min=1.0)[:, None]
+    return per_system_mean(energy, state.batch, mask, state.num_systems)
+
+
+def divergence_checks(simulator: ParticleSimulator) -> dict:
+    """The particle domain's divergence checks (:class:`gns.rollout.Monitor`): non-finite positions;
+    particles more than :data:`OUTSIDE_MARGIN` of the box width beyond a wall (non-periodic
+    dimensions); systems whose mean kinetic energy per particle exceeds that of a velocity
+    :data:`RUNAWAY_STD` training standard deviations from the training mean in every dimension."""
+    from gns.rollout import non_finite
+
+    bounds, periodic = simulator.bounds, simulator.periodic
+    margin = OUTSIDE_MARGIN * float((bounds[:, 1] - bounds[:, 0]).max())
+    mean, std = simulator.velocity_normalizer.mean, simulator.velocity_normalizer.std
+    limit = 0.5 * float(((mean.abs() + RUNAWAY_STD * std) ** 2).sum())        # per-step units
+
+    def outside(state: State, frames) -> tuple[Tensor, Tensor]:
+        x = frames["position"]
+        b = bounds.to(x)
+        beyond = torch.maximum(b[:, 0] - x, x - b[:, 1]).clamp(min=0) * (~periodic.to(x.device))   # (N, D)
+        distance = beyond.max(dim=1).values
+        return distance > margin, distance
+
+    def energy(state: State, frames) -> tuple[Tensor, Tensor]:
+        v = minimum_image(frames["position"] - state.fields["position"][:, -1], bounds.to(frames["position"]),
+                          periodic.to(frames["position"].device))
+        each = 0.5 * (v ** 2).sum(-1)                                                   # (N,)
+        ones = torch.ones_like(each, dtype=torch.bool)
+        system = per_system_mean(each[:, None], state.batch, ones, state.num_systems)[:, 0]   # (B,)
+        return (system > limit)[state.batch], each
+
+    return {"non-finite": non_finite, "outside": outside, "energy": energy}
 
 
 class ParticleEvaluation:
@@ -122,6 +156,9 @@ class ParticleEvaluation:
         ke_pred = kinetic_energy_per_system(last, predicted["position"], *args)
         ke_true = kinetic_energy_per_system(last, truth["position"], *args)
         return {"ke_error": (ke_pred - ke_true).abs().mean(1), "ke_true_mean": ke_true.mean(1)}
+
+    def divergence_checks(self) -> dict:
+        return divergence_checks(self.simulator)
 
     def drawing(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         return {"particle_type": state.static["particle_type"].cpu().numpy()}, {}
