@@ -251,12 +251,19 @@ class Selection:
         known = {"index", "type", "box", "center", "radius", "held", "invert"}
         _no_unknown(spec, known, f"{where}/select")
         ints = lambda v: tuple(int(x) for x in (v if isinstance(v, (list, tuple)) else [v]))  # noqa: E731
-        return cls(index=ints(spec["index"]) if "index" in spec else None,
-                   type=ints(spec["type"]) if "type" in spec else None,
-                   box=tuple(tuple(float(x) for x in row) for row in spec["box"]) if "box" in spec else None,
-                   center=tuple(float(x) for x in spec["center"]) if "center" in spec else None,
-                   radius=float(spec["radius"]) if "radius" in spec else None,
-                   held=bool(spec["held"]) if "held" in spec else None, invert=bool(spec.get("invert", False)))
+        floats = lambda v: tuple(float(x) for x in v)  # noqa: E731
+        parsers = {"index": ints, "type": ints, "box": lambda v: tuple(floats(row) for row in v), "center": floats,
+                   "radius": float, "held": bool, "invert": bool}
+        values = {}
+        for key, value in spec.items():
+            try:
+                values[key] = parsers[key](value)
+            except (TypeError, ValueError):
+                raise GnsInputError("a selection value of the wrong kind", key=f"{where}/select/{key}",
+                                    expected={"index": "integers", "type": "integers", "box": "[[lo, hi], ...]",
+                                              "center": "numbers", "radius": "a number"}.get(key, "true/false"),
+                                    found=value) from None
+        return cls(**values)
 
 
 def _describe(selection: Selection) -> str:
@@ -286,7 +293,10 @@ class Intervention:
 
 
 def _vector(value: Any, dim: int, where: str, name: str) -> Tensor:
-    array = torch.as_tensor(value, dtype=torch.float32)
+    try:
+        array = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        array = torch.full((dim + 1,), float("nan"))                   # reported below, with the value given
     if array.shape != (dim,) or not bool(torch.isfinite(array).all()):
         raise GnsInputError(f"{name} must be a finite vector with one value per dimension", key=f"{where}/{name}",
                             expected=f"{dim} numbers", found=value)
@@ -682,7 +692,13 @@ def apply_interventions(factual: Scenario, interventions: Sequence[Intervention]
     scenario = factual
     for i, intervention in enumerate(interventions):
         where = f"variants/{name}/{i} ({intervention.op})"
-        scenario = intervention.apply(scenario, space, where, allow_extrapolation)
+        try:
+            scenario = intervention.apply(scenario, space, where, allow_extrapolation)
+        except GnsInputError:
+            raise
+        except (TypeError, ValueError) as err:  # e.g. a word where a number belongs
+            raise GnsInputError(f"a value of the wrong kind ({err})", key=where,
+                                found={k: v for k, v in vars(intervention).items() if k != "select"}) from None
         check_scenario(scenario, space, where)
     return scenario
 

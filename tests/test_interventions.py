@@ -172,10 +172,14 @@ def test_bad_interventions_are_named_errors():
             factual, space, "v/0"),
         "one value per dimension": lambda: Move(Selection(index=(0,)), [0.1]).apply(factual, space, "v/0"),
         "a box is": lambda: Remove(Selection(box=((0.0, 1.0),))).apply(factual, space, "v/0"),
+        "finite vector": lambda: Move(Selection(index=(0,)), "up").apply(factual, space, "v/0"),
     }
     for message, call in cases.items():
         assert message in _where(call), message
     assert "variants/a/0 (move)" in _where(cases["outside the domain's walls"])
+    mesh_case, mesh_space = _mesh()
+    assert "wrong kind" in _where(lambda: apply_interventions(mesh_case, [SetInput("wind", scale="strong")],
+                                                              mesh_space, "a"))
     allowed = SetContext([0.95]).apply(factual, space, "v/0", allow_extrapolation=True)
     assert allowed.warnings and "outside the range" in allowed.warnings[0]
     mesh, mesh_space = _mesh()
@@ -212,6 +216,7 @@ regions:
         "non-empty list": {"variants": {"a": []}},
         "needs an offset": {"variants": {"a": [{"op": "add", "copy": {"type": 5}}]}},
         "with 'variants'": {"variant": {}},
+        "select/box": {"variants": {"a": [{"op": "remove", "select": {"box": "left"}}]}},
     }
     for message, item in bad.items():
         assert message in _where(lambda: parse_interventions(item, tmp_path / "x.yaml")), message
