@@ -662,9 +662,10 @@ def check_scenario(scenario: Scenario, space: Space, where: str) -> None:
         walls = ~space.periodic.to(positions.device) if space.periodic is not None else torch.ones(
             positions.shape[1], dtype=torch.bool, device=positions.device)
         outside = (((positions < bounds[:, 0]) | (positions > bounds[:, 1])) & walls).any(dim=1)
-        if space.position_field in scenario.controls:
+        held = space.held(state)
+        if space.position_field in scenario.controls and bool(held.any()):   # the prescribed paths too
             path = scenario.controls[space.position_field]
-            outside |= (((path < bounds[:, 0]) | (path > bounds[:, 1])) & walls).any(dim=(1, 2))
+            outside |= held & (((path < bounds[:, 0]) | (path > bounds[:, 1])) & walls).any(dim=(1, 2))
         if bool(outside.any()):
             first = int(torch.nonzero(outside)[0])
             raise GnsInputError(f"{int(outside.sum())} entities would be outside the domain's walls "

@@ -24,7 +24,7 @@ def test_counterfactual_speed_quick(tmp_path):
                           "--particles", "200", "--json", str(out)], capture_output=True, text=True, env=env,
                          timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "batched futures/s" in res.stdout
+    assert "one batch futures/s" in res.stdout
     data = json.loads(out.read_text())
     for domain in ("water", "cloth"):
         cells = data["domains"][domain]["cells"]

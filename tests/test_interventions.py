@@ -47,6 +47,9 @@ def test_identity_variant_is_the_factual():
     factual = _particles()
     out = apply_interventions(factual, [], _space())
     assert out is factual
+    # unread future values of free entities (a rollout beyond the data) are not checked against the walls
+    factual.controls["position"][:6] = 0.0 - 5.0
+    assert apply_interventions(factual, [Kick(Selection(index=(0,)), [0.1, 0.0])], _space(), "a")
 
 
 def test_move_shifts_the_window_and_held_paths():
@@ -172,6 +175,8 @@ def test_bad_interventions_are_named_errors():
             factual, space, "v/0"),
         "one value per dimension": lambda: Move(Selection(index=(0,)), [0.1]).apply(factual, space, "v/0"),
         "a box is": lambda: Remove(Selection(box=((0.0, 1.0),))).apply(factual, space, "v/0"),
+        "entities would be outside": lambda: apply_interventions(       # a held particle's new path leaves the box
+            factual, [MovePrescribed(Selection(type=(3,)), velocity=[30.0, 0.0])], space, "a"),
         "finite vector": lambda: Move(Selection(index=(0,)), "up").apply(factual, space, "v/0"),
     }
     for message, call in cases.items():
