@@ -16,6 +16,7 @@ Errors are the domain's metric: position MSE (m^2) for water, position RMSE (m) 
 
     python benchmarks/counterfactual_accuracy.py                   # both domains, their test splits
     python benchmarks/counterfactual_accuracy.py --domains water --trajectories 2 --json water.json
+    python benchmarks/counterfactual_accuracy.py --from-json water.json     # reprint, run nothing
 """
 
 from __future__ import annotations
@@ -102,6 +103,31 @@ def print_tables(domain: str, metric: str, averaged: dict) -> None:
                 print(f"| {label} | " + " | ".join(f"{table[c]:.3g}" for c in columns) + " |")
 
 
+def print_summary(domain: str, metric: str, averaged: dict) -> None:
+    """One row per variant: the predicted effect's error as a ratio to the best baseline's (no_effect
+    included) at each horizon; above 1 the model is better, below 1 a baseline is."""
+    entries = {name: entry for name, entry in averaged.items() if entry}
+    if not entries:
+        return
+    columns = list(next(iter(entries.values()))["effect"]["model"])
+    print(f"\n### {domain}: effect {metric}, best baseline / model (above 1: the model is better)")
+    print("| variant | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for name, entry in entries.items():
+        cells = []
+        for c in columns:
+            model = entry["effect"]["model"][c]
+            best, which = min((table[c], r) for r, table in entry["effect"].items() if r != "model")
+            if best == 0 and model == 0:
+                cells.append("= (no effect yet)")
+            elif best == 0:
+                cells.append(f"{which} exact, model {model:.1g}")
+            else:
+                ratio = best / model if model > 0 else float("inf")
+                cells.append(f"{ratio:.2g}x ({which})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,7 +137,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--trajectories", type=int, default=None, help="test trajectories per domain (default: all)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto (default: cpu)")
     p.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
+    p.add_argument("--from-json", metavar="IN", help="print the tables of an earlier run's --json file; run nothing")
     args = p.parse_args(argv)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        for domain, entry in results.items():
+            print(f"\n## {domain}: model {entry['run']}, {entry['metric']} (from {args.from_json})")
+            print_tables(domain, entry["metric"], entry["averaged"])
+            print_summary(domain, entry["metric"], entry["averaged"])
+        return results
     t0 = time.perf_counter()
     results = {}
     for domain in args.domains:
@@ -132,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
                            "averaged": averaged}
         print(f"\n## {domain}: {count} test trajectories, model {run}, {metric}")
         print_tables(domain, metric, averaged)
+        print_summary(domain, metric, averaged)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

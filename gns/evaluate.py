@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from gns.atomic import write_json_atomic
 from gns.data.windows import WindowSampler
-from gns.metrics import per_system_sum, reduce_rollouts
+from gns.metrics import per_system_sum, reduce_extra, reduce_rollouts
 from gns.rollout import Monitor, Stepper, rollout, stepper_device
 from gns.rollout_io import RolloutRecord, write_rollouts
 from gns.state import State
@@ -80,7 +80,8 @@ class Evaluation(Protocol):
 
     def extra_metrics(self, predicted: Mapping[str, Tensor], truth: Mapping[str, Tensor], initial: State,
                       scored: Tensor) -> dict[str, Tensor]:
-        """Per-system ``(B,)`` scalars of a first-frame rollout (e.g. kinetic-energy error); may be empty."""
+        """Per-system ``(B,)`` scalars of a first-frame rollout (e.g. kinetic-energy error); may be empty.
+        Reduced over rollouts by :func:`gns.metrics.reduce_extra` (keys ending in ``_max``: the largest)."""
 
     def drawing(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per-entity attributes and ``(E, K)`` links of a one-system state, for its rollout record."""
@@ -249,7 +250,7 @@ def _tables(ev: Evaluation, scores: _Scores, horizons: Sequence[int]) -> dict[st
                 entry[f"{ev.metric}_per_step"] = curve
                 entry["num_rollouts"] = len(rows)
         for key, values in scores.extras.get(name, {}).items():
-            entry[key] = float(np.mean(values))
+            entry[key] = reduce_extra(key, values)
         out[name] = entry
     return out
 

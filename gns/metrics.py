@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["per_system_sum", "per_system_mean", "at_horizons", "reduce_rollouts"]
+__all__ = ["per_system_sum", "per_system_mean", "per_system_extent", "window_factor", "at_horizons",
+           "reduce_rollouts", "reduce_extra"]
 
 
 def per_system_sum(values: Tensor, batch: Tensor, mask: Tensor, num_systems: int) -> Tensor:
@@ -37,6 +38,44 @@ def per_system_mean(values: Tensor, batch: Tensor, mask: Tensor, num_systems: in
     """``(B, S)`` means over the masked entities of each system (0 for a system without any)."""
     counts = torch.zeros(num_systems, device=values.device).index_add_(0, batch, mask.to(values.dtype))
     return per_system_sum(values, batch, mask, num_systems) / counts.clamp(min=1.0)[:, None]
+
+
+def per_system_extent(values: Tensor, batch: Tensor, mask: Tensor, num_systems: int) -> tuple[Tensor, Tensor]:
+    """``(B, S, F)`` componentwise minimum and maximum over the masked entities of each system.
+
+    Args:
+        values: ``(N, S, F)``; batch: ``(N,)`` system ids; mask: ``(N,)`` bool (a system without masked
+            entities gets ``+inf`` / ``-inf``).
+    """
+    n, s, f = values.shape
+    index = batch[mask][:, None, None].expand(-1, s, f)
+    lo = values.new_full((num_systems, s, f), float("inf")).scatter_reduce(0, index, values[mask], "amin")
+    hi = values.new_full((num_systems, s, f), float("-inf")).scatter_reduce(0, index, values[mask], "amax")
+    return lo, hi
+
+
+def window_factor(predicted: Tensor, truth: Tensor, window: int) -> Tensor:
+    """``(B,)`` the largest factor between the means of two positive series over consecutive windows.
+
+    For each window of ``window`` steps (the last one may be shorter), ``max(p / t, t / p)`` of the
+    window means; the largest over windows. ``inf`` where one mean is zero and the other is not.
+
+    Args:
+        predicted, truth: ``(B, S)``.
+    """
+    factors = []
+    for start in range(0, predicted.shape[1], window):
+        p = predicted[:, start:start + window].mean(1).double()
+        t = truth[:, start:start + window].mean(1).double()
+        ratio = torch.where((p == 0) & (t == 0), torch.ones_like(p), p / t)
+        factors.append(torch.maximum(ratio, 1.0 / ratio))
+    return torch.stack(factors, 1).amax(1) if factors else predicted.new_ones(predicted.shape[0]).double()
+
+
+def reduce_extra(key: str, values: Sequence[float]) -> float:
+    """One figure from an extra metric's per-rollout values: the largest for keys ending in ``_max``
+    (worst cases, e.g. how far any particle escaped), else the mean."""
+    return float(np.max(values)) if key.endswith("_max") else float(np.mean(values))
 
 
 def at_horizons(per_step: Tensor, horizons: Sequence[int], metric: str = "mse") -> dict[str, float]:

@@ -127,3 +127,18 @@ def test_evaluation_reports_divergence(bouncing_dataset):
     stopped = evaluate_split(simulator, open_split_for(simulator, bouncing_dataset, "test"), (1, 5), progress=False,
                              on_divergence="stop")
     assert stopped["steps"] < summary["steps"]
+
+
+def test_escape_from_the_region_the_truth_occupies():
+    from gns.particles.evaluate import escape_from_truth
+
+    bounds = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    periodic = torch.tensor([False, False])
+    truth = torch.tensor([[0.2, 0.2], [0.4, 0.3], [0.6, 0.6], [0.7, 0.8]])[:, None].repeat(1, 3, 1)   # (4, 3, 2)
+    predicted = truth.clone()
+    predicted[1, 2, 1] = 0.35            # system 0 (particles 0, 1): 0.05 above its true top at step 2
+    predicted[3, 1, 0] = 0.71            # system 1 (particles 2, 3): 0.01 right of its true extent at step 1
+    state = ParticleState(truth[:, :1], torch.zeros(4, dtype=torch.long), torch.tensor([2, 2]))
+    worst, share = escape_from_truth(predicted, truth, state, torch.ones(4, dtype=torch.bool), bounds, periodic)
+    assert worst.tolist() == pytest.approx([0.05, 0.01], abs=1e-6)
+    assert share.tolist() == pytest.approx([0.5, 0.0])      # only system 0 goes past the 2% margin

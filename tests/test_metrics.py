@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from gns.metrics import at_horizons, per_system_mean, per_system_sum, reduce_rollouts
+from gns.metrics import (at_horizons, per_system_extent, per_system_mean, per_system_sum, reduce_extra,
+                         reduce_rollouts, window_factor)
 
 
 def test_per_system_sums_and_means():
@@ -34,3 +35,28 @@ def test_reductions_against_direct_code():
 def test_at_horizons_skips_what_the_rollout_does_not_reach():
     table = at_horizons(torch.tensor([1.0, 4.0, 9.0]), (1, 3, 10), "rmse")
     assert table == {"1": 1.0, "3": 3.0, "full": pytest.approx((14 / 3) ** 0.5)}
+
+
+def test_per_system_extent_against_direct_code():
+    g = torch.Generator().manual_seed(1)
+    values = torch.randn(7, 3, 2, generator=g)
+    batch = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    mask = torch.tensor([True, True, False, True, True, False, False])
+    lo, hi = per_system_extent(values, batch, mask, 3)
+    assert torch.equal(lo[0], values[:2].amin(0)) and torch.equal(hi[1], values[3:5].amax(0))
+    assert torch.isinf(lo[2]).all() and (lo[2] > 0).all() and (hi[2] < 0).all()    # nothing masked in system 2
+
+
+def test_window_factor():
+    truth = torch.ones(2, 120)
+    predicted = truth.clone()
+    predicted[0, 50:100] = 3.0        # second window of system 0: 3x too much
+    predicted[1, 100:] = 0.25         # the last (short) window of system 1: 4x too little
+    assert window_factor(predicted, truth, 50).tolist() == pytest.approx([3.0, 4.0])
+    assert window_factor(torch.zeros(1, 10), torch.zeros(1, 10), 5).tolist() == [1.0]
+    assert torch.isinf(window_factor(torch.zeros(1, 10), torch.ones(1, 10), 5)).all()
+
+
+def test_extra_metrics_named_max_keep_the_worst():
+    assert reduce_extra("escape_max", [0.1, 0.5, 0.2]) == 0.5
+    assert reduce_extra("ke_error", [0.1, 0.5, 0.3]) == pytest.approx(0.3)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from gns.data import DatasetMetadata
 from gns.geometry import minimum_image
-from gns.metrics import per_system_mean
+from gns.metrics import per_system_extent, per_system_mean, window_factor
 from gns.particles.integrate import integrate
 from gns.particles.simulator import ParticleSimulator
 from gns.particles.state import ParticleState
@@ -23,13 +23,15 @@ from gns.particles.windows import ParticleWindows
 from gns.state import State
 
 __all__ = ["ConstantAcceleration", "ParticleEvaluation", "gravity_of", "kinetic_energy_per_system",
-           "divergence_checks", "OUTSIDE_MARGIN", "RUNAWAY_STD"]
+           "escape_from_truth", "divergence_checks", "OUTSIDE_MARGIN", "RUNAWAY_STD", "ENERGY_WINDOW"]
 
 # An entity is "outside" once it is this share of the box's width beyond a wall.
 OUTSIDE_MARGIN = 0.02
 # A system's energy "runs away" once its mean per-step velocity, per dimension, is this many training
 # standard deviations from the training mean (the data's own motions stay near 1).
 RUNAWAY_STD = 4.0
+# Kinetic energy is compared over windows of this many steps (the predicted mean against the true mean).
+ENERGY_WINDOW = 50
 
 
 def gravity_of(metadata: DatasetMetadata) -> Tensor:
@@ -81,6 +83,34 @@ def kinetic_energy_per_system(last_input: Tensor, position: Tensor, state: State
     v = minimum_image(seq[:, 1:] - seq[:, :-1], bounds.to(seq), periodic.to(seq.device))
     energy = 0.5 * (v ** 2).sum(-1)                                                     # (N, S)
     return per_system_mean(energy, state.batch, mask, state.num_systems)
+
+
+def escape_from_truth(predicted: Tensor, truth: Tensor, state: State, mask: Tensor, bounds: Tensor,
+                      periodic: Tensor) -> tuple[Tensor, Tensor]:
+    """How far predicted particles stray from where the true ones are, per system.
+
+    At each step, the region the ground truth occupies is the box spanned by the true positions of
+    the system's masked particles; a predicted particle's escape is its distance beyond that box
+    (largest over non-periodic dimensions), as a share of the widest wall-to-wall width.
+
+    Args:
+        predicted, truth: ``(N, S, D)``; mask: ``(N,)`` particles scored; bounds: ``(D, 2)``.
+
+    Returns:
+        ``(B,)`` the largest escape over steps and particles, and ``(B,)`` the largest share, over
+        steps, of a system's particles farther out than :data:`OUTSIDE_MARGIN`.
+    """
+    lo, hi = per_system_extent(truth, state.batch, mask, state.num_systems)                # (B, S, D)
+    idx = state.batch
+    beyond = torch.maximum(lo[idx] - predicted, predicted - hi[idx]).clamp(min=0)             # (N, S, D)
+    beyond = beyond * (~periodic.to(beyond.device))
+    width = float((bounds[:, 1] - bounds[:, 0]).max())
+    escape = beyond.amax(-1) / width                                                         # (N, S)
+    escape = torch.nan_to_num(escape, nan=float("inf"))
+    index = idx[mask][:, None].expand(-1, escape.shape[1])
+    worst = escape.new_zeros(state.num_systems, escape.shape[1]).scatter_reduce(0, index, escape[mask], "amax").amax(1)
+    share = per_system_mean((escape > OUTSIDE_MARGIN).float(), idx, mask, state.num_systems).amax(1)
+    return worst, share
 
 
 def divergence_checks(simulator: ParticleSimulator) -> dict:
@@ -150,12 +180,21 @@ class ParticleEvaluation:
 
     def extra_metrics(self, predicted: Mapping[str, Tensor], truth: Mapping[str, Tensor], initial: State,
                       scored: Tensor) -> dict[str, Tensor]:
-        """Kinetic-energy error ``mean_t |KE_pred - KE_true|`` and the mean true kinetic energy, per system."""
+        """Per system: the kinetic-energy error ``mean_t |KE_pred - KE_true|`` and the mean true kinetic
+        energy; ``ke_window_factor_max``, the largest factor between predicted and true mean kinetic
+        energy over windows of :data:`ENERGY_WINDOW` steps; ``escape_max``, how far any particle strays
+        beyond the region the true particles occupy (share of the box width), and
+        ``escaped_share_max``, the largest share of particles beyond :data:`OUTSIDE_MARGIN` of it at
+        any step (:func:`escape_from_truth`)."""
         last = initial.fields["position"][:, -1]
-        args = (initial, scored, self.simulator.bounds, self.simulator.periodic)
+        bounds, periodic = self.simulator.bounds, self.simulator.periodic
+        args = (initial, scored, bounds, periodic)
         ke_pred = kinetic_energy_per_system(last, predicted["position"], *args)
         ke_true = kinetic_energy_per_system(last, truth["position"], *args)
-        return {"ke_error": (ke_pred - ke_true).abs().mean(1), "ke_true_mean": ke_true.mean(1)}
+        escape, share = escape_from_truth(predicted["position"], truth["position"], initial, scored, bounds, periodic)
+        return {"ke_error": (ke_pred - ke_true).abs().mean(1), "ke_true_mean": ke_true.mean(1),
+                "ke_window_factor_max": window_factor(ke_pred, ke_true, ENERGY_WINDOW),
+                "escape_max": escape, "escaped_share_max": share}
 
     def divergence_checks(self) -> dict:
         return divergence_checks(self.simulator)

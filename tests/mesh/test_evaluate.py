@@ -42,6 +42,8 @@ def test_persistence_tables_match_a_direct_computation(cloth_dataset):
     assert multi["persistence"]["rmse"]["full"] == pytest.approx(np.sqrt(np.mean(err)), rel=1e-5)
     text = format_table(summary)
     assert "4 rollouts started every 7 frames" in text
+    # persistence keeps the first frame, whose largest strain is the truth's at that frame
+    assert summary["persistence"]["edge_strain_max"] > 0 and "edge_strain_vs_truth_max" in summary["model"]
 
 
 def test_no_multistart_when_only_the_first_frame_fits(flow_dataset):
@@ -51,3 +53,56 @@ def test_no_multistart_when_only_the_first_frame_fits(flow_dataset):
     assert "multistart" not in summary and "pressure_rmse" in summary["model"]
     summary = evaluate_split(simulator, split, horizons=(1, 5), start_stride=10, progress=False)
     assert summary["multistart"]["num_rollouts"] == 3 and "pressure_rmse" in summary["multistart"]["model"]
+
+
+def _mesh(mesh_pos, node_type, edges):
+    import torch
+
+    from gns.mesh.state import MeshState
+
+    n = len(node_type)
+    return MeshState(torch.tensor(mesh_pos, dtype=torch.float32), torch.tensor(node_type),
+                     torch.tensor(edges).T, {}, torch.tensor([n]))
+
+
+def test_edge_strain_against_direct_code():
+    import torch
+
+    from gns.mesh.evaluate import edge_strain_max
+
+    # a 1 m edge between cloth nodes, a 2 m edge to a handle, an edge to an obstacle node (ignored)
+    state = _mesh([[0, 0], [1, 0], [1, 2], [5, 5]], [0, 0, 3, 1], [[0, 1], [1, 0], [1, 2], [2, 1], [0, 3], [3, 0]])
+    position = torch.zeros(4, 2, 3)
+    position[1, :, 0] = torch.tensor([1.0, 1.1])          # the 1 m edge stretches to 1.1 m at step 2
+    position[2, :, :2] = torch.tensor([1.0, 2.0])         # the 2 m edge stays at rest length
+    position[3, :, 0] = 100.0                             # the obstacle is far: not an edge of the cloth
+    assert edge_strain_max(position, state).tolist() == pytest.approx([1.1])
+
+
+def test_shedding_frequency_and_amplitude_of_a_known_signal():
+    import numpy as np
+    import torch
+
+    from gns.mesh.evaluate import PROBE_DIAMETERS, shedding
+    from gns.mesh.types import NodeType
+
+    walls = [[x, y] for x in np.linspace(0, 2, 11) for y in (0.0, 1.0)]
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    cylinder = [[0.4 + 0.05 * np.cos(a), 0.5 + 0.05 * np.sin(a)] for a in angles]
+    fluid = [[x, y] for x in np.linspace(0.1, 1.9, 19) for y in np.linspace(0.1, 0.9, 9)]
+    pos = walls + cylinder + fluid
+    types = [int(NodeType.WALL_BOUNDARY)] * (len(walls) + len(cylinder)) + [int(NodeType.NORMAL)] * len(fluid)
+    state = _mesh(pos, types, [[0, 1]])
+    dt, frequency, amplitude = 0.01, 3.3, 0.4
+    t = np.arange(200) * dt
+    velocity = torch.zeros(len(pos), 200, 2, dtype=torch.float64)
+    velocity[:, :, 1] = torch.tensor(0.1 + amplitude * np.sin(2 * np.pi * frequency * t + 0.3))
+    (got,) = shedding(velocity, state, dt)
+    assert got["frequency"] == pytest.approx(frequency, rel=0.01)
+    assert got["amplitude"] == pytest.approx(amplitude, rel=0.03)
+    assert got["diameter"] == pytest.approx(0.1, rel=0.01)
+    probe = np.array(pos[got["probe"]])
+    assert probe == pytest.approx([0.4 + PROBE_DIAMETERS * 0.1, 0.5], abs=0.06)
+    velocity[:, :, 1] = 0.2                                  # no shedding: no frequency, no amplitude
+    (still,) = shedding(velocity, state, dt)
+    assert np.isnan(still["frequency"]) and still["amplitude"] == 0

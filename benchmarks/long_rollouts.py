@@ -1,0 +1,173 @@
+"""Levers for long rollouts: train variants of a preset, score each over whole held-out trajectories.
+
+Each lever is a set of config overrides on top of a preset (default: the main job's, ``demo``).
+Every (lever, seed) trains the same number of optimizer steps (the preset's, or ``--steps``; the
+preset's wall-clock budget is lifted so that slower variants are not cut short), then its latest
+checkpoint rolls out the held-out test split and is scored as a user of long rollouts would:
+
+* **multi-start**: rollouts of 100 steps started every 50 frames; the better baseline's MSE over the
+  model's at horizons 20, 50 and 100 (above 1: the model wins);
+* **from the first frame, whole trajectory**: the full-trajectory position MSE against constant
+  velocity's and gravity-only's; ``escape``: how far any predicted particle strays beyond the box
+  spanned by the true particles at the same step, as a share of the box width (target: at most
+  0.02); ``KE x``: the largest factor between predicted and true mean kinetic energy over 50-step
+  windows (target: at most 2); the first divergence the rollout monitor reported.
+
+Runs go to ``--out/<lever>-s<seed>/`` (a finished one is reused: rerun to add levers or seeds);
+``--jobs`` runs that many at once, each with ``--threads`` torch threads. The table is printed
+from every finished run under ``--out`` (``--table`` prints it without training anything).
+
+    python benchmarks/long_rollouts.py --levers preset noise_3e-4 --seeds 0 1 --jobs 2 --threads 1
+    python benchmarks/long_rollouts.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# name -> (what changes, overrides of the preset). The preset is the reference row.
+LEVERS: dict[str, tuple[str, list[str]]] = {
+    "preset": ("the preset as shipped", []),
+    "noise_1e-4": ("random-walk noise 1e-4", ["train.noise_std=1e-4"]),
+    "noise_3e-4": ("random-walk noise 3e-4", ["train.noise_std=3e-4"]),
+    "noise_paper": ("noise at the GNS paper's ratio to the velocity std (7.1e-4)", ["train.noise_std=7.1e-4"]),
+    "velocities_3e-4": ("GNS velocity inputs, noise 3e-4",
+                        ["model.velocity_encoding=velocities", "train.noise_std=3e-4"]),
+    "unroll5_3e-4": ("noise 3e-4, pushforward up to 5 steps, reached by step 3000",
+                     ["train.noise_std=3e-4", "train.pushforward_steps=[0,600,1500,3000]",
+                      "train.pushforward_unrolls=[0,1,3,5]", "train.pushforward_probs=[8,2,2,2]"]),
+    "unroll10_3e-4": ("noise 3e-4, pushforward up to 10 steps, reached by step 3000",
+                      ["train.noise_std=3e-4", "train.pushforward_steps=[0,600,1500,3000]",
+                       "train.pushforward_unrolls=[0,2,5,10]", "train.pushforward_probs=[8,2,2,2]"]),
+    "onestep_3e-4": ("noise 3e-4, one-step loss (no pushforward)", ["train.noise_std=3e-4", "train.loss=onestep"]),
+    "latent64_3e-4": ("latent 64, noise 3e-4", ["model.latent_size=64", "train.noise_std=3e-4"]),
+    "mp6_3e-4": ("6 message-passing steps, noise 3e-4", ["model.message_passing_steps=6", "train.noise_std=3e-4"]),
+    "batch2_3e-4": ("batch 2, noise 3e-4", ["train.batch_size=2", "train.noise_std=3e-4"]),
+    "steps2x_3e-4": ("twice the steps, noise 3e-4",
+                     ["train.steps=12000", "train.lr_decay_steps=12000", "train.noise_std=3e-4",
+                      "train.pushforward_steps=[0,2400,6400,9600]"]),
+}
+
+HORIZONS = (1, 10, 20, 50, 100)
+
+
+def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
+    """Train one (lever, seed) and score it; the result is written to ``<out>/<lever>-s<seed>/result.json``."""
+    import torch
+
+    from gns.config import load_config, preset_path
+    from gns.domains import load_simulator, open_split_for
+    from gns.evaluate import best_baseline, evaluate_split
+    from gns.particles.task import ParticleTask
+    from gns.train.loop import Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) / f"{lever}-s{seed}"
+    overrides = [f"dataset={args.dataset}", f"out_dir={out}", f"train.seed={seed}", "train.time_budget_s=0",
+                 "device=cpu", *LEVERS[lever][1]]
+    if args.steps:
+        overrides += [f"train.steps={args.steps}"]
+    config = load_config(preset_path(args.preset), overrides)
+    task = ParticleTask(config)
+    trainer = Trainer(config, task, config.out_dir)
+    trainer.resume()
+    t0 = time.perf_counter()
+    trainer.train(progress=False)
+    train_s = time.perf_counter() - t0
+    simulator, _, _ = load_simulator(out / "checkpoints" / "latest.pt", "cpu")
+    t0 = time.perf_counter()
+    summary = evaluate_split(simulator, open_split_for(simulator, args.dataset, "test"), HORIZONS, progress=False,
+                             start_stride=50, save_path=out / "rollouts_test.h5")
+    eval_s = time.perf_counter() - t0
+    multi = summary["multistart"]
+    ratios = {}
+    for h in ("20", "50", "100"):
+        name, best = best_baseline({**multi, "rollouts": summary["rollouts"]}, "mse", h)
+        ratios[h] = {"ratio": best / multi["model"]["mse"][h], "baseline": name}
+    events = summary["divergence"]["first_frame"]
+    result = {
+        "lever": lever, "seed": seed, "what": LEVERS[lever][0], "overrides": LEVERS[lever][1],
+        "steps": trainer.step, "train_s": train_s, "eval_s": eval_s, "threads": torch.get_num_threads(),
+        "multistart_ratio": ratios,
+        "full_mse": {n: summary[n]["mse"]["full"] for n in summary["rollouts"]},
+        "escape_max": summary["model"]["escape_max"],
+        "ke_window_factor_max": summary["model"]["ke_window_factor_max"],
+        "first_divergence": min((e["step"] for e in events), default=None),
+        "divergence_kinds": sorted({e["kind"] for e in events}),
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def table(out: Path) -> str:
+    rows = []
+    for path in sorted(out.glob("*/result.json")):
+        r = json.loads(path.read_text())
+        full = r["full_mse"]
+        rows.append("| " + " | ".join([
+            r["lever"], str(r["seed"]), r["what"],
+            *(f"{r['multistart_ratio'][h]['ratio']:.2f}" for h in ("20", "50", "100")),
+            f"{full['model']:.3g}", f"{full['constant_velocity'] / full['model']:.2g}",
+            f"{full['constant_acceleration'] / full['model']:.2g}",
+            f"{r['escape_max']:.3g}", f"{r['ke_window_factor_max']:.3g}",
+            str(r["first_divergence"]) if r["first_divergence"] is not None else "none",
+            f"{r['train_s']:.0f} ({r['threads']})"]) + " |")
+    head = ("| lever | seed | what | h20 | h50 | h100 | full MSE | CV / model (full) | gravity / model (full) "
+            "| escape | KE x | first divergence | train s (threads) |\n" + "|---" * 13 + "|")
+    return head + "\n" + "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--levers", nargs="+", default=["preset"], choices=sorted(LEVERS),
+                   help="levers to train and score (default: the preset alone)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
+    p.add_argument("--preset", default="demo", help="the preset the levers change (default: demo)")
+    p.add_argument("--dataset", default="datasets/water2d", help="the water dataset (default: datasets/water2d)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
+    p.add_argument("--out", default="runs/levers", help="folder of the runs (default: runs/levers)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (default: 1)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's)")
+    p.add_argument("--table", action="store_true", help="print the table of the finished runs; train nothing")
+    p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.one:
+        run_one(args.one[0], int(args.one[1]), args)
+        return
+    if not args.table:
+        todo = [(lever, seed) for lever in args.levers for seed in args.seeds
+                if not (out / f"{lever}-s{seed}" / "result.json").exists()]
+        running: list[subprocess.Popen] = []
+        base = [sys.executable, __file__, "--preset", args.preset, "--dataset", args.dataset, "--out", args.out,
+                "--threads", str(args.threads)] + (["--steps", str(args.steps)] if args.steps else [])
+        while todo or running:
+            while todo and len(running) < max(1, args.jobs):
+                lever, seed = todo.pop(0)
+                log = open(out / f"{lever}-s{seed}.log", "w") if out.mkdir(parents=True, exist_ok=True) is None else None
+                print(f"start {lever} seed {seed}", flush=True)
+                running.append(subprocess.Popen(base + ["--one", lever, str(seed)], stdout=log,
+                                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+            time.sleep(2)
+            for proc in [r for r in running if r.poll() is not None]:
+                running.remove(proc)
+                if proc.returncode:
+                    print(f"a run failed ({' '.join(proc.args[-2:])}): see its log under {out}", flush=True)
+    print(table(out))
+
+
+if __name__ == "__main__":
+    main()
