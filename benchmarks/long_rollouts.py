@@ -91,9 +91,12 @@ def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
     summary = evaluate_split(simulator, open_split_for(simulator, args.dataset, "test"), HORIZONS, progress=False,
                              start_stride=50, save_path=out / "rollouts_test.h5")
     eval_s = time.perf_counter() - t0
-    multi = summary["multistart"]
+    multi = summary.get("multistart", {})
     ratios = {}
     for h in ("20", "50", "100"):
+        if h not in multi.get("model", {}).get("mse", {}):              # trajectories too short for it
+            ratios[h] = {"ratio": float("nan"), "baseline": None}
+            continue
         name, best = best_baseline({**multi, "rollouts": summary["rollouts"]}, "mse", h)
         ratios[h] = {"ratio": best / multi["model"]["mse"][h], "baseline": name}
     events = summary["divergence"]["first_frame"]

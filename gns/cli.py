@@ -175,6 +175,33 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gns.viz import plot_evaluation, save_figure
+
+    run = Path(args.run)
+    rollouts = run / "rollouts_test.h5"
+    summary_path = rollouts.with_suffix(".json")
+    for path in (rollouts, summary_path):
+        if not path.exists():
+            raise GnsInputError("run has no evaluation of its test split (`gns evaluate RUN --out "
+                                "RUN/rollouts_test.h5` or `gns demo` writes it)", file=path)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.name or run.name
+    gif = _rollout_domain(str(rollouts)).render(rollouts, out / f"{name}_rollout.gif", trajectory=args.trajectory,
+                                                stride=args.stride, fps=args.fps, progress=not args.quiet,
+                                                dpi=args.dpi)
+    figure = plot_evaluation(json.loads(summary_path.read_text()), title=args.title)
+    png = save_figure(figure, out / f"{name}_errors.png", dpi=args.dpi)
+    plt.close(figure)
+    print(f"wrote {gif} ({gif.stat().st_size / 1e6:.2f} MB) and {png}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from gns.mesh.export import export_rollout
 
@@ -213,7 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gns.particles.task import ParticleTask
     from gns.particles.viz import render_file
     from gns.train.loop import Trainer
-    from gns.viz import plot_error_vs_horizon
+    from gns.viz import save_figure, plot_evaluation
 
     t0 = time.perf_counter()
     dataset = Path(args.dataset)
@@ -252,10 +279,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
     gif = render_file(run / "rollouts_test.h5", run / "rollout_test.gif", stride=args.stride,
                       progress=not args.quiet)
-    ax = plot_error_vs_horizon({m: {int(k): v for k, v in summary[m]["mse"].items() if k != "full"}
-                                for m in summary["rollouts"]}, title="held-out test split")
-    ax.figure.savefig(run / "error_vs_horizon.png", dpi=100, bbox_inches="tight")
-    plt.close(ax.figure)
+    figure = plot_evaluation(summary, title="held-out test split")
+    save_figure(figure, run / "error_vs_horizon.png")
+    plt.close(figure)
     t4 = time.perf_counter()
     print(f"wrote {gif}, {run / 'error_vs_horizon.png'}, {run / 'rollouts_test.json'}")
     print(f"time: generate {t1 - t0:.0f} s, train {t2 - t1:.0f} s, evaluate {t3 - t2:.0f} s, render {t4 - t3:.0f} s, "
@@ -357,6 +383,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=20, help="frames per second (default: 20)")
     p.add_argument("--field", help="mesh rollouts: the field to colour (flow: velocity or pressure)")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("figures", help="the animation and error plot of a run's test-split evaluation, small "
+                       "enough to commit (the README's)")
+    p.add_argument("run", help="run directory holding rollouts_test.h5 and rollouts_test.json (e.g. runs/demo)")
+    p.add_argument("--out", default="docs/figures", help="output directory (default: docs/figures)")
+    p.add_argument("--name", help="file name prefix: NAME_rollout.gif, NAME_errors.png (default: the run's name)")
+    p.add_argument("--trajectory", help="trajectory key or index to animate (default: the first)")
+    p.add_argument("--stride", type=int, default=8, help="animation: draw every N-th frame (default: 8)")
+    p.add_argument("--fps", type=int, default=15, help="animation: frames per second (default: 15)")
+    p.add_argument("--dpi", type=int, default=60, help="resolution of the animation and the plot (default: 60)")
+    p.add_argument("--title", default="held-out test split", help="error plot title (default: held-out test split)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("export", help="export a mesh rollout to a ParaView (.vtu/.pvd) or trimesh (.ply) sequence")
     p.add_argument("rollouts", help="mesh rollout file written by `gns rollout`")

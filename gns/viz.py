@@ -36,6 +36,8 @@ __all__ = [
     "RolloutAnimation",
     "save_animation",
     "plot_error_vs_horizon",
+    "plot_evaluation",
+    "save_figure",
     "plot_error_over_time",
     "animation_html",
 ]
@@ -195,6 +197,43 @@ def plot_error_over_time(errors: Mapping[str, Any], *, ax: Axes | None = None,
         ax.plot(np.arange(1, len(values) + 1), values, label=_pretty(name))
     _finish_error_axes(ax, title, logy)
     return ax
+
+
+def plot_evaluation(summary: Mapping[str, Any], *, title: str | None = None) -> Figure:
+    """The two error views of a :func:`gns.evaluate.evaluate_split` summary side by side.
+
+    Left: the per-step error of every rollout from the first frame, over the whole trajectory.
+    Right: the error at each horizon of the rollouts started at many frames (when the summary
+    has them; else the first-frame horizons). Works for every domain (the summary's metric).
+
+    Returns:
+        The figure (two axes).
+    """
+    metric = summary["metric"]
+    label = metric.upper()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    curves = {n: summary[n][f"{metric}_per_step"] for n in summary["rollouts"] if f"{metric}_per_step" in summary[n]}
+    plot_error_over_time(curves, ax=left, title=f"from the first frame ({summary['num_trajectories']} rollouts)")
+    left.set_xlabel("step")
+    left.set_ylabel(label)
+    multi = summary.get("multistart")
+    source = multi if multi else summary
+    where = (f"started every {multi['start_stride']} frames ({multi['num_rollouts']} rollouts)" if multi
+             else "from the first frame")
+    plot_error_vs_horizon({n: source[n][metric] for n in summary["rollouts"] if n in source}, ax=right,
+                          title=where)
+    right.set_ylabel(label)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save_figure(figure: Figure, path: str | Path, *, dpi: int = 100) -> Path:
+    """Save a static figure atomically (the format from the suffix); returns the path."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    return path
 
 
 # ------------------------------------------------------------------------------ helpers

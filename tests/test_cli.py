@@ -23,7 +23,7 @@ SMALL = ["--set", "model.latent_size=16", "--set", "model.message_passing_steps=
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "gns.cli", "--help"], capture_output=True, text=True, check=True).stdout
     for cmd in ("generate", "inspect", "convert", "stats", "train", "evaluate", "rollout", "counterfactual", "render",
-                "export", "demo"):
+                "export", "figures", "demo"):
         assert cmd in out
     for cmd in ("generate", "train", "evaluate", "counterfactual", "render", "convert"):
         with pytest.raises(SystemExit) as exc:
@@ -58,6 +58,12 @@ def test_train_evaluate_rollout_render_pipeline(bouncing_dataset, tmp_path, caps
     gif = tmp_path / "roll.gif"
     assert main(["render", str(npz), "--out", str(gif), "--dataset", str(bouncing_dataset)]) == 0
     assert gif.stat().st_size > 0
+    # the README's figures of a run: its test-split evaluation, animated and plotted
+    assert main(["figures", str(run), "--out", str(tmp_path / "figs")]) == 2          # not evaluated yet
+    assert "rollouts_test.h5" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--out", str(run / "rollouts_test.h5"), "--start-stride", "8"]) == 0
+    assert main(["figures", str(run), "--out", str(tmp_path / "figs"), "--name", "readme", "--quiet"]) == 0
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == {"readme_rollout.gif", "readme_errors.png"}
 
 
 def test_inspect_stats_convert(tmp_path, capsys):

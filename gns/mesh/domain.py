@@ -93,11 +93,12 @@ class MeshDomain:
 
     def render(self, rollout_file: str | Path, out: str | Path, *, trajectory: int | str | None = None,
                field: str | None = None, stride: int = 1, fps: int = 20, dataset: str | Path | None = None,
-               progress: bool = True) -> Path:
+               progress: bool = True, dpi: int = 80) -> Path:
         """Animate a mesh rollout file (``gns render``): a cloth in 3D, or a field on a 2D mesh."""
         from gns.mesh.viz import render_mesh_rollout
 
-        return render_mesh_rollout(rollout_file, out, trajectory=trajectory, field=field, every=stride, fps=fps)
+        return render_mesh_rollout(rollout_file, out, trajectory=trajectory, field=field, every=stride, fps=fps,
+                                   dpi=dpi)
 
     def intervention_space(self, simulator, dataset: str | Path):
         """What interventions may do to this model's meshes: nodes move only on Lagrangian meshes;

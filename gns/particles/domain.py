@@ -63,13 +63,13 @@ class ParticleDomain:
 
     def render(self, rollout_file: str | Path, out: str | Path, *, trajectory: int | str | None = None,
                field: str | None = None, stride: int = 2, fps: int = 20, dataset: str | Path | None = None,
-               progress: bool = True) -> Path:
+               progress: bool = True, dpi: int = 80) -> Path:
         """Animate a particle rollout file (``gns render``): the box from ``dataset`` when given, else the file's."""
         from gns.particles.viz import render_file
 
         bounds = load_metadata(dataset).bounds if dataset else None
         return render_file(rollout_file, out, trajectory=trajectory, stride=stride, fps=fps, bounds=bounds,
-                           progress=progress)
+                           progress=progress, dpi=dpi)
 
     def intervention_space(self, simulator, dataset: str | Path):
         """What interventions may do to this model's particles: the walls, the particle types and
