@@ -31,6 +31,10 @@ class ModelConfig:
     # by the acceleration statistics: the same information, but the changes, ~10x smaller than the
     # velocities, arrive at unit scale instead of as small differences of large inputs)
     velocity_encoding: str = "velocities"
+    # edges also carry the relative velocity of their two particles, (v_sender - v_receiver) / vel_std (last
+    # step; GNS: off, edges see only the displacement): the quantity that viscosity and pressure act on, and the
+    # same whatever the common velocity of the two particles (a falling block, a sliding layer)
+    edge_velocity: bool = False
     latent_size: int = 128             # width of node/edge latents (GNS: 128)
     message_passing_steps: int = 10    # processor blocks, unshared weights (GNS: 10)
     hidden_layers: int = 2             # hidden layers per MLP (GNS: 2)

@@ -3,7 +3,8 @@
 Node features (GNS): the last ``C`` velocities, normalized, and the distance to each
 non-periodic wall divided by the connectivity radius, clipped to [-1, 1].
 Edge features: the displacement ``x_sender - x_receiver`` divided by the radius (minimum
-image in periodic boxes) and its norm.
+image in periodic boxes) and its norm; optionally (``model.edge_velocity``) the relative velocity
+``v_sender - v_receiver`` of the last step divided by the velocity std.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ class ParticleSimulator(nn.Module):
         self.type_embedding = nn.Embedding(self.num_particle_types, config.type_embedding_size)
         node_in = (self.history * self.dim + num_wall_features(self.periodic) + config.type_embedding_size
                    + self.context_size)
-        self.network = EncodeProcessDecode(node_in, {"neighbors": self.dim + 1}, self.dim, config.latent_size,
+        edge_in = self.dim + 1 + (self.dim if config.edge_velocity else 0)
+        self.network = EncodeProcessDecode(node_in, {"neighbors": edge_in}, self.dim, config.latent_size,
                                            config.message_passing_steps, config.hidden_layers)
 
     # --- masks -----------------------------------------------------------------------------
@@ -83,7 +84,8 @@ class ParticleSimulator(nn.Module):
         edge_index = radius_graph(last.detach(), self.radius, batch=batch.batch, bounds=self.bounds,
                                   periodic=self.periodic, self_loops=self.config.self_loops)  # (2, E)
         senders, receivers = edge_index[0], edge_index[1]
-        velocities = self.encode_velocities(velocity_history(position_seq, self.bounds, self.periodic))  # (N, C, D)
+        raw = velocity_history(position_seq, self.bounds, self.periodic)                   # (N, C, D)
+        velocities = self.encode_velocities(raw)                                            # (N, C, D)
         parts = [velocities.flatten(1),                                               # (N, C*D)
                  wall_distances(last, self.bounds, self.periodic, self.radius),      # (N, 2*D_np)
                  self.type_embedding(batch.particle_type)]                           # (N, E_t)
@@ -92,6 +94,9 @@ class ParticleSimulator(nn.Module):
             parts.append(context[batch.batch])
         nodes = torch.cat(parts, dim=-1)
         edges = edge_features(last, senders, receivers, self.bounds, self.periodic, self.radius)
+        if self.config.edge_velocity:
+            relative = (raw[senders, -1] - raw[receivers, -1]) / self.velocity_normalizer.std   # (E, D)
+            edges = torch.cat([edges, relative], dim=-1)
         return Graph(nodes, {"neighbors": EdgeSet(edges, senders, receivers)}, batch.n_particles)
 
     def encode_velocities(self, velocities: Tensor) -> Tensor:

@@ -95,3 +95,23 @@ def test_velocity_differences_encode_the_same_information(bouncing_dataset):
     assert torch.allclose(rebuilt, v, atol=1e-6)
     with pytest.raises(Exception, match="velocity encoding"):
         ParticleSimulator(dataclasses.replace(ModelConfig(), velocity_encoding="bogus"), metadata, 1e-4)
+
+
+def test_edge_velocity_features(bouncing_dataset):
+    meta = load_metadata(bouncing_dataset)
+    sim = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1, edge_velocity=True), meta, 0.0)
+    (state,) = systems(meta, [30])
+    graph = sim.build_graph(state)
+    edges = graph.edge_sets["neighbors"]
+    d = meta.dim
+    assert edges.features.shape[1] == 2 * d + 1
+    v = state.position[:, -1] - state.position[:, -2]
+    want = (v[edges.senders] - v[edges.receivers]) / sim.velocity_normalizer.std
+    assert torch.allclose(edges.features[:, d + 1:], want, atol=1e-5)
+    # the same whatever the common velocity of the particles (the node features do change)
+    steps = torch.arange(state.position.shape[1], dtype=torch.float32)[None, :, None]
+    drift = ParticleState(state.position + 1e-3 * steps, state.particle_type, state.n_particles)
+    moved = sim.build_graph(drift).edge_sets["neighbors"]
+    assert torch.equal(moved.senders, edges.senders)
+    assert torch.allclose(moved.features[:, d + 1:], edges.features[:, d + 1:], atol=1e-3)   # float32 rounding of the shifted positions
+    assert sim(state).shape == (30, d)
