@@ -56,6 +56,12 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                                                                       "train.noise_std=1e-4"]),
     "edgevel_vel_3e-4": ("relative velocities on the edges, GNS velocity inputs, noise 3e-4",
                          ["model.edge_velocity=true", "model.velocity_encoding=velocities", "train.noise_std=3e-4"]),
+    "near_walls_3e-4": ("velocity changes + last velocity only near walls, relative velocities on edges, "
+                        "noise 3e-4", ["model.velocity_encoding=near_walls", "model.edge_velocity=true",
+                                       "train.noise_std=3e-4"]),
+    "near_walls_1e-4": ("velocity changes + last velocity only near walls, relative velocities on edges, "
+                        "noise 1e-4", ["model.velocity_encoding=near_walls", "model.edge_velocity=true",
+                                       "train.noise_std=1e-4"]),
     "onestep_3e-4": ("noise 3e-4, one-step loss (no pushforward)", ["train.noise_std=3e-4", "train.loss=onestep"]),
     "latent64_3e-4": ("latent 64, noise 3e-4", ["model.latent_size=64", "train.noise_std=3e-4"]),
     "mp6_3e-4": ("6 message-passing steps, noise 3e-4", ["model.message_passing_steps=6", "train.noise_std=3e-4"]),

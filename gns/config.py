@@ -30,6 +30,9 @@ class ModelConfig:
     # statistics) or "differences" (the last velocity, then the C-1 per-step velocity changes normalized
     # by the acceleration statistics: the same information, but the changes, ~10x smaller than the
     # velocities, arrive at unit scale instead of as small differences of large inputs)
+    # "near_walls": the C-1 changes as in "differences", and the last velocity only where a wall is within one
+    # radius (scaled by 1 - distance / radius), so that away from walls a particle's inputs are the same whatever
+    # the common velocity of its neighbourhood (pair with edge_velocity, which gives the relative motion)
     velocity_encoding: str = "velocities"
     # edges also carry the relative velocity of their two particles, (v_sender - v_receiver) / vel_std (last
     # step; GNS: off, edges see only the displacement): the quantity that viscosity and pressure act on, and the

@@ -28,7 +28,7 @@ from gns.particles.neighbors import radius_graph
 from gns.train.noise import random_walk_noise
 
 
-VELOCITY_ENCODINGS = ("velocities", "differences")
+VELOCITY_ENCODINGS = ("velocities", "differences", "near_walls")
 
 
 class ParticleSimulator(nn.Module):
@@ -85,9 +85,10 @@ class ParticleSimulator(nn.Module):
                                   periodic=self.periodic, self_loops=self.config.self_loops)  # (2, E)
         senders, receivers = edge_index[0], edge_index[1]
         raw = velocity_history(position_seq, self.bounds, self.periodic)                   # (N, C, D)
-        velocities = self.encode_velocities(raw)                                            # (N, C, D)
+        walls = wall_distances(last, self.bounds, self.periodic, self.radius)               # (N, 2*D_np)
+        velocities = self.encode_velocities(raw, walls)                                     # (N, C, D)
         parts = [velocities.flatten(1),                                               # (N, C*D)
-                 wall_distances(last, self.bounds, self.periodic, self.radius),      # (N, 2*D_np)
+                 walls,
                  self.type_embedding(batch.particle_type)]                           # (N, E_t)
         if self.context_normalizer is not None:
             context = self.context_normalizer.normalize(batch.context, accumulate=self.training)  # (B, G)
@@ -99,12 +100,23 @@ class ParticleSimulator(nn.Module):
             edges = torch.cat([edges, relative], dim=-1)
         return Graph(nodes, {"neighbors": EdgeSet(edges, senders, receivers)}, batch.n_particles)
 
-    def encode_velocities(self, velocities: Tensor) -> Tensor:
-        """``(N, C, D)`` velocities -> ``(N, C, D)`` normalized node inputs (``config.velocity_encoding``)."""
+    def encode_velocities(self, velocities: Tensor, walls: Tensor | None = None) -> Tensor:
+        """``(N, C, D)`` velocities -> ``(N, C, D)`` normalized node inputs (``config.velocity_encoding``).
+
+        ``"near_walls"`` needs ``walls``, the ``(N, 2*D_np)`` wall features: the last velocity is
+        scaled by the particle's nearness to its closest wall, ``1 - distance / radius`` (0 farther
+        than one radius; always 0 in a box without walls).
+        """
         if self.config.velocity_encoding == "velocities":
             return self.velocity_normalizer.normalize(velocities)
         changes = self.acceleration_normalizer.normalize(velocities[:, 1:] - velocities[:, :-1])    # (N, C-1, D)
-        return torch.cat([changes, self.velocity_normalizer.normalize(velocities[:, -1:])], dim=1)
+        last = self.velocity_normalizer.normalize(velocities[:, -1:])                                # (N, 1, D)
+        if self.config.velocity_encoding == "near_walls":
+            if walls is None:
+                raise ValueError("the near_walls velocity encoding needs the wall features")
+            near = (1.0 - walls.amin(dim=-1)).clamp(0.0, 1.0) if walls.shape[-1] else walls.new_zeros(len(walls))
+            last = velocities[:, -1:] / self.velocity_normalizer.std * near[:, None, None]
+        return torch.cat([changes, last], dim=1)
 
     def _check(self, batch: ParticleState, position_seq: Tensor) -> None:
         if position_seq.ndim != 3 or position_seq.shape[1] != self.history + 1 or position_seq.shape[2] != self.dim:

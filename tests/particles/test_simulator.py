@@ -115,3 +115,21 @@ def test_edge_velocity_features(bouncing_dataset):
     assert torch.equal(moved.senders, edges.senders)
     assert torch.allclose(moved.features[:, d + 1:], edges.features[:, d + 1:], atol=1e-3)   # float32 rounding of the shifted positions
     assert sim(state).shape == (30, d)
+
+
+def test_near_walls_velocity_encoding(bouncing_dataset):
+    meta = load_metadata(bouncing_dataset)
+    sim = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1, velocity_encoding="near_walls",
+                                        edge_velocity=True), meta, 0.0)
+    (state,) = systems(meta, [40])
+    last = state.position[:, -1]
+    walls = wall_distances(last, sim.bounds, sim.periodic, sim.radius)
+    v = state.position[:, 1:] - state.position[:, :-1]
+    encoded = sim.encode_velocities(v, walls)                                             # (N, C, D)
+    near = (1 - walls.min(dim=-1).values).clamp(0, 1)
+    assert (near == 0).any() and (near > 0).any()                  # some particles within a radius of a wall
+    assert torch.allclose(encoded[:, -1], v[:, -1] / sim.velocity_normalizer.std * near[:, None], atol=1e-6)
+    assert torch.equal(encoded[near == 0, -1], torch.zeros_like(encoded[near == 0, -1]))
+    changes = sim.acceleration_normalizer.normalize(v[:, 1:] - v[:, :-1])
+    assert torch.allclose(encoded[:, :-1], changes, atol=1e-5)
+    assert sim(state).shape == (40, meta.dim)
