@@ -71,6 +71,25 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
                       "train.pushforward_steps=[0,2400,6400,9600]"]),
 }
 
+NEAR_WALLS = ["model.velocity_encoding=near_walls", "model.edge_velocity=true"]
+LEVERS.update({
+    "near_walls_1e-4_latent64": ("near walls (as above), noise 1e-4, latent 64",
+                                 NEAR_WALLS + ["train.noise_std=1e-4", "model.latent_size=64"]),
+    "near_walls_1e-4_unroll5": ("near walls, noise 1e-4, pushforward up to 5 steps, reached by step 3000",
+                                NEAR_WALLS + ["train.noise_std=1e-4", "train.pushforward_steps=[0,600,1500,3000]",
+                                              "train.pushforward_unrolls=[0,1,3,5]",
+                                              "train.pushforward_probs=[8,2,2,2]"]),
+    "near_walls_1e-4_steps2x": ("near walls, noise 1e-4, twice the steps",
+                                NEAR_WALLS + ["train.noise_std=1e-4", "train.steps=12000",
+                                              "train.lr_decay_steps=12000",
+                                              "train.pushforward_steps=[0,2400,6400,9600]"]),
+    "near_walls_3e-4_steps2x": ("near walls, noise 3e-4, twice the steps",
+                                NEAR_WALLS + ["train.noise_std=3e-4", "train.steps=12000",
+                                              "train.lr_decay_steps=12000",
+                                              "train.pushforward_steps=[0,2400,6400,9600]"]),
+    "near_walls_3e-5": ("near walls, noise 3e-5 (the preset's)", NEAR_WALLS),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 
 
