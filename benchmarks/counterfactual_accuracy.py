@@ -117,7 +117,8 @@ def print_summary(domain: str, metric: str, averaged: dict) -> None:
         cells = []
         for c in columns:
             model = entry["effect"]["model"][c]
-            best, which = min((table[c], r) for r, table in entry["effect"].items() if r != "model")
+            # the simplest answer wins a tie: no_effect first
+            best, _, which = min((table[c], r != "no_effect", r) for r, table in entry["effect"].items() if r != "model")
             if best == 0 and model == 0:
                 cells.append("= (no effect yet)")
             elif best == 0:
