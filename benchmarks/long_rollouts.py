@@ -88,6 +88,11 @@ LEVERS.update({
                                               "train.lr_decay_steps=12000",
                                               "train.pushforward_steps=[0,2400,6400,9600]"]),
     "near_walls_3e-5": ("near walls, noise 3e-5 (the preset's)", NEAR_WALLS),
+    "near_walls_paper": ("near walls, noise at the GNS paper's ratio (7.1e-4)", NEAR_WALLS + ["train.noise_std=7.1e-4"]),
+    "near_walls_3e-4_unroll5": ("near walls, noise 3e-4, pushforward up to 5 steps, reached by step 3000",
+                                NEAR_WALLS + ["train.noise_std=3e-4", "train.pushforward_steps=[0,600,1500,3000]",
+                                              "train.pushforward_unrolls=[0,1,3,5]",
+                                              "train.pushforward_probs=[8,2,2,2]"]),
 })
 
 HORIZONS = (1, 10, 20, 50, 100)
@@ -117,6 +122,8 @@ def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     trainer.train(progress=False)
     train_s = time.perf_counter() - t0
+    if trainer.interrupted:
+        raise SystemExit(f"{lever} seed {seed}: interrupted at step {trainer.step}; rerun to resume (not scored)")
     simulator, _, _ = load_simulator(out / "checkpoints" / "latest.pt", "cpu")
     t0 = time.perf_counter()
     summary = evaluate_split(simulator, open_split_for(simulator, args.dataset, "test"), HORIZONS, progress=False,

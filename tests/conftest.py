@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -283,3 +284,12 @@ def small_config():
 def train_small():
     """``train_small(config, steps=None)``: resume (if a checkpoint exists) and train; returns the Trainer."""
     return _train_small
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (sums in a fixed order: pinned figures), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from gns.config import load_config
 from gns.domains import domain_for_dataset, load_simulator, open_split_for
@@ -38,13 +37,6 @@ def _close(got, want, path=""):
     else:
         assert float(got) == pytest.approx(float(want), rel=1e-5, abs=1e-30), path
 
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("kind", ["particles", "cloth", "flow"])

@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from gns.atomic import write_text_atomic
 from gns.config import PRESETS_DIR, load_config
@@ -30,13 +29,6 @@ QUICK = ["train.steps=6", "train.log_every=2", "train.eval_every=6", "train.chec
          "train.pushforward_probs=[1,1,1]"]
 DOMAIN_OF = {"demo": "particles", "water_long": "particles", "cloth": "cloth", "flow": "flow"}
 
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _train(preset: Path, dataset: Path, out: Path) -> list[dict]:
