@@ -54,6 +54,7 @@ class State:
         self.system = dict(system or {})
         self.links = dict(links or {})
         self.n = torch.as_tensor(n, dtype=torch.long)
+        self._batch: Tensor | None = None          # :attr:`batch`, computed once (states of one rollout share it)
 
     # --- construction of the same subclass --------------------------------------------------
     def _new(self: _S, fields: Mapping[str, Tensor], static: Mapping[str, Tensor], system: Mapping[str, Tensor],
@@ -61,6 +62,8 @@ class State:
         """A state of this state's class from parts (subclass constructors are bypassed)."""
         out = object.__new__(type(self))
         State.__init__(out, fields=fields, static=static, system=system, links=links, n=n)
+        if n is self.n:
+            out._batch = self._batch
         return out
 
     def replace(self: _S, *, fields: Mapping[str, Tensor] | None = None, static: Mapping[str, Tensor] | None = None,
@@ -107,7 +110,9 @@ class State:
     def batch(self) -> Tensor:
         """``(N,)`` system index of every entity."""
         device = self.device
-        return torch.repeat_interleave(torch.arange(self.num_systems, device=device), self.n.to(device))
+        if self._batch is None or self._batch.device != device:
+            self._batch = torch.repeat_interleave(torch.arange(self.num_systems, device=device), self.n.to(device))
+        return self._batch
 
     def to(self: _S, device: torch.device | str) -> _S:
         move = lambda part: {k: v.to(device) for k, v in part.items()}  # noqa: E731

@@ -124,21 +124,31 @@ def divergence_checks(simulator: ParticleSimulator) -> dict:
     margin = OUTSIDE_MARGIN * float((bounds[:, 1] - bounds[:, 0]).max())
     mean, std = simulator.velocity_normalizer.mean, simulator.velocity_normalizer.std
     limit = 0.5 * float(((mean.abs() + RUNAWAY_STD * std) ** 2).sum())        # per-step units
+    any_periodic = bool(periodic.any())
+    on: dict[torch.device, tuple[Tensor, Tensor, Tensor]] = {}    # the box on each device, made once
+
+    def box(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if x.device not in on:
+            walls = (~periodic).to(x.device)
+            on[x.device] = (bounds[:, 0].to(x), bounds[:, 1].to(x), walls)
+        return on[x.device]
 
     def outside(state: State, frames) -> tuple[Tensor, Tensor]:
         x = frames["position"]
-        b = bounds.to(x)
-        beyond = torch.maximum(b[:, 0] - x, x - b[:, 1]).clamp(min=0) * (~periodic.to(x.device))   # (N, D)
-        distance = beyond.max(dim=1).values
+        lo, hi, walls = box(x)
+        beyond = torch.maximum(lo - x, x - hi).clamp(min=0) * walls                             # (N, D)
+        distance = beyond.amax(dim=1)
         return distance > margin, distance
 
     def energy(state: State, frames) -> tuple[Tensor, Tensor]:
-        v = minimum_image(frames["position"] - state.fields["position"][:, -1], bounds.to(frames["position"]),
-                          periodic.to(frames["position"].device))
+        x = frames["position"]
+        v = x - state.fields["position"][:, -1]
+        if any_periodic:
+            v = minimum_image(v, bounds.to(x), periodic.to(x.device))
         each = 0.5 * (v ** 2).sum(-1)                                                   # (N,)
-        ones = torch.ones_like(each, dtype=torch.bool)
-        system = per_system_mean(each[:, None], state.batch, ones, state.num_systems)[:, 0]   # (B,)
-        return (system > limit)[state.batch], each
+        batch = state.batch
+        system = each.new_zeros(state.num_systems).index_add_(0, batch, each) / state.n.to(each).clamp(min=1)
+        return (system > limit)[batch], each
 
     return {"non-finite": non_finite, "outside": outside, "energy": energy}
 
