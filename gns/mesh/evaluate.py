@@ -199,7 +199,7 @@ class MeshEvaluation:
                       scored: Tensor) -> dict[str, Tensor]:
         """Whole-rollout physics, per mesh. Lagrangian meshes (cloth): ``edge_strain_max``, the largest
         edge strain (:func:`edge_strain_max`), and ``edge_strain_vs_truth_max``, ``|predicted / true - 1|``
-        of it. Meshes with a cylinder in a channel (flow): ``strouhal_error`` and
+        of it, and ``true_edge_strain_max``, the ground truth's. Meshes with a cylinder in a channel (flow): ``strouhal_error`` and
         ``shedding_amplitude_error``, ``|predicted / true - 1|`` of the shedding frequency and amplitude
         at the probe (:func:`shedding`), and ``strouhal_true``, ``f D / U_mean`` of the ground truth
         (``U_mean``: 2/3 of the parabolic inflow's peak, as the flow2d card)."""
@@ -207,7 +207,8 @@ class MeshEvaluation:
         if self.simulator.lagrangian:
             strain = edge_strain_max(predicted[field], initial)
             true = edge_strain_max(truth[field], initial)
-            return {"edge_strain_max": strain, "edge_strain_vs_truth_max": (strain / true - 1).abs()}
+            return {"edge_strain_max": strain, "edge_strain_vs_truth_max": (strain / true - 1).abs(),
+                    "true_edge_strain_max": true}
         if field != "velocity" or not (initial.node_type == int(NodeType.WALL_BOUNDARY)).any():
             return {}
         pred, true = shedding(predicted[field], initial, self.dt), shedding(truth[field], initial, self.dt)
