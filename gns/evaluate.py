@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from gns.atomic import write_json_atomic
 from gns.data.windows import WindowSampler
 from gns.metrics import per_system_sum, reduce_extra, reduce_rollouts
+from gns.progress import no_bar
 from gns.rollout import Monitor, Stepper, rollout, stepper_device
 from gns.rollout_io import RolloutRecord, write_rollouts
 from gns.state import State
@@ -148,7 +149,7 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
     keys = windows.keys()
     checks = ev.divergence_checks()
     divergence: dict[str, Any] = {"first_frame": [], "multistart": [], "check_seconds": 0.0, "rollout_seconds": 0.0}
-    for group in tqdm(_groups(windows, count, batch_trajectories), desc="evaluate", disable=not progress):
+    for group in tqdm(_groups(windows, count, batch_trajectories), desc="evaluate", disable=no_bar(progress)):
         frames = windows.num_frames(group[0])
         steps = frames - ev.window if num_steps is None else min(num_steps, frames - ev.window)
         full = windows.load([(i, 0) for i in group], ev.window + steps).to(device)

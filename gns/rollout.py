@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from gns.errors import GnsInputError
+from gns.progress import no_bar
 from gns.state import State, hold
 
 __all__ = ["Stepper", "rollout", "rollout_many", "stepper_device", "trim_to_stepper", "default_chunk", "Monitor",
@@ -226,7 +227,7 @@ def rollout(stepper: Stepper, initial: State, num_steps: int, controls: Mapping[
     frames: dict[str, list[Tensor]] = {name: [] for name in stepper.predicted_fields}
     try:
         with torch.inference_mode():
-            for t in tqdm(range(num_steps), desc="rollout", disable=not progress, leave=False):
+            for t in tqdm(range(num_steps), desc="rollout", disable=no_bar(progress), leave=False):
                 nxt = stepper.predict_next(state)
                 nxt = hold(nxt, {k: v[:, t] for k, v in held_controls.items()}, held)
                 for name in frames:

@@ -42,6 +42,7 @@ from gns.data.npz import NPZ_SUFFIX, NpzSplit, write_npz_file
 from gns.data.stats import StatisticsAccumulator
 from gns.data.tfrecord import TFRECORD_SUFFIX, TfRecordSplit, write_tfrecord_file
 from gns.errors import GnsInputError
+from gns.progress import no_bar
 
 FORMAT_SUFFIXES = {"h5": H5_SUFFIX, "tfrecord": TFRECORD_SUFFIX, "npz": NPZ_SUFFIX}
 # Mesh layouts share their split suffixes with particle layouts; metadata tells them apart.
@@ -202,7 +203,7 @@ def convert_dataset(src_dir: str | os.PathLike, dst_dir: str | os.PathLike,
         source = open_source(src, fmt, split, meta, verify_crc)
         try:
             bar = tqdm(source, total=len(source), desc=f"{split} -> {dst_format}", unit="traj",
-                       disable=not progress)
+                       disable=no_bar(progress))
             _WRITERS[dst_format](dst / f"{split}{FORMAT_SUFFIXES[dst_format]}",
                                  observer.watch(bar, train=split == "train"))
         finally:
@@ -299,7 +300,7 @@ def _convert_mesh(src: Path, dst: Path, fmt: str, dst_format: str, splits: Itera
         for split in wanted:
             with open_mesh_split(src, split, metadata) as source:
                 bar = tqdm(source, total=len(source), desc=f"{split} -> h5", unit="traj",
-                           disable=not progress)
+                           disable=no_bar(progress))
                 write_mesh_split(dst / f"{split}{H5_SUFFIX}", bar, metadata)
         save_mesh_metadata(metadata, dst)
         return dst
@@ -307,7 +308,7 @@ def _convert_mesh(src: Path, dst: Path, fmt: str, dst_format: str, splits: Itera
     for split in wanted:
         source = MeshgraphnetsSplit(src / f"{split}{TFRECORD_SUFFIX}", meta, verify_crc)
         bar = tqdm(source, total=len(source), desc=f"{split} -> tfrecord", unit="traj",
-                   disable=not progress)
+                   disable=no_bar(progress))
         write_meshgraphnets_split(dst / f"{split}{TFRECORD_SUFFIX}", bar, meta)
     save_meshgraphnets_meta(meta, dst)
     return dst

@@ -50,6 +50,7 @@ from gns.data.tfrecord import (TFRECORD_SUFFIX, Feature, WireFormatError, _write
                                decode_example, encode_example, iter_records, read_record_at,
                                record_offsets)
 from gns.errors import GnsInputError
+from gns.progress import no_bar
 
 META_FILE = "meta.json"
 FEATURE_TYPES = ("static", "dynamic", "dynamic_varlen")
@@ -555,7 +556,7 @@ def convert_meshgraphnets(src_dir: str | os.PathLike, dst_dir: str | os.PathLike
     for split in wanted:
         reader = MeshgraphnetsSplit(src / f"{split}{TFRECORD_SUFFIX}", meta, verify_crc)
         bar = tqdm(reader, total=len(reader), desc=f"{split} -> h5", unit="traj",
-                   disable=not progress)
+                   disable=no_bar(progress))
         write_mesh_split(dst / f"{split}{H5_SUFFIX}", watch(bar))
     metadata = mesh_metadata_from_meshgraphnets(meta, node_types or [0],
                                                 num_frames=frames[0] if frames else None,
@@ -592,7 +593,7 @@ def export_meshgraphnets(src_dir: str | os.PathLike, dst_dir: str | os.PathLike,
                                         found=f"{reader.num_frames(i)} frames")
             meta = meshgraphnets_meta_from_mesh(metadata, trajectory_length or 1)
             bar = tqdm(reader, total=len(reader), desc=f"{split} -> tfrecord", unit="traj",
-                       disable=not progress)
+                       disable=no_bar(progress))
             write_meshgraphnets_split(dst / f"{split}{TFRECORD_SUFFIX}", bar, meta)
     save_meshgraphnets_meta(meshgraphnets_meta_from_mesh(metadata, trajectory_length or 1), dst)
     return dst

@@ -24,6 +24,7 @@ from mpl_toolkits.mplot3d import Axes3D
 from tqdm import tqdm
 
 from gns.errors import GnsInputError
+from gns.progress import no_bar
 from gns.rollout_io import comparison_panels, read_rollouts
 from gns.viz import (RolloutAnimation, _animation_figure, _axis_limits, _frame_steps, _freeze_layout, _palette,
                      _scatter, _set_positions, _style_axes, _to_numpy, save_animation)
@@ -151,7 +152,7 @@ def render_rollout(path: str | Path, predicted: Any, ground_truth: Any | None = 
     path = Path(path)
     anim = animate_rollout(predicted, ground_truth, fps=fps, **kwargs)
     with tqdm(total=len(anim.steps), desc=f"render {path.name}", unit="frame",
-              disable=not progress) as bar:
+              disable=no_bar(progress)) as bar:
         return save_animation(anim, path, fps=fps, dpi=dpi,
                               progress_callback=lambda i, n: bar.update(1))
 
@@ -176,7 +177,7 @@ def render_file(rollout_file: str | os.PathLike, out: str | os.PathLike, *, traj
     bounds = (attrs.get("info") or {}).get("bounds") if bounds is None else bounds
     anim = animate_particles(shown, bounds=bounds, stride=stride, fps=fps, max_frames=max_frames)
     out = Path(out)
-    with tqdm(total=len(anim.steps), desc=f"render {out.name}", unit="frame", disable=not progress) as bar:
+    with tqdm(total=len(anim.steps), desc=f"render {out.name}", unit="frame", disable=no_bar(progress)) as bar:
         return save_animation(anim, out, fps=fps, dpi=dpi, progress_callback=lambda i, n: bar.update(1))
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from gns.errors import GnsInputError
+from gns.progress import no_bar
 
 SPLITS = ("train", "valid", "test")  # split_id = index in this tuple (part of every random stream)
 
@@ -124,7 +125,7 @@ def run_jobs(worker: Callable[[Job], Result], jobs: Sequence[Job], *, num_worker
     """
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(jobs) if total is None else total, desc=desc, unit=unit, disable=not progress) as bar:
+    with tqdm(total=len(jobs) if total is None else total, desc=desc, unit=unit, disable=no_bar(progress)) as bar:
         if in_process:
             for job in jobs:
                 result = worker(job)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from gns.config import Config, save_config
+from gns.progress import no_bar
 from gns.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 LOG_FIELDS = ["step", "loss", "lr", "grad_norm", "steps_per_s", "elapsed_s", "valid_onestep_mse",
@@ -148,7 +149,7 @@ class Trainer:
         steps_since_log = 0
         last_valid: dict[str, float] = {}
         saved_at = -1
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=no_bar(progress), dynamic_ncols=True)
         self.model.train()
         try:
             while self.step < cfg.steps and not self._stop_requested and not self._out_of_time(start):
