@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["per_system_sum", "per_system_mean", "per_system_extent", "window_factor", "at_horizons",
+__all__ = ["per_system_sum", "per_system_mean", "per_system_max", "per_system_extent", "window_factor", "at_horizons",
            "reduce_rollouts", "reduce_extra"]
 
 
@@ -38,6 +38,13 @@ def per_system_mean(values: Tensor, batch: Tensor, mask: Tensor, num_systems: in
     """``(B, S)`` means over the masked entities of each system (0 for a system without any)."""
     counts = torch.zeros(num_systems, device=values.device).index_add_(0, batch, mask.to(values.dtype))
     return per_system_sum(values, batch, mask, num_systems) / counts.clamp(min=1.0)[:, None]
+
+
+def per_system_max(values: Tensor, batch: Tensor, mask: Tensor, num_systems: int) -> Tensor:
+    """``(B, ...)`` the largest of non-negative ``values`` ``(N, ...)`` over the masked entities of each
+    system (0 for a system without any)."""
+    index = batch[mask].reshape(-1, *([1] * (values.dim() - 1))).expand_as(values[mask])
+    return values.new_zeros(num_systems, *values.shape[1:]).scatter_reduce(0, index, values[mask], "amax")
 
 
 def per_system_extent(values: Tensor, batch: Tensor, mask: Tensor, num_systems: int) -> tuple[Tensor, Tensor]:

@@ -19,6 +19,7 @@ from torch import Tensor
 from gns.mesh.simulator import MeshSimulator
 from gns.mesh.state import MeshState
 from gns.mesh.types import NodeType
+from gns.metrics import per_system_max
 from gns.mesh.windows import MeshWindows
 from gns.state import State
 
@@ -115,8 +116,8 @@ def edge_strain_max(position: Tensor, state: MeshState) -> Tensor:
     s, r, rest = s[keep], r[keep], rest[keep]
     strain = (position[s] - position[r]).norm(dim=-1).amax(1) / rest                     # (E,)
     strain = torch.nan_to_num(strain, nan=float("inf"))
-    out = strain.new_zeros(state.num_systems)
-    return out.scatter_reduce(0, state.batch[s], strain, "amax")
+    every = torch.ones_like(s, dtype=torch.bool)
+    return per_system_max(strain, state.batch[s], every, state.num_systems)
 
 
 def _crossings(signal: np.ndarray) -> np.ndarray:

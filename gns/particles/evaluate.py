@@ -15,7 +15,7 @@ from torch import Tensor
 
 from gns.data import DatasetMetadata
 from gns.geometry import minimum_image
-from gns.metrics import per_system_extent, per_system_mean, window_factor
+from gns.metrics import per_system_extent, per_system_max, per_system_mean, window_factor
 from gns.particles.integrate import integrate
 from gns.particles.simulator import ParticleSimulator
 from gns.particles.state import ParticleState
@@ -107,8 +107,7 @@ def escape_from_truth(predicted: Tensor, truth: Tensor, state: State, mask: Tens
     width = float((bounds[:, 1] - bounds[:, 0]).max())
     escape = beyond.amax(-1) / width                                                         # (N, S)
     escape = torch.nan_to_num(escape, nan=float("inf"))
-    index = idx[mask][:, None].expand(-1, escape.shape[1])
-    worst = escape.new_zeros(state.num_systems, escape.shape[1]).scatter_reduce(0, index, escape[mask], "amax").amax(1)
+    worst = per_system_max(escape, idx, mask, state.num_systems).amax(1)
     share = per_system_mean((escape > OUTSIDE_MARGIN).float(), idx, mask, state.num_systems).amax(1)
     return worst, share
 
