@@ -99,7 +99,44 @@ LEVERS.update({
                                               "train.pushforward_probs=[8,2,2,2]"]),
 })
 
+# How much of the last input velocity's noise the target removes (train.noise_correction; GNS: all of it).
+LEVERS.update({
+    f"correct{share}_{noise}": (f"noise {noise}, target removes {share} of the last velocity's noise",
+                                [f"train.noise_std={noise}", f"train.noise_correction={share}"])
+    for share in ("0", "0.2") for noise in ("3e-4", "7.1e-4")})
+LEVERS.update({
+    f"near_walls_{noise}_correct{share}": (f"near walls, noise {noise}, target removes {share} of the last "
+                                           "velocity's noise",
+                                           NEAR_WALLS + [f"train.noise_std={noise}", f"train.noise_correction={share}"])
+    for share in ("0", "0.2") for noise in ("3e-4", "7.1e-4")})
+
 HORIZONS = (1, 10, 20, 50, 100)
+
+
+def free_fall(simulator, dataset: str) -> dict:
+    """The model's acceleration of water in free flight against the truth's (gravity).
+
+    Test trajectory 0 starts with blocks in the air; the particles above ``y = 0.5`` fall freely
+    for the first frames. Returns the mean predicted and true per-step accelerations of those
+    particles, ``(D,)`` each, from the window of the first frames (no noise).
+    """
+    import numpy as np
+    import torch
+
+    from gns.domains import open_split_for
+    from gns.particles.state import ParticleState
+
+    split = open_split_for(simulator, dataset, "test")
+    w = simulator.window
+    trajectory = split[0]
+    position = torch.as_tensor(np.asarray(trajectory.position[:w + 1])).transpose(0, 1).float()   # (N, w+1, D)
+    state = ParticleState(position[:, :w], torch.as_tensor(np.asarray(trajectory.particle_type)).long(),
+                          torch.tensor([position.shape[0]]))
+    with torch.no_grad():
+        predicted = simulator.acceleration_normalizer.denormalize(simulator(state))            # (N, D)
+    true = position[:, -1] - 2 * position[:, -2] + position[:, -3]                              # (N, D)
+    airborne = position[:, -2, 1] > 0.5
+    return {"predicted": predicted[airborne].mean(0).tolist(), "true": true[airborne].mean(0).tolist()}
 
 
 def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
@@ -150,10 +187,31 @@ def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
         "escape_max": summary["model"]["escape_max"],
         "ke_window_factor_max": summary["model"]["ke_window_factor_max"],
         "first_divergence": min((e["step"] for e in events), default=None),
+        "free_fall": free_fall(simulator, args.dataset),
         "divergence_kinds": sorted({e["kind"] for e in events}),
     }
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def free_fall_cell(fall: dict | None) -> str:
+    """Predicted free-flight acceleration in units of the true gravity ``g``, e.g. ``0.01, 1.02``."""
+    if not fall:
+        return "-"
+    g = abs(fall["true"][1])
+    return f"{fall['predicted'][0] / g:.2f}, {-fall['predicted'][1] / g:.2f}"
+
+
+def add_free_fall(out: Path, dataset: str) -> None:
+    """Add the free-fall check to finished runs scored before it existed."""
+    from gns.domains import load_simulator
+
+    for path in sorted(out.glob("*/result.json")):
+        result = json.loads(path.read_text())
+        if "free_fall" not in result:
+            simulator, _, _ = load_simulator(path.parent / "checkpoints" / "latest.pt", "cpu")
+            result["free_fall"] = free_fall(simulator, dataset)
+            path.write_text(json.dumps(result, indent=1))
 
 
 def table(out: Path) -> str:
@@ -168,9 +226,10 @@ def table(out: Path) -> str:
             f"{full['constant_acceleration'] / full['model']:.2g}",
             f"{r['escape_max']:.3g}", f"{r['ke_window_factor_max']:.3g}",
             str(r["first_divergence"]) if r["first_divergence"] is not None else "none",
+            free_fall_cell(r.get("free_fall")),
             f"{r['train_s']:.0f} ({r['threads']})"]) + " |")
     head = ("| lever | seed | what | h20 | h50 | h100 | full MSE | CV / model (full) | gravity / model (full) "
-            "| escape | KE x | first divergence | train s (threads) |\n" + "|---" * 13 + "|")
+            "| escape | KE x | first divergence | free fall: x, y / g | train s (threads) |\n" + "|---" * 14 + "|")
     return head + "\n" + "\n".join(rows)
 
 
@@ -187,13 +246,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs at once (default: 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's)")
     p.add_argument("--table", action="store_true", help="print the table of the finished runs; train nothing")
+    p.add_argument("--add-free-fall", action="store_true",
+                   help="add the free-fall check to finished runs scored before it existed, then print the table")
     p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.one:
         run_one(args.one[0], int(args.one[1]), args)
         return
-    if not args.table:
+    if args.add_free_fall:
+        add_free_fall(out, args.dataset)
+    elif not args.table:
         todo = [(lever, seed) for lever in args.levers for seed in args.seeds
                 if not (out / f"{lever}-s{seed}" / "result.json").exists()]
         running: list[subprocess.Popen] = []

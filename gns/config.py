@@ -58,6 +58,9 @@ class TrainConfig:
     noise_std: float | None = None     # particles: random-walk noise std on the last velocity, None: scaled from
                                        # WaterDrop; meshes: noise std on the target field, None: 3e-3 for
                                        # positions (order 2, MeshGraphNets cloth), 2e-2 otherwise (cylinder flow)
+    noise_correction: float = 1.0      # second-order targets (particles, cloth): share of the last input velocity's
+                                       # noise the one-step target asks the model to remove. 1: GNS (the next
+                                       # velocity is fully corrected); 0: noise only perturbs the inputs
     loss: str = "onestep"              # "onestep" | "pushforward" | "bptt"
     # pushforward (LagrangeBench): from step pushforward_steps[i] on, unroll pushforward_unrolls[i] may be drawn,
     # with relative probability pushforward_probs[i]; the unroll runs without gradient, the loss is on the last step.

@@ -40,7 +40,8 @@ def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 
 
 def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma: float = 0.0,
-                  generator: torch.Generator | None = None, backprop_through_unroll: bool = False) -> Tensor:
+                  generator: torch.Generator | None = None, backprop_through_unroll: bool = False,
+                  correction: float = 1.0) -> Tensor:
     """Loss on normalized outputs after ``unroll`` model steps.
 
     Noise: ``simulator.training_noise`` perturbs the target field's input window. The target of
@@ -48,6 +49,13 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
     (GNS, particles) the model learns to correct the noisy *velocity*, not to undo a position
     offset it cannot see; with ``gamma = 1`` (MeshGraphNets flow) to undo the perturbation; with
     ``gamma = 0.1`` (MeshGraphNets cloth) mostly to damp the velocity error it implies.
+
+    ``correction`` scales that velocity correction for second-order targets (positions): the
+    target is moved by ``(1 - correction)`` of the last input velocity's noise, so that the
+    target acceleration is the true one minus ``correction`` times that noise (with
+    ``gamma = 0``). GNS asks for all of it (``1``), which makes the one-step target mostly
+    noise when the noise is large beside the per-step acceleration: the noise of the first
+    input velocity cannot be told from the true velocity.
 
     Args:
         simulator: a learned simulator (see the module docstring).
@@ -59,6 +67,8 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
         generator: source of the noise.
         backprop_through_unroll: keep gradients through the unroll and average the loss over
             every step (``bptt``); otherwise only the last step is differentiated (pushforward).
+        correction: share of the last input velocity's noise the target removes (second-order
+            target fields only; needs a window of at least 2 frames).
 
     Returns:
         scalar loss.
@@ -67,6 +77,8 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
     frames = truth.fields[target]                                                       # (N, w + 1 + unroll, F)
     if frames.shape[1] != w + 1 + unroll:
         raise ValueError(f"window of {frames.shape[1]} frames, expected {w + 1 + unroll}")
+    if correction != 1.0 and w < 2:
+        raise ValueError("noise correction below 1 needs a second-order target (a window of at least 2 frames)")
     held = simulator.held(truth)
     if noise_std > 0:
         noise = simulator.training_noise(truth.window(0, w), noise_std, generator)     # (N, w, F)
@@ -83,6 +95,8 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
             nxt = {name: truth.fields[name][:, w + j] for name in simulator.predicted_fields}
             if j == 0:
                 nxt[target] = nxt[target] + (1.0 - gamma) * noise[:, -1]
+                if correction != 1.0:
+                    nxt[target] = nxt[target] + (1.0 - correction) * (noise[:, -1] - noise[:, -2])
             losses.append(masked_mse(predicted, simulator.target(step_state, nxt, ~held), ~held))
         if j < unroll:
             frame = simulator.integrate(step_state, predicted)[target]

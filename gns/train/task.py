@@ -46,6 +46,11 @@ class SimulatorTask:
         self.noise_std, self.gamma = domain.noise_settings(config, self.metadata)
         torch.manual_seed(config.train.seed)  # model initialisation
         self.model = domain.build_simulator(config, self.metadata, self.noise_std).to(self.device)
+        if not 0.0 <= config.train.noise_correction <= 1.0 or (
+                config.train.noise_correction != 1.0 and getattr(self.model, "order", 2) != 2):
+            raise GnsInputError("noise correction is a share in [0, 1], and below 1 only for second-order targets "
+                                "(positions)", key="train.noise_correction", expected="1.0 for first-order targets",
+                                found=config.train.noise_correction)
         self.sampler = domain.training_windows(self.model, self.train_split)
         self.valid_sampler = domain.training_windows(self.model, self.valid_split)
         train = config.train
@@ -61,7 +66,8 @@ class SimulatorTask:
         train = self.config.train
         items = self.sampler.sample_items(train.batch_size, window, generator, train.early_frames, train.early_fraction)
         truth = self.sampler.load(items, window).to(self.device)
-        return unrolled_loss(self.model, truth, unroll, self.noise_std, self.gamma, device_generator, backprop)
+        return unrolled_loss(self.model, truth, unroll, self.noise_std, self.gamma, device_generator, backprop,
+                             train.noise_correction)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

@@ -111,3 +111,15 @@ def test_world_edge_radius_connecting_everything_is_refused(cloth_dataset, tmp_p
     config = small_config(cloth_dataset, tmp_path / "run", *MESH, "mesh.world_edge_radius=50.0", "train.steps=1")
     with pytest.raises(GnsInputError, match="radius"):
         train_small(config)
+
+
+def test_noise_correction_refused_for_a_first_order_target(flow_dataset, tmp_path, small_config):
+    config = small_config(flow_dataset, tmp_path / "run", *MESH, "train.noise_correction=0.5")
+    with pytest.raises(GnsInputError, match="train.noise_correction"):
+        MeshTask(config)
+
+
+def test_noise_correction_trains_cloth(cloth_dataset, tmp_path, small_config, train_small):
+    trainer = train_small(small_config(cloth_dataset, tmp_path / "run", *MESH, "train.steps=4",
+                                       "train.noise_correction=0.2"))
+    assert trainer.step == 4 and all(torch.isfinite(p).all() for p in trainer.model.parameters())

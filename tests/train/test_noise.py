@@ -46,3 +46,43 @@ def test_target_correction_removes_only_velocity_noise():
 
 def test_default_noise_std_reproduces_waterdrop():
     assert math.isclose(default_noise_std([1.397e-3, 1.313e-3]), 6.7e-4, rel_tol=1e-3)
+
+
+class _RecordingSimulator:
+    """The loss interface with identity normalization; remembers the target it was asked for."""
+
+    window, target_field, predicted_fields = 6, "position", ("position",)
+
+    def __init__(self, noise):
+        self.noise, self.targets = noise, []
+
+    def held(self, state):
+        return torch.zeros(state.position.shape[0], dtype=torch.bool)
+
+    def training_noise(self, state, noise_std, generator):
+        return self.noise
+
+    def __call__(self, state):
+        return torch.zeros(state.position.shape[0], 2)
+
+    def target(self, state, next_fields, mask):
+        self.targets.append(inverse_integrate(state.position, next_fields["position"], *NO_BOX))
+        return self.targets[-1]
+
+
+def test_noise_correction_share_scales_the_velocity_correction():
+    from gns.particles.state import ParticleState
+    from gns.train.losses import unrolled_loss
+
+    torch.manual_seed(0)
+    true = torch.cumsum(torch.randn(30, 7, 2) * 1e-3, dim=1) + 0.5   # (N, C+2, D)
+    noise = random_walk_noise(true[:, :6], 1e-3, None, torch.Generator().manual_seed(1))
+    state = ParticleState(true, torch.zeros(30, dtype=torch.long), torch.tensor([30]))
+    true_acc = inverse_integrate(true[:, :6], true[:, 6], *NO_BOX)
+    last_velocity_noise = noise[:, -1] - noise[:, -2]
+    for share in (1.0, 0.25, 0.0):
+        simulator = _RecordingSimulator(noise)
+        loss = unrolled_loss(simulator, state, 0, 1e-3, 0.0, correction=share)
+        # target acceleration = true one minus `share` of the last velocity's noise
+        assert torch.allclose(simulator.targets[0], true_acc - share * last_velocity_noise, atol=1e-6)
+        assert math.isclose(float(loss), float((simulator.targets[0] ** 2).mean()), rel_tol=1e-5)
