@@ -41,6 +41,7 @@ SOLVERS = {  # name -> (module, config class, generate function)
     "water2d": ("gns.solvers.water2d", "Water2DConfig", "generate_water2d"),
     "cloth": ("gns.solvers.cloth", "ClothConfig", "generate_cloth"),
     "flow2d": ("gns.solvers.flow2d", "Flow2DConfig", "generate_flow2d"),
+    "objects2d": ("gns.solvers.objects2d", "Objects2DConfig", "generate_objects2d"),
 }
 
 
@@ -295,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="generate a dataset with a reference solver")
     p.add_argument("solver", choices=sorted(SOLVERS),
-                   help="water2d: MPM fluid (particles); cloth: flag (mesh, Taichi); flow2d: cylinder flow (mesh, FEM)")
+                   help="water2d: MPM fluid (particles); cloth: flag (mesh, Taichi); flow2d: cylinder flow (mesh, FEM); "
+                        "objects2d: rigid objects in a box (pymunk)")
     p.add_argument("--out", required=True, help="output dataset directory")
     p.add_argument("--seed", type=int, help="root of every random stream of the generator (default: the config's, 0)")
     p.add_argument("--small", action="store_true", help="a tiny dataset (for tests and quick looks)")

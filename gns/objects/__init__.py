@@ -1,0 +1,1 @@
+"""Rigid-object scenes, the object domain (``docs/objects.md``)."""
