@@ -110,6 +110,19 @@ LEVERS.update({
                                            NEAR_WALLS + [f"train.noise_std={noise}", f"train.noise_correction={share}"])
     for share in ("0", "0.2") for noise in ("3e-4", "7.1e-4")})
 
+# The preset's low noise (the model keeps its free fall right) with longer pushforward unrolls instead.
+UNROLL10 = ["train.pushforward_steps=[0,600,1500,3000]", "train.pushforward_unrolls=[0,2,5,10]",
+            "train.pushforward_probs=[8,2,2,2]"]
+LEVERS.update({
+    "unroll10_3e-5": ("noise 3e-5 (the preset's), pushforward up to 10 steps, reached by step 3000", UNROLL10),
+    "near_walls_3e-5_unroll10": ("near walls, noise 3e-5, pushforward up to 10 steps, reached by step 3000",
+                                 NEAR_WALLS + UNROLL10),
+    "antisym_unroll10_3e-5": ("antisymmetric decoder (pair terms f_ij = -f_ji: momentum-conserving), noise 3e-5, "
+                              "pushforward up to 10 steps", ["model.decoder=antisymmetric"] + UNROLL10),
+    "antisym_near_walls_unroll10_3e-5": ("antisymmetric decoder, near walls, noise 3e-5, pushforward up to 10 steps",
+                                         ["model.decoder=antisymmetric"] + NEAR_WALLS + UNROLL10),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 
 
@@ -248,11 +261,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--table", action="store_true", help="print the table of the finished runs; train nothing")
     p.add_argument("--add-free-fall", action="store_true",
                    help="add the free-fall check to finished runs scored before it existed, then print the table")
+    p.add_argument("--free-fall-of", nargs="+", metavar="CHECKPOINT", default=None,
+                   help="print the free-fall check of these checkpoints (x, y acceleration in units of g); train nothing")
     p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.one:
         run_one(args.one[0], int(args.one[1]), args)
+        return
+    if args.free_fall_of:
+        from gns.domains import load_simulator
+
+        for checkpoint in args.free_fall_of:
+            simulator, _, _ = load_simulator(checkpoint, "cpu")
+            print(f"{checkpoint}: free fall x, y / g = {free_fall_cell(free_fall(simulator, args.dataset))}")
         return
     if args.add_free_fall:
         add_free_fall(out, args.dataset)

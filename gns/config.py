@@ -38,6 +38,11 @@ class ModelConfig:
     # step; GNS: off, edges see only the displacement): the quantity that viscosity and pressure act on, and the
     # same whatever the common velocity of the two particles (a falling block, a sliding layer)
     edge_velocity: bool = False
+    # how the network's output is read: "node" (GNS: an MLP of each node's final latent) or "antisymmetric"
+    # (particles: a term of each particle's own inputs plus a sum of pair terms over its neighbours with
+    # f_ij = -f_ji, so that what particles do to each other cannot accelerate a group as a whole: internal
+    # forces conserve momentum; gns/nn/encode_process_decode.py)
+    decoder: str = "node"
     latent_size: int = 128             # width of node/edge latents (GNS: 128)
     message_passing_steps: int = 10    # processor blocks, unshared weights (GNS: 10)
     hidden_layers: int = 2             # hidden layers per MLP (GNS: 2)
@@ -105,6 +110,21 @@ class MeshConfig:
 
 
 @dataclass(frozen=True)
+class ObjectConfig:
+    """Settings of the object simulator (rigid objects in a box, an interaction network on the shared
+    encode-process-decode); ignored for particle and mesh datasets."""
+    history: int = 2                   # C: past per-step velocities (linear and angular) each object reads
+    edges: str = "all"                 # "all": every ordered pair of objects in a scene (Interaction Networks);
+                                       # "radius": pairs whose centres are at most `radius` apart
+    radius: float = 0.3                # m: the edge radius of edges="radius"; also the length scale of the edge
+                                       # features (positions, distances, gaps) and of the wall gaps (clipped at it)
+    noise_share: float = 0.05          # training noise when train.noise_std is None: random-walk std on the last
+                                       # linear and angular per-step velocity, as this share of the data's velocity
+                                       # std of each (train.noise_std sets the linear std; the angular std keeps the
+                                       # ratio of the two velocity stds)
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: str = "datasets/water2d"  # canonical dataset directory
     out_dir: str = "runs/water2d"      # checkpoints, logs, rollouts
@@ -113,6 +133,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    objects: ObjectConfig = field(default_factory=ObjectConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))

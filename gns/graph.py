@@ -128,3 +128,32 @@ def batch_graphs(graphs: list[Graph]) -> Graph:
 
 def replace_nodes(graph: Graph, nodes: Tensor) -> Graph:
     return replace(graph, nodes=nodes)
+
+
+def reverse_edges(senders: Tensor, receivers: Tensor, num_nodes: int) -> Tensor:
+    """For each edge ``s -> r``, the index of the edge ``r -> s`` of the same set.
+
+    Args:
+        senders, receivers: ``(E,)`` int64.
+        num_nodes: nodes the indices refer to.
+
+    Returns:
+        ``(E,)`` int64 ``rev`` with ``senders[rev] == receivers`` and ``receivers[rev] == senders``
+        (a self-loop is its own reverse).
+
+    Raises:
+        ValueError: an edge has no reverse (the edge set is not symmetric) or appears twice.
+    """
+    key = senders * num_nodes + receivers                                   # (E,) unique per directed edge
+    order = torch.argsort(key)
+    sorted_key = key[order]
+    if sorted_key.numel() > 1 and bool((sorted_key[1:] == sorted_key[:-1]).any()):
+        raise ValueError("edge set has a repeated edge; reverse edges are ambiguous")
+    wanted = receivers * num_nodes + senders                                # (E,) key of each reverse edge
+    position = torch.searchsorted(sorted_key, wanted).clamp(max=max(key.numel() - 1, 0))
+    found = sorted_key[position] == wanted if key.numel() else wanted.new_zeros(0, dtype=torch.bool)
+    if not bool(found.all()):
+        missing = int((~found).nonzero()[0, 0])
+        raise ValueError(f"edge set is not symmetric: edge {int(senders[missing])} -> {int(receivers[missing])} "
+                         "has no reverse")
+    return order[position]

@@ -76,6 +76,9 @@ class MeshSimulator(nn.Module):
         self.output_dims = [int(fields[f].dim) for f in self.output_fields]
         self.lagrangian = self.order == 2  # the target field is the node positions themselves
         self.history = int(mesh_config.history)
+        if config.decoder != "node":
+            raise GnsInputError("the mesh simulator has only the node decoder", key="model.decoder",
+                                expected="node", found=config.decoder)
         if self.history < 1:
             raise GnsInputError("mesh.history must be at least 1", key="mesh.history", expected=">= 1",
                                 found=mesh_config.history)

@@ -2,6 +2,19 @@
 
 It maps a :class:`gns.graph.Graph` of (already normalized) node and edge features to
 per-node outputs. It knows nothing of particles, meshes, units, walls or time steps.
+
+Two decoders:
+
+* ``"node"`` (GNS, MeshGraphNets): an MLP of each node's final latent.
+* ``"antisymmetric"``: a node term of each node's *encoded* latent (its own inputs only) plus
+  the sum over its incoming edges of antisymmetric pair terms,
+
+  .. math::
+      y_i = \\phi_v(h^0_i) + \\sum_{s \\to i} \\big(\\phi_e([e_{si}, h_s, h_i]) - \\phi_e([e_{is}, h_i, h_s])\\big),
+
+  so that the pair terms of a symmetric edge set sum to zero over all nodes: whatever the
+  network learns about neighbours, it cannot move a group's common output (for a simulator
+  that outputs accelerations: internal forces conserve momentum, Newton's third law).
 """
 
 from __future__ import annotations
@@ -10,9 +23,14 @@ from typing import Mapping
 
 from torch import Tensor, nn
 
-from gns.graph import Graph
-from gns.nn.graph_net import GraphNetBlock
+import torch
+
+from gns.graph import Graph, reverse_edges
+from gns.nn.graph_net import EdgeBlock, GraphNetBlock
 from gns.nn.mlp import build_mlp
+from gns.nn.scatter import scatter_sum
+
+DECODERS = ("node", "antisymmetric")
 
 
 class EncodeProcessDecode(nn.Module):
@@ -26,11 +44,17 @@ class EncodeProcessDecode(nn.Module):
         message_passing_steps: number of processor blocks, unshared weights (GNS: 10).
         hidden_layers: hidden layers per MLP (GNS: 2).
         hidden_size: hidden width of every MLP (default ``latent_size``).
+        decoder: ``"node"`` or ``"antisymmetric"`` (module docstring).
+        pair_edge_set: the (symmetric) edge set whose pair terms the antisymmetric decoder sums
+            (default: the first).
     """
 
     def __init__(self, node_in: int, edge_in: Mapping[str, int], node_out: int, latent_size: int = 128,
-                 message_passing_steps: int = 10, hidden_layers: int = 2, hidden_size: int | None = None) -> None:
+                 message_passing_steps: int = 10, hidden_layers: int = 2, hidden_size: int | None = None,
+                 decoder: str = "node", pair_edge_set: str | None = None) -> None:
         super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r} (expected one of {DECODERS})")
         hidden_size = hidden_size or latent_size
         self.edge_set_names = list(edge_in)
         self.node_encoder = build_mlp(node_in, hidden_size, latent_size, hidden_layers)
@@ -39,7 +63,14 @@ class EncodeProcessDecode(nn.Module):
         self.processor = nn.ModuleList(
             [GraphNetBlock(latent_size, self.edge_set_names, hidden_size, hidden_layers)
              for _ in range(message_passing_steps)])
+        self.decoder_kind = decoder
         self.decoder = build_mlp(latent_size, hidden_size, node_out, hidden_layers, layer_norm=False)
+        if decoder == "antisymmetric":
+            self.pair_edge_set = pair_edge_set or self.edge_set_names[0]
+            if self.pair_edge_set not in self.edge_set_names:
+                raise ValueError(f"pair edge set {self.pair_edge_set!r} is not one of {self.edge_set_names}")
+            self.pair_decoder = EdgeBlock(latent_size, hidden_size, hidden_layers, layer_norm=False,
+                                          out_size=node_out)
 
     def encode(self, graph: Graph) -> tuple[Tensor, dict[str, Tensor]]:
         """Node latents ``(N, L)`` and edge latents (name -> ``(E_k, L)``)."""
@@ -64,6 +95,21 @@ class EncodeProcessDecode(nn.Module):
 
     def forward(self, graph: Graph) -> Tensor:
         """``graph`` with ``nodes (N, F_n)`` -> ``(N, node_out)``."""
-        nodes, edges = self.encode(graph)
-        nodes, _ = self.process(nodes, edges, graph)
-        return self.decoder(nodes)
+        encoded, edges = self.encode(graph)
+        nodes, edges = self.process(encoded, edges, graph)
+        if self.decoder_kind == "node":
+            return self.decoder(nodes)
+        return self.decoder(encoded) + self.pair_sum(nodes, edges[self.pair_edge_set], graph)
+
+    def pair_sum(self, nodes: Tensor, edges: Tensor, graph: Graph) -> Tensor:
+        """``(N, node_out)``: per node, the sum over incoming edges of the antisymmetric pair terms.
+
+        Args:
+            nodes: ``(N, L)`` processed node latents; edges: ``(E, L)`` processed latents of the pair edge set.
+        """
+        edge_set = graph.edge_sets[self.pair_edge_set]
+        senders, receivers = edge_set.senders, edge_set.receivers
+        reverse = reverse_edges(senders, receivers, nodes.shape[0])                       # (E,)
+        forward_terms = self.pair_decoder(edges, nodes, senders, receivers)               # (E, O) phi_e(e_si, h_s, h_i)
+        pair = forward_terms - forward_terms[reverse]                                     # (E, O), antisymmetric
+        return scatter_sum(pair, receivers, nodes.shape[0])

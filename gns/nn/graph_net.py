@@ -28,15 +28,18 @@ class EdgeBlock(nn.Module):
     receiver projections are computed once per *node* and gathered, instead of once per
     *edge* on a concatenated ``(E, 3L)`` tensor. The parameters are exactly those of
     ``build_mlp(3L, ...)``: the result equals the concatenated form to rounding.
+
+    ``out_size`` (default ``L``) is the width of what it returns per edge.
     """
 
-    def __init__(self, latent_size: int, hidden_size: int, hidden_layers: int, layer_norm: bool = True) -> None:
+    def __init__(self, latent_size: int, hidden_size: int, hidden_layers: int, layer_norm: bool = True,
+                 out_size: int | None = None) -> None:
         super().__init__()
         self.latent_size = latent_size
-        self.mlp = build_mlp(3 * latent_size, hidden_size, latent_size, hidden_layers, layer_norm)
+        self.mlp = build_mlp(3 * latent_size, hidden_size, out_size or latent_size, hidden_layers, layer_norm)
 
     def forward(self, edges: Tensor, nodes: Tensor, senders: Tensor, receivers: Tensor) -> Tensor:
-        """edges ``(E, L)``, nodes ``(N, L)``, senders/receivers ``(E,)`` -> updates ``(E, L)``."""
+        """edges ``(E, L)``, nodes ``(N, L)``, senders/receivers ``(E,)`` -> ``(E, out_size)``."""
         first: nn.Linear = self.mlp[0]
         L = self.latent_size
         w_edge, w_nodes = first.weight[:, :L], first.weight[:, L:]  # (H, L), (H, 2L)

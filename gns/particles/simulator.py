@@ -20,6 +20,7 @@ from gns.errors import GnsInputError
 from gns.geometry import as_bounds, as_periodic
 from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
+from gns.nn.encode_process_decode import DECODERS
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.particles.state import ParticleState
 from gns.particles.features import edge_features, num_wall_features, velocity_history, wall_distances
@@ -44,6 +45,8 @@ class ParticleSimulator(nn.Module):
 
     def __init__(self, config: ModelConfig, metadata: DatasetMetadata, noise_std: float) -> None:
         super().__init__()
+        if config.decoder not in DECODERS:
+            raise GnsInputError("unknown decoder", key="model.decoder", expected=DECODERS, found=config.decoder)
         if config.velocity_encoding not in VELOCITY_ENCODINGS:
             raise GnsInputError("unknown velocity encoding", key="model.velocity_encoding",
                                 expected=VELOCITY_ENCODINGS, found=config.velocity_encoding)
@@ -68,7 +71,8 @@ class ParticleSimulator(nn.Module):
                    + self.context_size)
         edge_in = self.dim + 1 + (self.dim if config.edge_velocity else 0)
         self.network = EncodeProcessDecode(node_in, {"neighbors": edge_in}, self.dim, config.latent_size,
-                                           config.message_passing_steps, config.hidden_layers)
+                                           config.message_passing_steps, config.hidden_layers,
+                                           decoder=config.decoder, pair_edge_set="neighbors")
 
     # --- masks -----------------------------------------------------------------------------
     def is_kinematic(self, particle_type: Tensor) -> Tensor:

@@ -123,3 +123,9 @@ def test_noise_correction_trains_cloth(cloth_dataset, tmp_path, small_config, tr
     trainer = train_small(small_config(cloth_dataset, tmp_path / "run", *MESH, "train.steps=4",
                                        "train.noise_correction=0.2"))
     assert trainer.step == 4 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_mesh_refuses_the_antisymmetric_decoder(cloth_dataset, tmp_path, small_config):
+    config = small_config(cloth_dataset, tmp_path / "run", *MESH, "model.decoder=antisymmetric")
+    with pytest.raises(GnsInputError, match="model.decoder"):
+        MeshTask(config)

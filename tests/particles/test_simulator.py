@@ -133,3 +133,26 @@ def test_near_walls_velocity_encoding(bouncing_dataset):
     changes = sim.acceleration_normalizer.normalize(v[:, 1:] - v[:, :-1])
     assert torch.allclose(encoded[:, :-1], changes, atol=1e-5)
     assert sim(state).shape == (40, meta.dim)
+
+
+def test_antisymmetric_decoder_conserves_the_systems_momentum(bouncing_dataset, lj3d_dataset):
+    from gns.errors import GnsInputError
+
+    for root in (bouncing_dataset, lj3d_dataset):                 # a walled box and a periodic one
+        meta = load_metadata(root)
+        torch.manual_seed(0)
+        sim = ParticleSimulator(ModelConfig(latent_size=16, message_passing_steps=2, decoder="antisymmetric"),
+                                meta, 1e-4)
+        states = systems(meta, [35, 20], seed=1)
+        batch = ParticleState.concat(states)
+        out = sim(batch)                                            # (N, D) normalized accelerations
+        graph = sim.build_graph(batch)
+        encoded, _ = sim.network.encode(graph)
+        node_terms = sim.network.decoder(encoded)                   # each particle's own inputs only
+        # per system, what the particles do to each other sums to zero: only the node terms remain
+        for part, nodes in zip(out.split([35, 20]), node_terms.split([35, 20])):
+            assert torch.allclose(part.sum(0), nodes.sum(0), atol=1e-4)
+        assert (out - node_terms).abs().mean() > 1e-4
+        assert torch.allclose(sim(states[1]), out[35:], atol=1e-5)   # batched equals unbatched
+    with pytest.raises(GnsInputError, match="model.decoder"):
+        ParticleSimulator(ModelConfig(decoder="edges"), meta, 0.0)
