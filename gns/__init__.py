@@ -43,6 +43,10 @@ _LAZY = {
     "read_mesh_rollout": "gns.mesh.export", "mesh_record": "gns.mesh.export",
     "animate_cloth": "gns.mesh.viz", "animate_flow": "gns.mesh.viz", "render_mesh_rollout": "gns.mesh.viz",
     "plot_rmse_vs_horizon": "gns.mesh.viz", "export_rollout": "gns.mesh.export",
+    # rigid objects
+    "ObjectSimulator": "gns.objects.simulator", "ObjectState": "gns.objects.state", "ObjectTask": "gns.objects.task",
+    "ObjectWindows": "gns.objects.windows", "render_object_rollout": "gns.objects.viz",
+    "open_object_split": "gns.data.objects", "load_object_metadata": "gns.data.objects",
     # reference solvers (optional dependencies are imported on use)
     "ClothConfig": "gns.solvers.cloth", "generate_cloth": "gns.solvers.cloth",
     "Flow2DConfig": "gns.solvers.flow2d", "generate_flow2d": "gns.solvers.flow2d",

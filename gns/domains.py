@@ -24,6 +24,7 @@ __all__ = ["Domain", "DOMAINS", "get_domain", "domain_for_dataset", "evaluation_
 # (the particle layout is the fallback, its metadata.json having no distinguishing key).
 DOMAINS = {
     "mesh": "gns.mesh.domain:MESH",
+    "objects": "gns.objects.domain:OBJECTS",
     "particles": "gns.particles.domain:PARTICLES",
 }
 
@@ -82,7 +83,7 @@ def domain_for_dataset(dataset: str | Path) -> Domain:
         if domain.is_dataset(path):
             return domain
     raise GnsInputError("not a dataset directory", file=path / "metadata.json",
-                        expected="metadata.json of a particle or mesh dataset", found="nothing")
+                        expected="metadata.json of a particle, mesh or object dataset", found="nothing")
 
 
 def evaluation_for(simulator: Any):

@@ -41,7 +41,7 @@ from gns.rollout import Monitor, Stepper, rollout, stepper_device
 from gns.rollout_io import RolloutRecord, write_rollouts
 from gns.state import State
 
-__all__ = ["Evaluation", "evaluate_split", "format_table", "format_divergence", "best_baseline"]
+__all__ = ["Evaluation", "EvaluationDefaults", "evaluate_split", "format_table", "format_divergence", "best_baseline"]
 
 
 class Evaluation(Protocol):
@@ -89,6 +89,22 @@ class Evaluation(Protocol):
 
     def divergence_checks(self) -> dict:
         """The domain's :data:`gns.rollout.DivergenceCheck` s for the model's rollouts."""
+
+
+class EvaluationDefaults:
+    """What most domains' :class:`Evaluation` s share: the squared error of a field summed over its
+    components (no minimum image), and every entity the simulator does not hold scored. A domain's
+    evaluation inherits it and sets ``simulator``."""
+
+    simulator: Any
+
+    def squared_error(self, name: str, predicted: Tensor, truth: Tensor) -> Tensor:
+        """``(N, S)`` squared error of field ``name``, summed over its components."""
+        return ((predicted - truth) ** 2).sum(-1)
+
+    def scored(self, state: State) -> Tensor:
+        """``(N,)`` bool: the entities the simulator integrates."""
+        return ~self.simulator.held(state)
 
 
 @dataclass

@@ -11,7 +11,9 @@ to tensor:
   mesh-space coordinates, node type, an object's mass);
 * ``system``: ``(B, ...)`` per-system attributes (a material context);
 * ``links``: ``(K, E)`` int64 tuples of entity indices inside one system, indexing the batch's
-  entities (mesh edges ``(2, E)``, triangles ``(3, C)``, springs between objects).
+  entities (mesh edges ``(2, E)``, triangles ``(3, C)``, springs between objects), and
+  ``link_values``: ``(E, F)`` per-link values of some of them (a spring's rest length, stiffness
+  and damping), which follow their links through every operation;
 
 plus ``n``, ``(B,)`` int64 entities per system. Every batching operation is written here once,
 for every domain: :meth:`State.select` (keep entities; links that lose an entity are
@@ -45,32 +47,47 @@ class State:
         system: name -> ``(B, ...)``.
         links: name -> ``(K, E)`` int64 entity indices (each tuple inside one system).
         n: ``(B,)`` int64 entities per system.
+        link_values: link name -> ``(E, F)`` values of each of its links.
+
+    Raises:
+        ValueError: values of a link that is not there, or of another number of links.
     """
 
     def __init__(self, *, fields: Mapping[str, Tensor], n: Tensor, static: Mapping[str, Tensor] | None = None,
-                 system: Mapping[str, Tensor] | None = None, links: Mapping[str, Tensor] | None = None) -> None:
+                 system: Mapping[str, Tensor] | None = None, links: Mapping[str, Tensor] | None = None,
+                 link_values: Mapping[str, Tensor] | None = None) -> None:
         self.fields = dict(fields)
         self.static = dict(static or {})
         self.system = dict(system or {})
         self.links = dict(links or {})
+        self.link_values = dict(link_values or {})
+        for name, values in self.link_values.items():
+            if name not in self.links or values.shape[0] != self.links[name].shape[1]:
+                raise ValueError(f"link values '{name}' of shape {tuple(values.shape)} do not match the links "
+                                 f"{tuple(self.links[name].shape) if name in self.links else 'none'}")
         self.n = torch.as_tensor(n, dtype=torch.long)
         self._batch: Tensor | None = None          # :attr:`batch`, computed once (states of one rollout share it)
 
     # --- construction of the same subclass --------------------------------------------------
     def _new(self: _S, fields: Mapping[str, Tensor], static: Mapping[str, Tensor], system: Mapping[str, Tensor],
-             links: Mapping[str, Tensor], n: Tensor) -> _S:
-        """A state of this state's class from parts (subclass constructors are bypassed)."""
+             links: Mapping[str, Tensor], n: Tensor, link_values: Mapping[str, Tensor] | None = None) -> _S:
+        """A state of this state's class from parts (subclass constructors are bypassed); without
+        ``link_values``, this state's are kept when ``links`` are this state's own, else there are none."""
+        if link_values is None:
+            link_values = self.link_values if links is self.links else {}
         out = object.__new__(type(self))
-        State.__init__(out, fields=fields, static=static, system=system, links=links, n=n)
+        State.__init__(out, fields=fields, static=static, system=system, links=links, n=n, link_values=link_values)
         if n is self.n:
             out._batch = self._batch
         return out
 
     def replace(self: _S, *, fields: Mapping[str, Tensor] | None = None, static: Mapping[str, Tensor] | None = None,
-                system: Mapping[str, Tensor] | None = None, links: Mapping[str, Tensor] | None = None) -> _S:
-        """The same state with some parts replaced whole."""
+                system: Mapping[str, Tensor] | None = None, links: Mapping[str, Tensor] | None = None,
+                link_values: Mapping[str, Tensor] | None = None) -> _S:
+        """The same state with some parts replaced whole (new ``links`` come without values unless given)."""
         return self._new(self.fields if fields is None else fields, self.static if static is None else static,
-                         self.system if system is None else system, self.links if links is None else links, self.n)
+                         self.system if system is None else system, self.links if links is None else links, self.n,
+                         link_values)
 
     def with_fields(self: _S, fields: Mapping[str, Tensor]) -> _S:
         """The same entities with these dynamic fields (all of them: the others are dropped)."""
@@ -116,7 +133,8 @@ class State:
 
     def to(self: _S, device: torch.device | str) -> _S:
         move = lambda part: {k: v.to(device) for k, v in part.items()}  # noqa: E731
-        return self._new(move(self.fields), move(self.static), move(self.system), move(self.links), self.n.to(device))
+        return self._new(move(self.fields), move(self.static), move(self.system), move(self.links), self.n.to(device),
+                         move(self.link_values))
 
     # --- time window -------------------------------------------------------------------------
     def window(self: _S, start: int | None, stop: int | None) -> _S:
@@ -145,14 +163,16 @@ class State:
         if keep.shape != (self.num_entities,):
             raise ValueError(f"entity mask of shape {tuple(keep.shape)}, expected ({self.num_entities},)")
         new_index = torch.cumsum(keep.long(), 0) - 1                                   # (N,)
-        links = {}
+        links, values = {}, {}
         for name, index in self.links.items():
             valid = keep[index].all(dim=0) if index.numel() else torch.zeros(index.shape[1], dtype=torch.bool,
                                                                              device=index.device)
             links[name] = new_index[index[:, valid]]
+            if name in self.link_values:
+                values[name] = self.link_values[name][valid.to(self.link_values[name].device)]
         n = torch.zeros_like(self.n).index_add_(0, self.batch.to(self.n.device), keep.long().to(self.n.device))
         return self._new({k: v[keep] for k, v in self.fields.items()}, {k: v[keep] for k, v in self.static.items()},
-                         self.system, links, n)
+                         self.system, links, n, values)
 
     def take_systems(self: _S, systems: Sequence[int] | Tensor) -> _S:
         """The systems at ``systems`` (in that order; repeats allowed) as a new batch."""
@@ -162,15 +182,19 @@ class State:
         pieces = [torch.arange(offsets[s], offsets[s + 1], device=device) for s in systems]
         index = torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.long, device=device)
         n = self.n[torch.as_tensor(systems, dtype=torch.long, device=self.n.device)]
-        links = {}
+        links, values = {}, {}
         new_offsets = torch.cat([n.new_zeros(1), torch.cumsum(n, 0)]).tolist()
         for name, link in self.links.items():
             owner = self.batch[link[0]] if link.numel() else link.new_zeros(link.shape[1])
             parts = [link[:, owner == s] - offsets[s] + new_offsets[j] for j, s in enumerate(systems)]
             links[name] = torch.cat(parts, dim=1) if parts else link[:, :0]
+            if name in self.link_values:
+                value = self.link_values[name]
+                pieces = [value[(owner == s).to(value.device)] for s in systems]
+                values[name] = torch.cat(pieces) if pieces else value[:0]
         system_index = torch.as_tensor(systems, dtype=torch.long, device=device)
         return self._new({k: v[index] for k, v in self.fields.items()}, {k: v[index] for k, v in self.static.items()},
-                         {k: v[system_index.to(v.device)] for k, v in self.system.items()}, links, n)
+                         {k: v[system_index.to(v.device)] for k, v in self.system.items()}, links, n, values)
 
     def split(self: _S) -> list[_S]:
         """One single-system state per system."""
@@ -188,7 +212,7 @@ class State:
             raise ValueError("concat needs at least one state")
         first = states[0]
         for other in states[1:]:
-            for part in ("fields", "static", "system", "links"):
+            for part in ("fields", "static", "system", "links", "link_values"):
                 if set(getattr(other, part)) != set(getattr(first, part)):
                     raise ValueError(f"cannot concatenate states with different {part}: "
                                      f"{sorted(getattr(first, part))} and {sorted(getattr(other, part))}")
@@ -204,7 +228,8 @@ class State:
                 links[k].append(v + offset)
             offset += s.num_entities
         return first._new(join("fields"), join("static"), join("system"),
-                          {k: torch.cat(v, dim=1) for k, v in links.items()}, torch.cat([s.n for s in states]))
+                          {k: torch.cat(v, dim=1) for k, v in links.items()}, torch.cat([s.n for s in states]),
+                          join("link_values"))
 
     def extend(self: _S, other: _S) -> _S:
         """This one-system state with the entities of ``other`` (one system, same parts) appended to it.

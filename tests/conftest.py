@@ -160,6 +160,16 @@ def flow_dataset(tmp_path_factory) -> Path:
     return make_mesh_dataset(tmp_path_factory.mktemp("flow"), "flow")
 
 
+@pytest.fixture(scope="session")
+def objects_dataset(tmp_path_factory) -> Path:
+    """A small Objects2D set made by the reference solver (pymunk): 4 / 2 / 2 scenes of 3-8 objects, 40 steps."""
+    pytest.importorskip("pymunk")
+    from gns.solvers.objects2d import Objects2DConfig, generate_objects2d
+
+    return generate_objects2d(tmp_path_factory.mktemp("objects2d"), Objects2DConfig.small(num_workers=1),
+                              progress=False)
+
+
 # -------------------------------------------------------------------- helpers shared by test modules
 # (``--import-mode=importlib`` leaves ``tests/`` off ``sys.path``: helpers come as fixtures.)
 def _assert_same_mesh(got, want) -> None:

@@ -27,7 +27,7 @@ QUICK = ["train.steps=6", "train.log_every=2", "train.eval_every=6", "train.chec
          "train.valid_windows=4", "train.valid_rollouts=1", "train.valid_rollout_steps=4", "train.time_budget_s=0",
          "train.num_threads=1", "device=cpu", "train.pushforward_steps=[0,2,4]", "train.pushforward_unrolls=[0,1,2]",
          "train.pushforward_probs=[1,1,1]"]
-DOMAIN_OF = {"demo": "particles", "water_long": "particles", "cloth": "cloth", "flow": "flow"}
+DOMAIN_OF = {"demo": "particles", "water_long": "particles", "cloth": "cloth", "flow": "flow", "objects": "objects"}
 
 
 
@@ -43,10 +43,12 @@ def _train(preset: Path, dataset: Path, out: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS_DIR.glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_preset_trains(preset, bouncing_dataset, cloth_inputs_dataset, flow_dataset, tmp_path, one_thread):
+def test_every_preset_trains(preset, request, tmp_path, one_thread):
     kind = DOMAIN_OF.get(preset.stem)
     assert kind, f"a new preset {preset.name}: say which domain's fixture it trains on (DOMAIN_OF)"
-    dataset = {"particles": bouncing_dataset, "cloth": cloth_inputs_dataset, "flow": flow_dataset}[kind]
+    fixture = {"particles": "bouncing_dataset", "cloth": "cloth_inputs_dataset", "flow": "flow_dataset",
+               "objects": "objects_dataset"}[kind]
+    dataset = request.getfixturevalue(fixture)  # only the fixture this preset needs
     rows = _train(preset, dataset, tmp_path)
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
     assert all(math.isfinite(float(r["loss"])) for r in rows)

@@ -120,3 +120,44 @@ def test_generic_state_and_to():
     assert type(moved) is State and torch.equal(moved.system["g"], state.system["g"])
     with pytest.raises(ValueError, match="entity mask"):
         state.select(torch.ones(2, dtype=torch.bool))
+
+
+def _springs(sizes=(3, 4), seed=0) -> State:
+    """Systems of objects with springs (i, i+1) and a value per spring: its index in the system and its system."""
+    g = torch.Generator().manual_seed(seed)
+    links, values, offset = [], [], 0
+    for b, k in enumerate(sizes):
+        pairs = torch.tensor([[i, i + 1] for i in range(k - 1)]).T + offset             # (2, k-1)
+        links.append(pairs)
+        values.append(torch.stack([torch.arange(k - 1.0), torch.full((k - 1,), float(b))], dim=1))
+        offset += k
+    return State(fields={"x": torch.randn(sum(sizes), 2, 2, generator=g)}, n=torch.tensor(sizes),
+                 links={"springs": torch.cat(links, 1)}, link_values={"springs": torch.cat(values)})
+
+
+def _spring_table(state: State) -> set[tuple]:
+    """(sender, receiver, value...) of every spring, entity indices inside their system."""
+    offsets = state.offsets
+    rows = set()
+    for (a, b), v in zip(state.links["springs"].T.tolist(), state.link_values["springs"].tolist()):
+        system = int(state.batch[a])
+        rows.add((system, a - int(offsets[system]), b - int(offsets[system]), *v))
+    return rows
+
+
+def test_link_values_follow_their_links():
+    state = _springs()
+    keep = torch.tensor([1, 1, 1, 1, 0, 1, 1], dtype=torch.bool)                       # drops springs (3,4), (4,5)
+    kept = state.select(keep)
+    assert _spring_table(kept) == {(0, 0, 1, 0.0, 0.0), (0, 1, 2, 1.0, 0.0), (1, 1, 2, 2.0, 1.0)}
+    swapped = state.take_systems([1, 0])
+    assert {(1 - r[0], *r[1:]) for r in _spring_table(swapped)} == _spring_table(state)
+    both = State.concat([state, state.take_systems([0])])
+    assert both.link_values["springs"].shape == (2 + 3 + 2, 2)
+    assert _spring_table(both.take_systems([2])) == _spring_table(state.take_systems([0]))
+    assert torch.equal(state.to("cpu").link_values["springs"], state.link_values["springs"])
+    assert torch.equal(state.replace(fields={}).link_values["springs"], state.link_values["springs"])
+    with pytest.raises(ValueError, match="different link_values"):
+        State.concat([state, State(fields=state.fields, n=state.n, links=state.links)])
+    with pytest.raises(ValueError, match="link values"):
+        State(fields=state.fields, n=state.n, links=state.links, link_values={"springs": torch.zeros(2, 1)})

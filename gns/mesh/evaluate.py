@@ -10,12 +10,14 @@ their true values in every rollout, so the comparison is on the simulated nodes 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from gns.baselines import ConstantVelocity, Persistence
+from gns.evaluate import EvaluationDefaults
 from gns.mesh.simulator import MeshSimulator
 from gns.mesh.state import MeshState
 from gns.mesh.types import NodeType
@@ -35,41 +37,6 @@ PROBE_DIAMETERS = 3.0
 
 PERSISTENCE = "persistence"
 CONSTANT_VELOCITY = "constant_velocity"
-
-
-class Persistence:
-    """Baseline stepper: every field keeps its last value (MeshGraphNets' baseline)."""
-
-    window = 1
-    input_fields = ()
-
-    def __init__(self, fields: Sequence[str], held: Callable[[State], Tensor]) -> None:
-        self.state_fields = self.predicted_fields = tuple(fields)
-        self._held = held
-
-    def held(self, state: State) -> Tensor:
-        return self._held(state)
-
-    def predict_next(self, state: State) -> dict[str, Tensor]:
-        return {name: state.fields[name][:, -1] for name in self.predicted_fields}
-
-
-class ConstantVelocity:
-    """Baseline stepper for Lagrangian meshes: positions move on with their last per-step velocity."""
-
-    window = 2
-    input_fields = ()
-
-    def __init__(self, field: str, held: Callable[[State], Tensor]) -> None:
-        self.state_fields = self.predicted_fields = (field,)
-        self._held = held
-
-    def held(self, state: State) -> Tensor:
-        return self._held(state)
-
-    def predict_next(self, state: State) -> dict[str, Tensor]:
-        seq = state.fields[self.predicted_fields[0]]
-        return {self.predicted_fields[0]: 2 * seq[:, -1] - seq[:, -2]}
 
 
 def divergence_checks(simulator: MeshSimulator) -> dict:
@@ -167,7 +134,7 @@ def shedding(velocity: Tensor, state: MeshState, dt: float) -> list[dict[str, fl
     return out
 
 
-class MeshEvaluation:
+class MeshEvaluation(EvaluationDefaults):
     """The :class:`gns.evaluate.Evaluation` of a trained :class:`MeshSimulator`."""
 
     kind = "mesh"
@@ -189,12 +156,6 @@ class MeshEvaluation:
 
     def windows(self, split: Any) -> MeshWindows:
         return MeshWindows.for_simulator(self.simulator, split)
-
-    def squared_error(self, name: str, predicted: Tensor, truth: Tensor) -> Tensor:
-        return ((predicted - truth) ** 2).sum(-1)
-
-    def scored(self, state: State) -> Tensor:
-        return ~self.simulator.held(state)
 
     def extra_metrics(self, predicted: Mapping[str, Tensor], truth: Mapping[str, Tensor], initial: State,
                       scored: Tensor) -> dict[str, Tensor]:

@@ -14,10 +14,13 @@ hold the entities the model does not simulate to their true values, shift the wi
 What the loss needs of a learned simulator (particles, meshes, objects alike):
 
 * ``window``, ``target_field`` (the field the model integrates and the noise perturbs),
-  ``predicted_fields`` (target first), ``held(state)``;
+  ``predicted_fields`` (target first), ``held(state)``; optionally ``state_fields`` (the fields a
+  step reads: a predicted field that is also read, such as a rigid object's angle beside its
+  position, is integrated and shifted through the unroll like the target field);
 * ``forward(state) -> (N, O)`` normalized outputs; ``integrate(state, outputs) -> {field: (N, F)}``;
 * ``target(state, next_fields, mask) -> (N, O)``: the exact inverse of ``integrate``, normalized;
-* ``training_noise(state, noise_std, generator) -> (N, W, F)`` noise on the target field's window.
+* ``training_noise(state, noise_std, generator) -> (N, W, F)`` noise on the target field's window,
+  or a dict field -> ``(N, W, F_field)`` of noise on the windows of several integrated fields.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
                   correction: float = 1.0) -> Tensor:
     """Loss on normalized outputs after ``unroll`` model steps.
 
-    Noise: ``simulator.training_noise`` perturbs the target field's input window. The target of
+    Noise: ``simulator.training_noise`` perturbs the target field's input window (or the windows
+    of every integrated field it returns noise for). The target of
     the first step keeps ``1 - gamma`` of the noise on the last input frame: with ``gamma = 0``
     (GNS, particles) the model learns to correct the noisy *velocity*, not to undo a position
     offset it cannot see; with ``gamma = 1`` (MeshGraphNets flow) to undo the perturbation; with
@@ -74,36 +78,45 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
         scalar loss.
     """
     w, target = simulator.window, simulator.target_field
-    frames = truth.fields[target]                                                       # (N, w + 1 + unroll, F)
-    if frames.shape[1] != w + 1 + unroll:
-        raise ValueError(f"window of {frames.shape[1]} frames, expected {w + 1 + unroll}")
+    # the fields each step integrates and reads back: the target, and any other predicted field the
+    # model reads over its window (particles and meshes: the target alone; rigid objects: the angle too)
+    reads = getattr(simulator, "state_fields", (target,))
+    integrated = [target, *(f for f in simulator.predicted_fields if f != target and f in reads)]
+    frames = {name: truth.fields[name] for name in integrated}                          # (N, w + 1 + unroll, F)
+    if frames[target].shape[1] != w + 1 + unroll:
+        raise ValueError(f"window of {frames[target].shape[1]} frames, expected {w + 1 + unroll}")
     if correction != 1.0 and w < 2:
         raise ValueError("noise correction below 1 needs a second-order target (a window of at least 2 frames)")
     held = simulator.held(truth)
     if noise_std > 0:
-        noise = simulator.training_noise(truth.window(0, w), noise_std, generator)     # (N, w, F)
+        noise = simulator.training_noise(truth.window(0, w), noise_std, generator)     # (N, w, F) or field -> it
+        noise = dict(noise) if isinstance(noise, dict) else {target: noise}
     else:
-        noise = torch.zeros_like(frames[:, :w])
-    history = frames[:, :w] + noise
+        noise = {}
+    noise = {name: noise.get(name, torch.zeros_like(frames[name][:, :w])) for name in integrated}
+    history = {name: frames[name][:, :w] + noise[name] for name in integrated}
     losses = []
     for j in range(unroll + 1):
-        step_state = truth.window(j, j + w).with_field(target, history)               # inputs of step j
+        window = truth.window(j, j + w)
+        step_state = window.with_fields({**window.fields, **history})                 # inputs of step j
         with_grad = backprop_through_unroll or j == unroll
         with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
             predicted = simulator(step_state)                                            # (N, O) normalized
         if with_grad:
             nxt = {name: truth.fields[name][:, w + j] for name in simulator.predicted_fields}
             if j == 0:
-                nxt[target] = nxt[target] + (1.0 - gamma) * noise[:, -1]
-                if correction != 1.0:
-                    nxt[target] = nxt[target] + (1.0 - correction) * (noise[:, -1] - noise[:, -2])
+                for name in integrated:
+                    nxt[name] = nxt[name] + (1.0 - gamma) * noise[name][:, -1]
+                    if correction != 1.0:
+                        nxt[name] = nxt[name] + (1.0 - correction) * (noise[name][:, -1] - noise[name][:, -2])
             losses.append(masked_mse(predicted, simulator.target(step_state, nxt, ~held), ~held))
         if j < unroll:
-            frame = simulator.integrate(step_state, predicted)[target]
-            frame = torch.where(held[:, None], frames[:, w + j], frame)
-            if not backprop_through_unroll:
-                frame = frame.detach()
-            history = torch.cat([history[:, 1:], frame[:, None]], dim=1)
+            stepped = simulator.integrate(step_state, predicted)
+            for name in integrated:
+                frame = torch.where(held[:, None], frames[name][:, w + j], stepped[name])
+                if not backprop_through_unroll:
+                    frame = frame.detach()
+                history[name] = torch.cat([history[name][:, 1:], frame[:, None]], dim=1)
     return torch.stack(losses).mean()
 
 

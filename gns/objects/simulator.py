@@ -1,0 +1,205 @@
+"""The learned object simulator: rigid objects as the nodes of a graph, on the shared network.
+
+Data flow for one step::
+
+    ObjectState (position, angle and action over the last C+1 frames) --build_graph--> normalized
+        Graph (objects; "pairs" and "springs" edges in the receiver's frame) --EncodeProcessDecode--> (K, 3)
+        --acceleration_normalizer.denormalize--> per-step linear (2) and angular (1) acceleration
+        --integrate--> next position (K, 2) and angle (K, 1)
+
+and the training target is the exact inverse of the last two arrows (:meth:`ObjectSimulator.target`).
+An Interaction Network (Battaglia et al. 2016) is this with one message-passing step
+(``model.message_passing_steps = 1``): a configured block, not another network.
+
+Node features: the last ``C`` per-step linear and angular velocities (normalized by the dataset's
+statistics, inflated by the training noise as in GNS); the shape (one-hot); size, log mass, log
+moment, friction and restitution (through an online normalizer, like MeshGraphNets' features);
+the current action as the per-step acceleration it would give the free object, ``F / m dt^2`` and
+``tau / I dt^2`` (normalized like the outputs: a force means nothing to the network until divided by
+the mass it pushes); the gaps of the shape to the four walls (:mod:`gns.objects.geometry`); the
+cosine and sine of the angle (the walls and actions are in the world frame). Edge features:
+:func:`gns.objects.features.edge_features` between pairs of objects, and
+:func:`gns.objects.features.spring_features` along both directions of each spring (an edge set
+that is empty in scenes without springs, so that every scene batches with every other).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gns.config import ModelConfig, ObjectConfig
+from gns.data.objects import ObjectMetadata
+from gns.errors import GnsInputError
+from gns.geometry import as_bounds, as_periodic
+from gns.graph import EdgeSet, Graph
+from gns.nn import EncodeProcessDecode
+from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
+from gns.objects.features import (all_pairs, both_directions, edge_features, num_edge_features, num_spring_features,
+                                  spring_features, velocity_history, wall_features)
+from gns.objects.geometry import body_vertices, place
+from gns.objects.integrate import integrate, inverse_integrate
+from gns.objects.state import ObjectState, check_object_state
+from gns.particles.neighbors import radius_graph
+from gns.train.noise import random_walk_noise
+
+__all__ = ["ObjectSimulator", "EDGES", "STATISTICS"]
+
+EDGES = ("all", "radius")
+STATISTICS = ("vel_mean", "vel_std", "acc_mean", "acc_std", "angular_vel_mean", "angular_vel_std",
+              "angular_acc_mean", "angular_acc_std")
+_ATTRIBUTES = 6                                     # size (2), log mass, log moment, friction, restitution
+
+
+def angular_noise_ratio(metadata: ObjectMetadata) -> float:
+    """Angular noise std per unit of linear noise std: the ratio of the two per-step velocity stds."""
+    stats = metadata.statistics
+    return float(sum(stats["angular_vel_std"]) / len(stats["angular_vel_std"])
+                 / (sum(stats["vel_std"]) / len(stats["vel_std"])))
+
+
+class ObjectSimulator(nn.Module):
+    """Learned simulator of rigid objects in one dataset's box.
+
+    Args:
+        config: network settings (latent size, message-passing steps, MLP depth).
+        object_config: object settings (history, edges, length scale).
+        metadata: the dataset's metadata (box, time step, shape codes, statistics).
+        noise_std: training noise std on the last linear per-step velocity (m/step); the angular
+            noise keeps the ratio of the velocity stds (:func:`angular_noise_ratio`). Inflates the
+            normalization stds as in GNS.
+
+    Raises:
+        GnsInputError: the metadata lacks statistics, or a setting is out of range.
+    """
+
+    kind = "objects"  # the domain (gns.domains)
+
+    def __init__(self, config: ModelConfig, object_config: ObjectConfig, metadata: ObjectMetadata,
+                 noise_std: float) -> None:
+        super().__init__()
+        stats = metadata.statistics or {}
+        missing = [k for k in STATISTICS if k not in stats]
+        if missing:
+            raise GnsInputError("object metadata lacks velocity/acceleration statistics", key="statistics",
+                                expected=list(STATISTICS), found=sorted(stats))
+        if config.decoder != "node":  # pair terms f_ij = -f_ji would be wrong for accelerations of unequal masses
+            raise GnsInputError("the object simulator has only the node decoder", key="model.decoder",
+                                expected="node", found=config.decoder)
+        if object_config.edges not in EDGES:
+            raise GnsInputError("unknown object edges", key="objects.edges", expected=EDGES, found=object_config.edges)
+        if object_config.history < 1:
+            raise GnsInputError("objects.history must be at least 1", key="objects.history", expected=">= 1",
+                                found=object_config.history)
+        if not object_config.radius > 0:
+            raise GnsInputError("objects.radius must be positive", key="objects.radius", expected="> 0 (m)",
+                                found=object_config.radius)
+        self.config, self.object_config, self.metadata = config, object_config, metadata
+        self.history = int(object_config.history)
+        self.scale = float(object_config.radius)
+        self.dt = float(metadata.dt)
+        self.angular_ratio = angular_noise_ratio(metadata)
+        self.noise_std, self.angular_noise_std = float(noise_std), float(noise_std) * self.angular_ratio
+        self.num_shapes = max(metadata.shape_kinds.values()) + 1
+        self.register_buffer("bounds", as_bounds(metadata.bounds))
+        # no periodic dimension: the box has walls (read by the particle domain's divergence checks)
+        self.register_buffer("periodic", as_periodic(None, 2))
+        self.velocity_normalizer = Normalizer(stats["vel_mean"], inflate_std(stats["vel_std"], self.noise_std))
+        self.angular_velocity_normalizer = Normalizer(stats["angular_vel_mean"],
+                                                      inflate_std(stats["angular_vel_std"], self.angular_noise_std))
+        self.acceleration_normalizer = Normalizer(
+            [*stats["acc_mean"], *stats["angular_acc_mean"]],
+            torch.cat([inflate_std(stats["acc_std"], self.noise_std),
+                       inflate_std(stats["angular_acc_std"], self.angular_noise_std)]))
+        self.attribute_normalizer = OnlineNormalizer(_ATTRIBUTES, std_epsilon=1e-3)
+        # velocities (2C linear + C angular), wall gaps (4), shape one-hot, attributes, action (3), cos/sin angle (2)
+        node_in = 3 * self.history + 4 + self.num_shapes + _ATTRIBUTES + 3 + 2
+        self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(), "springs": num_spring_features()},
+                                           3, config.latent_size, config.message_passing_steps, config.hidden_layers)
+
+    # --- the stepper interface (gns.rollout.Stepper) and the training interface (gns.train.losses) ---
+    target_field = "position"
+    predicted_fields = ("position", "angle")
+    state_fields = ("position", "angle", "action")
+    input_fields = ("action",)
+
+    @property
+    def window(self) -> int:
+        """Frames a step reads: ``C + 1``."""
+        return self.history + 1
+
+    def held(self, state: ObjectState) -> Tensor:
+        """``(K,)`` bool: no object is held (every object is simulated)."""
+        return torch.zeros(state.num_entities, dtype=torch.bool, device=state.device)
+
+    def training_noise(self, state: ObjectState, noise_std: float, generator: torch.Generator | None = None
+                       ) -> dict[str, Tensor]:
+        """Random-walk noise (:func:`gns.train.noise.random_walk_noise`) on the position ``(K, W, 2)``
+        and angle ``(K, W, 1)`` windows; the angle's std keeps the ratio of the velocity stds."""
+        return {"position": random_walk_noise(state.position, noise_std, None, generator),
+                "angle": random_walk_noise(state.angle, noise_std * self.angular_ratio, None, generator)}
+
+    # --- graph -------------------------------------------------------------------------------
+    def edge_index(self, state: ObjectState, position: Tensor) -> Tensor:
+        """``(2, E)`` the edges of ``objects.edges`` between the objects at ``position`` ``(K, 2)``."""
+        if self.object_config.edges == "all":
+            return all_pairs(state.n.to(position.device))
+        return radius_graph(position.detach(), self.scale, batch=state.batch, self_loops=False)
+
+    def build_graph(self, state: ObjectState) -> Graph:
+        """Normalized graph of the last ``C + 1`` frames of ``state`` (attribute statistics accumulate in training)."""
+        check_object_state(state, self.window)
+        position, angle = state.position[:, -self.window:], state.angle[:, -self.window:]    # (K, C+1, 2), (K, C+1, 1)
+        velocity, spin = velocity_history(position), velocity_history(angle)                  # (K, C, 2), (K, C, 1)
+        current, turn = position[:, -1], angle[:, -1, 0]                                        # (K, 2), (K,)
+        vertices, rounding = body_vertices(state.shape, state.size)                            # (K, 4, 2), (K,)
+        nodes = torch.cat([
+            self.velocity_normalizer.normalize(velocity).flatten(1),                            # (K, 2C)
+            self.angular_velocity_normalizer.normalize(spin).flatten(1),                        # (K, C)
+            wall_features(vertices, rounding, current, turn, self.bounds, self.scale),          # (K, 4)
+            nn.functional.one_hot(state.shape, self.num_shapes).to(current),                    # (K, shapes)
+            self.attribute_normalizer.normalize(self.attributes(state), accumulate=self.training),  # (K, 6)
+            self.acceleration_normalizer.normalize(self.action_acceleration(state)),             # (K, 3)
+            torch.cos(turn)[:, None], torch.sin(turn)[:, None]], dim=-1)                          # (K, 2)
+        senders, receivers = self.edge_index(state, current)
+        world = place(vertices, current, turn)                                                  # (K, 4, 2)
+        velocity_scale = self.velocity_normalizer.std.mean()
+        edges = edge_features(current, turn, velocity[:, -1], spin[:, -1, 0], world, rounding, senders, receivers,
+                              self.scale, velocity_scale, self.angular_velocity_normalizer.std[0])
+        spring_senders, spring_receivers = both_directions(state.springs)                   # (2S,) each
+        springs = spring_features(current, turn, velocity[:, -1], state.mass, state.spring_values.repeat(2, 1),
+                                  spring_senders, spring_receivers, self.scale, velocity_scale,
+                                  self.acceleration_normalizer.std[:2].mean(), self.dt)
+        return Graph(nodes, {"pairs": EdgeSet(edges, senders, receivers),
+                             "springs": EdgeSet(springs, spring_senders, spring_receivers)}, state.n)
+
+    def attributes(self, state: ObjectState) -> Tensor:
+        """``(K, 6)`` size (2), log mass, log moment, friction, restitution (before normalization)."""
+        return torch.cat([state.size, torch.log(state.mass)[:, None], torch.log(state.moment)[:, None],
+                          state.friction[:, None], state.restitution[:, None]], dim=-1)
+
+    def action_acceleration(self, state: ObjectState) -> Tensor:
+        """``(K, 3)`` the current action as the per-step acceleration it gives the free object:
+        ``F / m dt^2`` (m/step^2) and ``tau / I dt^2`` (rad/step^2)."""
+        action = state.action[:, -1]                                                             # (K, 3)
+        inertia = torch.stack([state.mass, state.mass, state.moment], dim=-1)                   # (K, 3)
+        return action / inertia * self.dt ** 2
+
+    # --- model -------------------------------------------------------------------------------
+    def forward(self, state: ObjectState) -> Tensor:
+        """``(K, 3)`` normalized linear (2) and angular (1) acceleration for the step after the window."""
+        return self.network(self.build_graph(state))
+
+    def integrate(self, state: ObjectState, normalized: Tensor) -> dict[str, Tensor]:
+        """Decode the network output ``(K, 3)`` and integrate one step: ``{"position": (K, 2), "angle": (K, 1)}``."""
+        acceleration = self.acceleration_normalizer.denormalize(normalized)                      # (K, 3)
+        return integrate(state.fields, {"position": acceleration[:, :2], "angle": acceleration[:, 2:]})
+
+    def predict_next(self, state: ObjectState) -> dict[str, Tensor]:
+        """The next position and angle of every object."""
+        return self.integrate(state, self(state))
+
+    def target(self, state: ObjectState, next_fields: dict[str, Tensor], mask: Tensor | None = None) -> Tensor:
+        """``(K, 3)`` normalized target: the inverse of :meth:`integrate` for ``next_fields``' position and angle."""
+        acceleration = inverse_integrate(state.fields, {name: next_fields[name] for name in self.predicted_fields})
+        return self.acceleration_normalizer.normalize(torch.cat([acceleration["position"], acceleration["angle"]], -1))

@@ -1,0 +1,144 @@
+"""The object simulator: integration beside its inverse, permutation equivariance, batching, edges, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gns.errors import GnsInputError
+from gns.objects.integrate import integrate, inverse_integrate
+from gns.objects.state import ObjectState
+
+
+def test_integrate_and_inverse_integrate_round_trip():
+    torch.manual_seed(0)
+    history = {"position": torch.rand(7, 3, 2), "angle": torch.randn(7, 3, 1) * 5}
+    acceleration = {"position": torch.randn(7, 2) * 1e-3, "angle": torch.randn(7, 1) * 1e-2}
+    nxt = integrate(history, acceleration)
+    back = inverse_integrate(history, nxt)
+    for name in history:
+        torch.testing.assert_close(back[name], acceleration[name], atol=1e-6, rtol=0)
+    # zero acceleration: constant per-step velocity
+    still = integrate(history, {k: torch.zeros_like(v) for k, v in acceleration.items()})
+    torch.testing.assert_close(still["angle"], 2 * history["angle"][:, -1] - history["angle"][:, -2])
+
+
+def test_decoding_and_its_inverse_round_trip(make_simulator, test_windows):
+    simulator = make_simulator()
+    state = test_windows.read(0, 3, 3 + simulator.window)
+    normalized = torch.randn(state.num_entities, 3)
+    nxt = simulator.integrate(state, normalized)
+    assert nxt["position"].shape == (state.num_entities, 2) and nxt["angle"].shape == (state.num_entities, 1)
+    torch.testing.assert_close(simulator.target(state, nxt), normalized, atol=1e-4, rtol=0)
+
+
+def _permuted(state: ObjectState, order: torch.Tensor) -> ObjectState:
+    """The objects of a one-scene state in ``order``: new object ``i`` is old object ``order[i]``."""
+    new_index = torch.argsort(order)                                                   # old index -> new one
+    return state.replace(fields={k: v[order] for k, v in state.fields.items()},
+                         static={k: v[order] for k, v in state.static.items()},
+                         links={"springs": new_index[state.springs]}, link_values=state.link_values)
+
+
+@pytest.mark.parametrize("edges, springs", [("all", False), ("radius", False), ("all", True)])
+def test_reordering_objects_reorders_the_outputs(make_simulator, test_windows, spring_windows, springs_dataset,
+                                                 edges, springs):
+    simulator = make_simulator(f"objects.edges={edges}", dataset=springs_dataset if springs else None)
+    windows = spring_windows if springs else test_windows
+    state = windows.read(1, 10, 10 + simulator.window)
+    assert bool(state.springs.numel()) == springs
+    order = torch.randperm(state.num_entities, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out, reordered = simulator(state), simulator(_permuted(state, order))
+    torch.testing.assert_close(reordered, out[order], atol=1e-5, rtol=1e-5)
+
+
+def test_batched_scenes_of_different_sizes_equal_separate_ones(make_simulator, test_windows, spring_windows,
+                                                               springs_dataset):
+    simulator = make_simulator(dataset=springs_dataset)
+    scenes = [w.read(i, 4, 4 + simulator.window) for w in (test_windows, spring_windows) for i in range(2)]
+    keep = torch.ones(scenes[3].num_entities, dtype=torch.bool)
+    keep[[1, 4]] = False
+    scenes.insert(1, scenes[3].select(keep))                                              # fewer objects and springs
+    assert len({s.num_entities for s in scenes}) > 1                                      # different K
+    assert [s.springs.shape[1] > 0 for s in scenes] == [False, True, False, True, True]  # with and without springs
+    with torch.no_grad():
+        batched = simulator(ObjectState.concat(scenes))
+        separate = torch.cat([simulator(s) for s in scenes])
+    torch.testing.assert_close(batched, separate, atol=1e-5, rtol=1e-5)
+
+
+def test_an_interaction_network_is_one_message_passing_step(make_simulator, test_windows):
+    simulator = make_simulator("model.message_passing_steps=1")
+    assert len(simulator.network.processor) == 1
+    graph = simulator.build_graph(test_windows.read(0, 0, simulator.window))
+    k = int(graph.n_node.sum())
+    assert graph.edge_sets["pairs"].senders.numel() == k * (k - 1)                        # every ordered pair
+
+
+def test_radius_edges_join_only_near_objects(make_simulator, test_windows):
+    simulator = make_simulator("objects.edges=radius", "objects.radius=0.25")
+    state = test_windows.read(0, 0, simulator.window)
+    edges = simulator.build_graph(state).edge_sets["pairs"]
+    centre = state.position[:, -1]
+    distance = (centre[edges.senders] - centre[edges.receivers]).norm(dim=-1)
+    assert bool((distance <= 0.25 + 1e-6).all()) and bool((edges.senders != edges.receivers).all())
+
+
+def test_springs_change_the_prediction_and_follow_their_objects(make_simulator, spring_windows, springs_dataset):
+    simulator = make_simulator(dataset=springs_dataset)
+    state = spring_windows.read(0, 0, simulator.window)
+    loose = state.replace(links={"springs": state.springs[:, :0]}, link_values={"springs": state.spring_values[:0]})
+    stiffer = state.replace(link_values={"springs": state.spring_values * torch.tensor([1.0, 3.0, 1.0])})
+    with torch.no_grad():
+        out = simulator(state)
+        assert not torch.allclose(out, simulator(loose)) and not torch.allclose(out, simulator(stiffer))
+    graph = simulator.build_graph(state)
+    edges = graph.edge_sets["springs"]
+    assert edges.senders.numel() == 2 * state.springs.shape[1]                          # both directions
+    # the length feature is the distance between the two objects
+    centre = state.position[:, -1]
+    torch.testing.assert_close(edges.features[:, 2] * simulator.scale,
+                               (centre[edges.senders] - centre[edges.receivers]).norm(dim=-1))
+
+
+def test_actions_change_the_prediction(make_simulator, test_windows):
+    simulator = make_simulator()
+    state = test_windows.read(0, 0, simulator.window)
+    pushed = state.with_field("action", state.action + torch.tensor([5.0, 0.0, 0.0]))
+    with torch.no_grad():
+        assert not torch.allclose(simulator(state), simulator(pushed))
+
+
+@pytest.mark.parametrize("key, change", [
+    ("position", lambda s: s.with_field("position", s.position[..., :1])),
+    ("angle", lambda s: s.with_field("angle", s.angle[:, :, 0])),
+    ("action", lambda s: s.with_field("action", s.action[1:])),
+    ("size", lambda s: s.replace(static={**s.static, "size": s.static["size"][:, :1]})),
+    ("position", lambda s: s.window(0, 1)),
+])
+def test_fields_of_the_wrong_shape_are_named(make_simulator, test_windows, key, change):
+    simulator = make_simulator()
+    state = test_windows.read(0, 0, simulator.window)
+    with pytest.raises(GnsInputError) as error:
+        simulator(change(state))
+    assert error.value.key == key
+    assert error.value.expected is not None and error.value.found is not None
+    assert f"key '{key}'" in str(error.value) and "expected" in str(error.value) and "found" in str(error.value)
+
+
+def test_a_state_of_the_wrong_shape_cannot_be_made():
+    with pytest.raises(GnsInputError, match="key 'angle'"):
+        ObjectState(torch.zeros(3, 2, 2), torch.zeros(3, 2), torch.zeros(3, 2, 3),
+                    {"shape": torch.zeros(3, dtype=torch.long), "size": torch.ones(3, 2), "mass": torch.ones(3),
+                     "moment": torch.ones(3), "friction": torch.ones(3), "restitution": torch.ones(3),
+                     "colour": torch.ones(3, 3)}, torch.tensor([3]))
+
+
+def test_bad_settings_are_named(make_simulator):
+    with pytest.raises(GnsInputError, match="objects.edges"):
+        make_simulator("objects.edges=knn")
+    with pytest.raises(GnsInputError, match="objects.history"):
+        make_simulator("objects.history=0")
+    with pytest.raises(GnsInputError, match="model.decoder"):
+        make_simulator("model.decoder=antisymmetric")
