@@ -47,6 +47,7 @@ _LAZY = {
     "ObjectSimulator": "gns.objects.simulator", "ObjectState": "gns.objects.state", "ObjectTask": "gns.objects.task",
     "ObjectWindows": "gns.objects.windows", "render_object_rollout": "gns.objects.viz",
     "open_object_split": "gns.data.objects", "load_object_metadata": "gns.data.objects",
+    "PlanConfig": "gns.objects.plan", "plan_on_split": "gns.objects.plan", "format_planning": "gns.objects.plan",
     # reference solvers (optional dependencies are imported on use)
     "ClothConfig": "gns.solvers.cloth", "generate_cloth": "gns.solvers.cloth",
     "Flow2DConfig": "gns.solvers.flow2d", "generate_flow2d": "gns.solvers.flow2d",

@@ -233,6 +233,24 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from gns.atomic import write_json_atomic
+    from gns.domains import load_simulator
+    from gns.objects.plan import PlanConfig, format_planning, plan_on_split
+
+    checkpoint = _resolve_checkpoint(args.checkpoint)
+    simulator, config, _ = load_simulator(checkpoint, args.device or "auto", kind="objects")
+    plan = PlanConfig().with_overrides(args.overrides, **{name: getattr(args, name) for name in (
+        "method", "candidates", "iterations", "horizon", "steps", "seed")})
+    result = plan_on_split(simulator, args.dataset or config.dataset, args.split, args.episodes, plan, args.planners,
+                           progress=not args.quiet)
+    result["checkpoint"] = str(checkpoint)
+    print(format_planning(result))
+    write_json_atomic(args.out, result)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the default dataset, train briefly, evaluate on the test split and render."""
     from gns.config import load_config, preset_path
@@ -374,6 +392,35 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "and a .json summary beside it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_counterfactual)
+
+    p = sub.add_parser("plan", help="objects: model-predictive control over a trained object simulator (push a "
+                                    "target object into a goal region), beside the solver as the model and random "
+                                    "forces (docs/objects.md, Planning)")
+    _checkpoint_arg(p)
+    p.add_argument("--dataset", help="object dataset directory (default: the one trained on)")
+    p.add_argument("--split", default="test", help="split whose trajectories give the start states (default: test)")
+    p.add_argument("--episodes", type=int, default=50, help="start states, one per trajectory (default: 50)")
+    p.add_argument("--planners", nargs="+", default=["learned", "solver", "random"],
+                   choices=["learned", "solver", "random"],
+                   help="learned: the trained model; solver: the reference solver as the model (the upper bound); "
+                        "random: random forces (the lower bound) (default: all three)")
+    p.add_argument("--method", choices=["cem", "shooting"], help="the search: the cross-entropy method or random "
+                                                                 "shooting (default: PlanConfig.method)")
+    p.add_argument("--candidates", type=int, help="action sequences rolled out per search iteration "
+                                                          "(default: PlanConfig.candidates)")
+    p.add_argument("--iterations", type=int, help="CEM iterations per plan (default: PlanConfig.iterations)")
+    p.add_argument("--horizon", type=int, help="steps each candidate looks ahead (default: PlanConfig.horizon)")
+    p.add_argument("--steps", type=int, help="steps an episode may take (default: PlanConfig.steps)")
+    p.add_argument("--seed", type=int,
+                   help="root of the goals' and the searches' random streams (default: PlanConfig.seed)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any field of gns.objects.plan.PlanConfig, e.g. --set goal_radius=0.04 "
+                        "(repeatable)")
+    p.add_argument("--device", help="cpu, cuda, auto (the learned model's)")
+    p.add_argument("--out", default="plan.json", help="every setting, summary and episode as JSON "
+                                                      "(default: plan.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("render", help="animate a saved rollout (gif, or mp4 with ffmpeg)")
     p.add_argument("rollouts", help="file written by `gns rollout` or `gns counterfactual`")

@@ -19,6 +19,11 @@ Divergence measures, per step, for each variant against the factual:
 * ``center_of_mass``: ``(S, D)`` mean position (unit masses), factual and variant;
 * ``kinetic_energy``: mean ``0.5 |v|^2`` per entity (velocities from finite differences, units/s);
 * ``occupancy``: the share of entities inside each region (a named box or disc/ball).
+
+Scores against the solver, at the horizons: the error of each counterfactual and of each effect,
+per scored field of the domain (objects: position, then angle), and, for a domain whose evaluation
+says which entities collide (objects, ``collisions``), whether the collision outcome of each pair
+under the intervention, and whether the intervention changed it, agree with the solver's.
 """
 
 from __future__ import annotations
@@ -49,13 +54,17 @@ class CounterfactualResult:
     Attributes:
         names: ``"factual"``, then the variants, in batch order.
         scenarios: name -> the intervened :class:`Scenario` (the factual one unchanged).
-        predicted: name -> field -> ``(N, S, F)`` the model's rollout.
+        predicted: name -> field -> ``(N, S, F)`` the model's rollout (on the scenarios' device, as the solver's
+            are).
         baselines: baseline name -> name -> field -> ``(N, S, F)``.
         solver: name -> field -> ``(N, S, F)`` the reference solver's re-simulation (names it could replay).
         solver_notes: name -> why the solver could not replay it.
         divergence: name -> ``{"model": measures, "solver": measures}`` against the factual.
         scores: name -> ``{"counterfactual": {rollout: {h: error}}, "effect": {rollout: {h: error}}}``
-            against the solver (only names the solver replayed).
+            against the solver (only names the solver replayed); the same as ``"counterfactual_<field>"``
+            and ``"effect_<field>"`` for every other scored field; for domains whose entities collide,
+            ``"collisions"``: ``{"pairs", "changed": {h: n}, "agreement": {rollout: {h: share}},
+            "change_agreement": {rollout: {h: share}}}`` (see :func:`_collision_scores`).
         metric: ``"mse"`` or ``"rmse"`` (the domain's).
         timing: seconds: ``interventions``, ``rollout`` (the model, every future), ``baselines``, ``solver``,
             ``divergence_checks``.
@@ -129,7 +138,8 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
         space: the domain's description for interventions (``gns.domains`` ``intervention_space``).
         horizons: steps at which errors against the solver are reported.
         regions: name -> a region (box or disc/ball :class:`Selection`) whose occupancy is reported.
-        solver: a reference-solver replayer (``gns.domains`` ``resimulator``), or None.
+        solver: a reference-solver replayer (``gns.domains`` ``resimulator``), or None; it prepares (and checks)
+            every scenario before anything is rolled out.
         allow_extrapolation: run interventions outside the training data's range (recorded as warnings).
         baselines: also roll the domain's baselines out.
         chunk_entities: the most entities rolled out in one batch (None: every future in one batch;
@@ -140,7 +150,8 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
         progress: show the rollout's progress bar.
 
     Raises:
-        GnsInputError: any bad intervention, before anything is rolled out.
+        GnsInputError: any bad intervention, or a scenario the solver cannot start from, before anything is
+            rolled out.
     """
     from gns.domains import evaluation_for
 
@@ -151,6 +162,10 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
         scenarios[name] = apply_interventions(factual, interventions, space, name, allow_extrapolation)
     names = list(scenarios)
     timing["interventions"] = time.perf_counter() - t0
+    if solver is not None:  # the solver's own checks of every scenario, before anything rolls out
+        t0 = time.perf_counter()
+        replays = solver.prepare(scenarios, steps)
+        timing["solver"] = time.perf_counter() - t0
     states = [scenarios[n].state for n in names]
     controls = [scenarios[n].controls for n in names]
     chunk = default_chunk(stepper_device(simulator, factual.state.device)) if chunk_entities == "auto" \
@@ -160,8 +175,10 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
     monitor = Monitor(evaluation.divergence_checks(), on_divergence)
 
     def roll(stepper: Any, watch: Monitor | None = None) -> dict[str, dict[str, Tensor]]:
+        """Every future, on the scenarios' device (the solver's futures and the states are compared there)."""
         outputs = rollout_many(stepper, states, steps, controls, max_entities=chunk, progress=progress, monitor=watch)
-        return dict(zip(names, outputs))
+        device = factual.state.device
+        return {name: {k: v.to(device) for k, v in output.items()} for name, output in zip(names, outputs)}
 
     t0 = time.perf_counter()
     predicted = roll(simulator, monitor)
@@ -182,8 +199,9 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
             {k: v for k, v in vars(event).items() if k != "system"})
     if solver is not None:
         t0 = time.perf_counter()
-        result.solver, result.solver_notes = solver.resimulate({n: scenarios[n] for n in names}, steps)
-        timing["solver"] = time.perf_counter() - t0
+        states, result.solver_notes = replays
+        result.solver = solver.simulate(states, steps) if states else {}
+        timing["solver"] += time.perf_counter() - t0
     result.timing = timing
     _measure(result, space, evaluation, regions or {})
     return result
@@ -324,7 +342,6 @@ def _errors(evaluation: Any, field_name: str, a: Tensor, b: Tensor, mask: Tensor
 
 def _measure(result: CounterfactualResult, space: Space, evaluation: Any, regions: Mapping[str, Selection]) -> None:
     factual = result.scenarios["factual"]
-    target = evaluation.target_field
     for name in result.names:
         variant = result.scenarios[name]
         entry = {"model": _measures(space, evaluation, factual, variant, result.predicted["factual"],
@@ -335,27 +352,99 @@ def _measure(result: CounterfactualResult, space: Space, evaluation: Any, region
         result.divergence[name] = entry
         if name not in result.solver or "factual" not in result.solver:
             continue
-        free = ~space.held(variant.state)
-        common = (variant.origin >= 0) & free
-        origin = variant.origin[common]
-        true_cf = result.solver[name][target]
-        true_effect = true_cf[common] - result.solver["factual"][target][origin]
         rollouts = {"model": result.predicted, **result.baselines}
-        cf_scores, effect_scores = {}, {}
-        for rollout_name, outputs in rollouts.items():
-            if target not in outputs[name]:
-                continue
-            cf_scores[rollout_name] = _errors(evaluation, target, outputs[name][target], true_cf, free,
-                                              result.horizons, result.metric)
-            effect = outputs[name][target][common] - outputs["factual"][target][origin]
-            ones = torch.ones(effect.shape[0], dtype=torch.bool, device=effect.device)
-            effect_scores[rollout_name] = _errors(evaluation, target, effect, true_effect, ones, result.horizons,
-                                                  result.metric)
-        zero = torch.zeros_like(true_effect)
-        effect_scores["no_effect"] = _errors(evaluation, target, zero, true_effect,
-                                             torch.ones(zero.shape[0], dtype=torch.bool, device=zero.device),
-                                             result.horizons, result.metric)
-        result.scores[name] = {"counterfactual": cf_scores, "effect": effect_scores}
+        scores = {}
+        for field_name in evaluation.scored_fields:
+            if field_name in result.solver[name]:
+                suffix = "" if field_name == evaluation.target_field else f"_{field_name}"
+                scores["counterfactual" + suffix], scores["effect" + suffix] = _field_scores(
+                    result, space, evaluation, field_name, name, rollouts)
+        if getattr(evaluation, "collisions", None) is not None and name != "factual":
+            scores["collisions"] = _collision_scores(result, evaluation, name, rollouts)
+        result.scores[name] = scores
+
+
+def _field_scores(result: CounterfactualResult, space: Space, evaluation: Any, field_name: str, name: str,
+                  rollouts: Mapping[str, Mapping[str, Mapping[str, Tensor]]]) -> tuple[dict, dict]:
+    """The errors of every rollout's counterfactual (free entities) and effect (variant minus factual, on the
+    entities both hold) of ``field_name`` against the solver's, with the ``no_effect`` baseline."""
+    variant = result.scenarios[name]
+    free = ~space.held(variant.state)
+    common = (variant.origin >= 0) & free
+    origin = variant.origin[common]
+    true_cf = result.solver[name][field_name]
+    true_effect = true_cf[common] - result.solver["factual"][field_name][origin]
+    every = torch.ones(true_effect.shape[0], dtype=torch.bool, device=true_effect.device)
+    cf_scores, effect_scores = {}, {}
+    for rollout_name, outputs in rollouts.items():
+        if field_name not in outputs[name]:
+            continue
+        cf_scores[rollout_name] = _errors(evaluation, field_name, outputs[name][field_name], true_cf, free,
+                                          result.horizons, result.metric)
+        effect = outputs[name][field_name][common] - outputs["factual"][field_name][origin]
+        effect_scores[rollout_name] = _errors(evaluation, field_name, effect, true_effect, every, result.horizons,
+                                              result.metric)
+    effect_scores["no_effect"] = _errors(evaluation, field_name, torch.zeros_like(true_effect), true_effect, every,
+                                         result.horizons, result.metric)
+    return cf_scores, effect_scores
+
+
+def _outcomes(evaluation: Any, factual: Scenario, variant: Scenario, factual_future: Mapping[str, Tensor],
+              variant_future: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """``(P, S)`` whether each pair of the variant's entities has collided by each step, in the variant's future,
+    and in the factual future for the same two entities (never, for a pair with an added entity)."""
+    device = variant.state.device
+    pairs, after = evaluation.collisions(variant.state, {k: v.to(device) for k, v in variant_future.items()})
+    factual_pairs, factual_after = evaluation.collisions(factual.state,
+                                                         {k: v.to(device) for k, v in factual_future.items()})
+    count = factual.state.num_entities
+    lookup = torch.zeros((count, count, after.shape[1]), dtype=torch.bool, device=device)    # (K, K, S)
+    lookup[factual_pairs[0], factual_pairs[1]] = factual_after
+    lookup[factual_pairs[1], factual_pairs[0]] = factual_after
+    first, second = variant.origin[pairs[0]], variant.origin[pairs[1]]                       # (P,) factual indices
+    both = (first >= 0) & (second >= 0)
+    before = torch.zeros_like(after)
+    before[both] = lookup[first[both], second[both]]
+    return after, before
+
+
+def _shares(agree: Tensor, horizons: Sequence[int]) -> dict[str, float]:
+    """``{h: share, "full": share}``: the share of the pairs of ``agree`` ``(P, S)`` true at step ``h`` (full: the
+    last step)."""
+    per_step = agree.double().mean(0) if agree.shape[0] else torch.full((agree.shape[1],), float("nan"))
+    table = {str(h): float(per_step[h - 1]) for h in horizons if 1 <= h <= per_step.shape[0]}
+    table["full"] = float(per_step[-1]) if per_step.numel() else float("nan")
+    return table
+
+
+def _collision_scores(result: CounterfactualResult, evaluation: Any, name: str,
+                      rollouts: Mapping[str, Mapping[str, Mapping[str, Tensor]]]) -> dict[str, Any]:
+    """Which entities collide under the intervention, every rollout against the solver, at the horizons:
+
+    * ``agreement``: the share of the variant's pairs on which a rollout and the solver agree whether the pair
+      has collided (the collision outcome under the intervention);
+    * ``change_agreement``: the share on which they agree whether the intervention changed that outcome
+      (each against its own factual future);
+    * ``no_effect``: the factual outcome taken for the variant's (nothing changes);
+    * ``pairs`` and ``changed``: how many pairs, and on how many the solver's outcome changed.
+    """
+    factual, variant = result.scenarios["factual"], result.scenarios[name]
+    true_after, true_before = _outcomes(evaluation, factual, variant, result.solver["factual"], result.solver[name])
+    true_change = true_after != true_before                                                   # (P, S)
+    agreement, change_agreement = {}, {}
+    for rollout_name, outputs in rollouts.items():
+        if not set(evaluation.scored_fields) <= set(outputs[name]):
+            continue
+        after, before = _outcomes(evaluation, factual, variant, outputs["factual"], outputs[name])
+        agreement[rollout_name] = _shares(after == true_after, result.horizons)
+        change_agreement[rollout_name] = _shares((after != before) == true_change, result.horizons)
+    agreement["no_effect"] = _shares(true_before == true_after, result.horizons)
+    change_agreement["no_effect"] = _shares(~true_change, result.horizons)
+    changed = true_change.sum(0)                                                             # (S,)
+    return {"pairs": int(true_after.shape[0]),
+            "changed": {**{str(h): int(changed[h - 1]) for h in result.horizons if h <= changed.numel()},
+                        "full": int(changed[-1]) if changed.numel() else 0},
+            "agreement": agreement, "change_agreement": change_agreement}
 
 
 # ------------------------------------------------------------------------------ output
@@ -447,13 +536,28 @@ def format_counterfactuals(result: CounterfactualResult) -> str:
             if distance is not None and horizons:
                 values = " ".join(f"h{h} {float(distance[h - 1]):.3g}" for h in horizons)
                 lines.append(f"  {source}: mean distance to the factual: {values}")
-        scores = result.scores.get(name)
-        if scores:
-            for kind in ("counterfactual", "effect"):
-                lines.append(f"  {result.metric} of the {kind} against the solver:")
-                header = f"{'':>24}" + "".join(f"{h:>11}" for h in [*map(str, horizons), "full"])
-                lines.append(header)
-                for rollout_name, table in scores[kind].items():
-                    lines.append(f"{rollout_name:>24}" + "".join(f"{table[k]:>11.3e}"
-                                                                 for k in [*map(str, horizons), "full"]))
+        scores = result.scores.get(name, {})
+        columns = [*map(str, horizons), "full"]
+        for kind, tables in scores.items():
+            if kind == "collisions":
+                continue
+            base, _, field_name = kind.partition("_")
+            lines += _table(f"  {result.metric} of the {base}{f' ({field_name})' if field_name else ''} against the "
+                            f"solver:", tables, columns, ".3e")
+        collisions = scores.get("collisions")
+        if collisions:
+            lines.append(f"  collisions: {collisions['pairs']} pairs; the intervention changes whether "
+                         f"{collisions['changed']['full']} of them collide, says the solver (by the end)")
+            lines += _table("  share of pairs whose collision outcome agrees with the solver's:",
+                            collisions["agreement"], columns, ".3f")
+            lines += _table("  share of pairs on which whether the intervention changes it agrees with the solver:",
+                            collisions["change_agreement"], columns, ".3f")
     return "\n".join(lines)
+
+
+def _table(title: str, tables: Mapping[str, Mapping[str, float]], columns: Sequence[str], form: str) -> list[str]:
+    """A title, a header of ``columns`` and one row per rollout of ``tables`` (rollout -> column -> value)."""
+    lines = [title, f"{'':>24}" + "".join(f"{c:>11}" for c in columns)]
+    for rollout_name, table in tables.items():
+        lines.append(f"{rollout_name:>24}" + "".join(f"{table[c]:>11{form}}" for c in columns))
+    return lines

@@ -17,19 +17,26 @@ log, :class:`Resolved`): positions in the units of the data, velocities in units
 * ``add``: copies of a selection shifted by ``offset`` (a mesh copy keeps its links), or new
   entities at ``position`` with ``velocity`` and ``type`` (particles).
 * ``set_velocity`` / ``kick``: set, or add to, the velocity of free entities at the current
-  frame; the window is rewritten as if the change had acted over all of it (every velocity of the
-  history changes by the same amount, the current position stays), so a model reading velocity
-  changes sees no spurious jolt.
+  frame (and their angular velocity, ``spin``, where entities have an angle: rigid objects); the
+  window is rewritten as if the change had acted over all of it (every velocity of the history
+  changes by the same amount, the current position stays), so a model reading velocity changes
+  sees no spurious jolt.
+* ``resize`` / ``reweigh``: scale or set the size of rigid bodies (their mass follows their area
+  unless kept), or their mass (their moment of inertia follows) or moment of inertia
+  (:class:`RigidBodies` says how, per domain).
 * ``set_type``: change the entity type (only to a type the model was trained on, never to a
   prescribed one).
 * ``set_context``: change the per-system parameters a model reads (within the training range).
-* ``set_input``: set or scale an exogenous input field (a cloth's wind) from a frame on.
+* ``set_input``: set or scale an exogenous input field (a cloth's wind, an object's actions) from
+  a frame on, or over a range of frames, for every entity or a selection; a sequence of values
+  gives one value per frame.
 * ``move_prescribed``: add a displacement to the future path of held entities (a cloth handle,
   an obstacle): a smooth ramp to ``offset`` over ``duration`` seconds, or a constant ``velocity``.
 
 Domains describe themselves to this module with a :class:`Space` (see each domain's
-``domain.py``): which field holds positions, which attribute holds types, the time step, the
-walls, the types and parameter ranges the model was trained on.
+``domain.py``): which field holds positions (and angles), which attribute holds types, the time
+step, the walls, the types and parameter ranges the model was trained on, what makes a state
+valid beyond that (objects: shapes that do not overlap), the operations it refuses.
 """
 
 from __future__ import annotations
@@ -46,9 +53,29 @@ from torch import Tensor
 from gns.errors import GnsInputError
 from gns.state import State
 
-__all__ = ["Space", "Scenario", "Resolved", "Selection", "Intervention", "Move", "Remove", "AddCopy", "AddEntities",
-           "SetVelocity", "Kick", "SetType", "SetContext", "SetInput", "MovePrescribed", "apply_interventions",
-           "parse_interventions", "OPERATIONS"]
+__all__ = ["Space", "RigidBodies", "Scenario", "Resolved", "Selection", "Intervention", "Move", "Remove", "AddCopy",
+           "AddEntities", "SetVelocity", "Kick", "Resize", "Reweigh", "SetType", "SetContext", "SetInput",
+           "MovePrescribed", "apply_interventions", "parse_interventions", "OPERATIONS", "box_halves", "speed_limit"]
+
+
+@dataclass(frozen=True)
+class RigidBodies:
+    """What ``resize`` and ``reweigh`` need of a domain whose entities are rigid bodies (objects).
+
+    Attributes:
+        size: the static attribute holding each body's extent ``(N, D)`` (m).
+        mass: the static attribute holding masses ``(N,)`` (kg).
+        moment: the static attribute holding moments of inertia about the centre of mass ``(N,)`` (kg m^2).
+        area: ``area(state, mask, size)``: ``(M,)`` the areas of the ``M`` masked bodies at sizes ``(M, D)`` (m^2).
+        gyration: ``gyration(state, mask, size)``: ``(M,)`` their moments of inertia per unit mass at
+            sizes ``(M, D)``, uniform density (m^2).
+    """
+
+    size: str
+    mass: str
+    moment: str
+    area: Callable[[State, Tensor, Tensor], Tensor]
+    gyration: Callable[[State, Tensor, Tensor], Tensor]
 
 
 @dataclass
@@ -71,6 +98,14 @@ class Space:
         ranges: name -> ``(lo, hi)`` arrays: the training range of an input field or of the context.
         max_speed: speed (units/s) beyond the training data's, or None.
         obstacles: maps a state to ``[(center (D,), radius)]`` regions free entities must not enter.
+        angle_field: the field holding entity angles (rad, order 2: rigid objects), or None.
+        max_angular_speed: angular speed (rad/s) beyond the training data's, or None.
+        bodies: how entities are rigid bodies, for ``resize`` and ``reweigh`` (None: they are not).
+        validate: ``validate(state, where)`` the domain's own checks of an intervened one-system state
+            (objects: shapes overlapping each other or reaching through the walls, non-positive sizes
+            or masses), raising :class:`GnsInputError` naming the entity and the value.
+        refused: operation -> why this domain refuses it.
+        entity: what an entity is called in messages (``"particle"``, ``"object"``).
     """
 
     kind: str
@@ -88,6 +123,27 @@ class Space:
     ranges: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     max_speed: float | None = None
     obstacles: Callable[[State], list[tuple[Tensor, float]]] | None = None
+    angle_field: str | None = None
+    max_angular_speed: float | None = None
+    bodies: RigidBodies | None = None
+    validate: Callable[[State, str], None] | None = None
+    refused: Mapping[str, str] = field(default_factory=dict)
+    entity: str = "entity"
+
+
+def speed_limit(mean: Sequence[float], std: Sequence[float], dt: float) -> float:
+    """A speed (units/s) beyond the training data's: the largest component of ``|mean| + 6 std`` of the
+    per-step velocity ``(D,)``, per second (:attr:`Space.max_speed`)."""
+    return float(np.max(np.abs(np.asarray(mean, dtype=np.float64)) + 6 * np.asarray(std, dtype=np.float64))) / dt
+
+
+def box_halves(bounds: Tensor) -> dict[str, "Selection"]:
+    """The left and right halves of a box ``(D, 2)``: the default occupancy regions of domains in a box."""
+    bounds = bounds.detach().cpu().tolist()
+    mid = 0.5 * (bounds[0][0] + bounds[0][1])
+    rest = [tuple(b) for b in bounds[1:]]
+    return {"left half": Selection(box=((bounds[0][0], mid), *rest)),
+            "right half": Selection(box=((mid, bounds[0][1]), *rest))}
 
 
 @dataclass
@@ -433,49 +489,183 @@ class AddEntities(Intervention):
         return dataclasses.replace(out.append(extra, controls), log=out.log)
 
 
-def _kick(scenario: Scenario, space: Space, where: str, mask: Tensor, delta: Tensor,
-          allow_extrapolation: bool) -> Scenario:
-    """The masked entities' velocities changed by ``delta`` (units/s; ``(D,)`` or one row per masked entity):
-    their window rewritten so that every velocity of it changes by the same amount, the current position kept."""
-    positions = scenario.state.fields[space.position_field]                              # (N, W, D)
-    back = torch.arange(positions.shape[1] - 1, -1, -1, dtype=positions.dtype, device=positions.device)  # (W,)
-    moved = positions.clone()
+def _angles(space: Space, where: str, op: str) -> str:
+    """The angle field, for ``spin``; raises when this domain's entities do not rotate."""
+    if space.angle_field is None:
+        raise GnsInputError(f"'{op}' changes the spin of entities that have an angle, and this domain's "
+                            f"{space.entity}s have none", key=f"{where}/spin", expected="no spin", found=space.kind)
+    return space.angle_field
+
+
+def _kick(scenario: Scenario, space: Space, where: str, mask: Tensor, delta: Tensor, allow_extrapolation: bool,
+          field_name: str) -> Scenario:
+    """The masked entities' rates of ``field_name`` (a position: velocities; an angle: angular velocities) changed
+    by ``delta`` (per second; ``(F,)`` or one row per masked entity): their window rewritten so that every rate of
+    it changes by the same amount, the current value kept."""
+    values = scenario.state.fields[field_name]                                            # (N, W, F)
+    back = torch.arange(values.shape[1] - 1, -1, -1, dtype=values.dtype, device=values.device)  # (W,)
+    moved = values.clone()
     moved[mask] -= back[None, :, None] * delta.expand(int(mask.sum()), -1)[:, None, :] * space.dt
-    out = dataclasses.replace(scenario, state=scenario.state.with_field(space.position_field, moved),
+    out = dataclasses.replace(scenario, state=scenario.state.with_field(field_name, moved),
                               touched=scenario.touched | mask)
-    _check_speed(out, space, mask, where, allow_extrapolation)
+    _check_speed(out, space, mask, where, allow_extrapolation, field_name)
     return out
+
+
+def _rates(intervention: Any, scenario: Scenario, space: Space, where: str, allow_extrapolation: bool, linear: Any,
+           name: str, change: Callable[[Tensor, Tensor], Tensor]) -> Scenario:
+    """``kick`` and ``set_velocity``: the velocity (``linear``, the key ``name``) and the angular velocity
+    (``intervention.spin``) of the selected free entities changed, ``change(current, given)`` being the delta."""
+    mask, _ = _free_selection(intervention, scenario, space, where)
+    changes = [] if linear is None else [(space.position_field, linear, name)]
+    if intervention.spin is not None:
+        changes.append((_angles(space, where, intervention.op), [intervention.spin], "spin"))
+    if not changes:
+        raise GnsInputError(f"'{intervention.op}' needs {name}, spin (rad/s) or both", key=where,
+                            expected=f"{name}: [...] and/or spin: x", found=None)
+    out, params = scenario, {name: None, "spin": None}
+    for field_name, given, key in changes:
+        values = out.state.fields[field_name]                                             # (N, W, F)
+        vector = _vector(given, values.shape[-1], where, key).to(values)
+        current = (values[mask, -1] - values[mask, -2]) / space.dt                       # (M, F) per second
+        out = _kick(out, space, where, mask, change(current, vector), allow_extrapolation, field_name)
+        params[key] = float(vector[0]) if key == "spin" else vector.cpu().numpy()
+    return _log(out, intervention.op, mask, **params)
 
 
 @dataclass
 class Kick(Intervention):
-    """Add ``delta`` (units/s) to the velocity of the selected free entities."""
+    """Add ``delta`` (units/s) to the velocity, and ``spin`` (rad/s) to the angular velocity, of the selected
+    free entities (either or both)."""
 
     select: Selection
-    delta: Sequence[float]
+    delta: Sequence[float] | None = None
+    spin: float | None = None
     op = "kick"
 
     def apply(self, scenario, space, where, allow_extrapolation=False):
-        mask, positions = _free_selection(self, scenario, space, where)
-        delta = _vector(self.delta, positions.shape[-1], where, "delta").to(positions)
-        out = _kick(scenario, space, where, mask, delta, allow_extrapolation)
-        return _log(out, self.op, mask, delta=delta.cpu().numpy())
+        return _rates(self, scenario, space, where, allow_extrapolation, self.delta, "delta",
+                      lambda current, given: given)
 
 
 @dataclass
 class SetVelocity(Intervention):
-    """Set the velocity (units/s) of the selected free entities."""
+    """Set the velocity (units/s) and/or the angular velocity (``spin``, rad/s) of the selected free entities."""
 
     select: Selection
-    velocity: Sequence[float]
+    velocity: Sequence[float] | None = None
+    spin: float | None = None
     op = "set_velocity"
 
     def apply(self, scenario, space, where, allow_extrapolation=False):
-        mask, positions = _free_selection(self, scenario, space, where)
-        velocity = _vector(self.velocity, positions.shape[-1], where, "velocity").to(positions)
-        current = (positions[mask, -1] - positions[mask, -2]) / space.dt                 # (M, D)
-        out = _kick(scenario, space, where, mask, velocity - current, allow_extrapolation)
-        return _log(out, self.op, mask, velocity=velocity.cpu().numpy())
+        return _rates(self, scenario, space, where, allow_extrapolation, self.velocity, "velocity",
+                      lambda current, given: given - current)
+
+
+def _bodies(space: Space, where: str, op: str) -> RigidBodies:
+    if space.bodies is None:
+        raise GnsInputError(f"'{op}' changes rigid bodies, and this domain's {space.entity}s are not rigid bodies",
+                            key=where, expected="a domain of rigid objects", found=space.kind)
+    return space.bodies
+
+
+def _positive(values: Tensor, mask: Tensor, space: Space, where: str, name: str) -> None:
+    """Raise naming the first masked entity whose new ``name`` ``(M, ...)`` is not positive, and its value."""
+    bad = ~(values > 0).reshape(values.shape[0], -1).all(dim=1)                         # (M,)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0])
+        entity = int(torch.nonzero(mask).flatten()[first])
+        raise GnsInputError(f"{space.entity} {entity}: its {name} must be positive", key=f"{where}/{name}",
+                            expected="> 0", found=values[first].cpu().numpy().round(6).tolist())
+
+
+def _set_bodies(scenario: Scenario, space: Space, where: str, allow_extrapolation: bool, op: str, mask: Tensor,
+                values: Mapping[str, Tensor]) -> Scenario:
+    """The masked bodies' static attributes set to ``values`` (name -> ``(M, ...)``): each checked positive, then
+    against the training range (:attr:`Space.ranges`), and logged resolved."""
+    for name, value in values.items():
+        _positive(value, mask, space, where, name)
+    for name, value in values.items():
+        scenario = _check_range(scenario, space, name, value.reshape(value.shape[0], -1).cpu().double().numpy(),
+                                where, allow_extrapolation)
+    static = dict(scenario.state.static)
+    for name, value in values.items():
+        static[name] = static[name].clone()
+        static[name][mask] = value.to(static[name])
+    out = dataclasses.replace(scenario, state=scenario.state.replace(static=static), touched=scenario.touched | mask)
+    return _log(out, op, mask, **{name: value.cpu().numpy() for name, value in values.items()})
+
+
+@dataclass
+class Resize(Intervention):
+    """Scale (``scale``: one factor, or one per dimension) or set (``size``) the size of the selected rigid bodies.
+
+    ``keep: density`` (the default) scales their masses with their areas, ``keep: mass`` keeps the masses; the
+    moments of inertia follow the new size and mass with the same distribution of mass
+    (``moment * (m'/m) * g(size') / g(size)``, ``g`` the domain's moment per unit mass).
+    """
+
+    select: Selection
+    scale: float | Sequence[float] | None = None
+    size: Sequence[float] | None = None
+    keep: str = "density"
+    op = "resize"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        bodies = _bodies(space, where, self.op)
+        mask = self.select.resolve(scenario, space, where)
+        state = scenario.state
+        old = state.static[bodies.size][mask]                                            # (M, D)
+        dim = old.shape[-1]
+        if (self.scale is None) == (self.size is None):
+            raise GnsInputError("resize needs exactly one of scale and size", key=where,
+                                expected="scale: x (or [x, y]) or size: [w, h]", found=f"scale {self.scale}, "
+                                                                                       f"size {self.size}")
+        if self.keep not in ("density", "mass"):
+            raise GnsInputError("resize keeps the density (mass follows the area) or the mass", key=f"{where}/keep",
+                                expected="density | mass", found=self.keep)
+        if self.size is not None:
+            new = _vector(self.size, dim, where, "size").to(old).expand_as(old)
+        else:
+            scale = self.scale if isinstance(self.scale, (list, tuple)) else [self.scale] * dim
+            new = old * _vector(scale, dim, where, "scale").to(old)
+        mass, moment = state.static[bodies.mass][mask], state.static[bodies.moment][mask]   # (M,)
+        new_mass = mass * bodies.area(state, mask, new) / bodies.area(state, mask, old) if self.keep == "density" \
+            else mass
+        new_moment = moment * (new_mass / mass) * bodies.gyration(state, mask, new) / bodies.gyration(state, mask, old)
+        return _set_bodies(scenario, space, where, allow_extrapolation, self.op, mask,
+                           {bodies.size: new, bodies.mass: new_mass, bodies.moment: new_moment})
+
+
+@dataclass
+class Reweigh(Intervention):
+    """Set (``mass``, kg) or scale (``scale``) the mass of the selected rigid bodies, their moments of inertia
+    scaled alike (the same distribution of mass), or set the moment of inertia (``moment``, kg m^2)."""
+
+    select: Selection
+    mass: float | None = None
+    scale: float | None = None
+    moment: float | None = None
+    op = "reweigh"
+
+    def apply(self, scenario, space, where, allow_extrapolation=False):
+        bodies = _bodies(space, where, self.op)
+        mask = self.select.resolve(scenario, space, where)
+        if self.mass is not None and self.scale is not None or (self.mass, self.scale, self.moment) == (None,) * 3:
+            raise GnsInputError("reweigh needs mass or scale (not both), and/or moment", key=where,
+                                expected="mass: kg | scale: x, moment: kg m^2",
+                                found=f"mass {self.mass}, scale {self.scale}, moment {self.moment}")
+        static = scenario.state.static
+        mass, moment = static[bodies.mass][mask], static[bodies.moment][mask]             # (M,)
+        new_mass = mass
+        if self.mass is not None:
+            new_mass = _vector([self.mass], 1, where, "mass").to(mass).expand_as(mass)
+        elif self.scale is not None:
+            new_mass = mass * _vector([self.scale], 1, where, "scale").to(mass)
+        new_moment = moment * new_mass / mass if self.moment is None \
+            else _vector([self.moment], 1, where, "moment").to(moment).expand_as(moment)
+        return _set_bodies(scenario, space, where, allow_extrapolation, self.op, mask,
+                           {bodies.mass: new_mass, bodies.moment: new_moment})
 
 
 @dataclass
@@ -518,13 +708,17 @@ class SetContext(Intervention):
 
 @dataclass
 class SetInput(Intervention):
-    """Set an input field to a constant ``value`` (every entity), or multiply it by ``scale``, from frame
-    ``from_frame`` on (0: the current frame, 1: the first predicted one, ...)."""
+    """Set an input field to ``value``, or multiply it by ``scale``, over frames ``from_frame`` to ``to_frame - 1``
+    (0: the current frame, 1: the first predicted one, ...; ``to_frame`` default: to the end), for the entities
+    of ``select`` (default: every one; selected ones count as touched). ``value`` is one vector, or one per frame
+    (``(L, F)``: frames ``from_frame`` to ``from_frame + L - 1``)."""
 
     field: str
-    value: Sequence[float] | None = None
+    value: Any = None
     scale: float | None = None
     from_frame: int = 0
+    to_frame: int | None = None
+    select: Selection | None = None
     op = "set_input"
 
     def apply(self, scenario, space, where, allow_extrapolation=False):
@@ -535,26 +729,60 @@ class SetInput(Intervention):
         if (self.value is None) == (self.scale is None):
             raise GnsInputError("set_input needs exactly one of value and scale", key=where,
                                 expected="value: [...] or scale: x", found=f"value {self.value}, scale {self.scale}")
+        mask = (self.select or Selection()).resolve(scenario, space, where)
         window, future = scenario.state.fields[self.field], scenario.controls[self.field]
-        steps = future.shape[1]
-        if not 0 <= int(self.from_frame) <= steps:
-            raise GnsInputError("from_frame must be within the rollout", key=f"{where}/from_frame",
-                                expected=f"0..{steps}", found=self.from_frame)
         frames = torch.cat([window[:, -1:], future], dim=1).clone()                   # (N, 1 + S, F)
-        if self.value is not None:
-            value = _vector(self.value, frames.shape[-1], where, "value").to(frames)
-            frames[:, self.from_frame:] = value
-            checked = value.cpu().numpy()
+        value = None if self.value is None else _values(self.value, frames.shape[-1], where).to(frames)  # (F,) | (L, F)
+        first, stop = self._frames(frames.shape[1], len(value) if value is not None and value.ndim == 2 else None,
+                                   where)
+        chosen = frames[mask]                                                        # (M, 1 + S, F)
+        if value is not None:
+            value = value[:stop - first] if value.ndim == 2 else value
+            chosen[:, first:stop] = value
+            checked = value.reshape(-1, frames.shape[-1]).cpu().double().numpy()
         else:
-            frames[:, self.from_frame:] *= float(self.scale)
-            checked = frames[:, self.from_frame:].reshape(-1, frames.shape[-1]).cpu().numpy()
+            chosen[:, first:stop] *= float(self.scale)
+            checked = chosen[:, first:stop].reshape(-1, frames.shape[-1]).cpu().double().numpy()
+        frames[mask] = chosen
         scenario = _check_range(scenario, space, self.field, checked, where, allow_extrapolation)
         fields = {**scenario.state.fields, self.field: torch.cat([window[:, :-1], frames[:, :1]], dim=1)}
         out = dataclasses.replace(scenario, state=scenario.state.with_fields(fields),
-                                  controls={**scenario.controls, self.field: frames[:, 1:]})
-        return _log(out, self.op, None, field=self.field, from_frame=int(self.from_frame),
-                    value=None if self.value is None else np.asarray(self.value, dtype=np.float64),
+                                  controls={**scenario.controls, self.field: frames[:, 1:]},
+                                  touched=scenario.touched | mask if self.select is not None else scenario.touched)
+        return _log(out, self.op, mask, field=self.field, from_frame=first,
+                    to_frame=None if stop == frames.shape[1] else stop,
+                    every=bool(mask.all()), value=None if value is None else value.cpu().numpy().astype(np.float64),
                     scale=self.scale)
+
+    def _frames(self, count: int, length: int | None, where: str) -> tuple[int, int]:
+        """``[first, stop)`` of the ``count`` frames (the current one, then the future) the change covers (frames
+        beyond the rollout are never read: a range, or a sequence of ``length`` values, may reach past it)."""
+        first = int(self.from_frame)
+        if not 0 <= first < count:
+            raise GnsInputError("from_frame must be within the rollout", key=f"{where}/from_frame",
+                                expected=f"0..{count - 1}", found=self.from_frame)
+        stop = int(self.to_frame) if self.to_frame is not None else count if length is None else first + length
+        if stop <= first:
+            raise GnsInputError("to_frame must come after from_frame", key=f"{where}/to_frame",
+                                expected=f"> {first}", found=stop)
+        if length is not None and stop - first != length:
+            raise GnsInputError("a sequence of values needs one value per frame", key=f"{where}/value",
+                                expected=f"{stop - first} rows (frames {first}..{stop - 1})", found=f"{length} rows")
+        return first, min(stop, count)
+
+
+def _values(value: Any, dim: int, where: str) -> Tensor:
+    """One vector ``(F,)`` or a sequence of them ``(L, F)``, finite, ``F = dim``."""
+    try:
+        array = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        array = torch.full((dim + 1,), float("nan"))                   # reported below, with the value given
+    if array.ndim not in (1, 2) or array.shape[-1] != dim or not array.numel() \
+            or not bool(torch.isfinite(array).all()):
+        raise GnsInputError("value must be a finite vector with one value per component, or a list of them (one "
+                            "per frame)", key=f"{where}/value", expected=f"{dim} numbers, or rows of {dim}",
+                            found=value)
+    return array
 
 
 @dataclass
@@ -636,24 +864,32 @@ def _check_range(scenario: Scenario, space: Space, name: str, values: np.ndarray
     return scenario
 
 
-def _check_speed(scenario: Scenario, space: Space, mask: Tensor, where: str, allow_extrapolation: bool) -> None:
-    if space.max_speed is None:
+def _check_speed(scenario: Scenario, space: Space, mask: Tensor, where: str, allow_extrapolation: bool,
+                 field_name: str) -> None:
+    """The masked entities' rate of ``field_name`` (a position: speed; an angle: angular speed) within the training
+    data's (:attr:`Space.max_speed`, :attr:`Space.max_angular_speed`)."""
+    angular = field_name == space.angle_field
+    limit, unit = (space.max_angular_speed, "rad/s") if angular else (space.max_speed, "units/s")
+    if limit is None:
         return
-    positions = scenario.state.fields[space.position_field]
-    speed = ((positions[mask, -1] - positions[mask, -2]) / space.dt).norm(dim=-1)
+    values = scenario.state.fields[field_name]
+    speed = ((values[mask, -1] - values[mask, -2]) / space.dt).norm(dim=-1)
     fastest = float(speed.max())
-    if fastest > space.max_speed:
-        message = (f"a speed of {fastest:.3g} units/s is beyond what the training data holds "
-                   f"(about {space.max_speed:.3g})")
+    if fastest > limit:
+        message = (f"{'an angular speed' if angular else 'a speed'} of {fastest:.3g} {unit} is beyond what the "
+                   f"training data holds (about {limit:.3g})")
         if not allow_extrapolation:
             raise GnsInputError(message + " (allow_extrapolation: true to run it anyway)", key=where,
-                                expected=f"<= {space.max_speed:.3g}", found=round(fastest, 4))
+                                expected=f"<= {limit:.3g}", found=round(fastest, 4))
         scenario.warnings.append(f"{where}: {message}")
 
 
 def check_scenario(scenario: Scenario, space: Space, where: str) -> None:
-    """Entities inside the walls and outside obstacles, after every intervention of a variant."""
+    """Entities inside the walls and outside obstacles, and the domain's own checks (:attr:`Space.validate`),
+    after every intervention of a variant."""
     state = scenario.state
+    if space.validate is not None:
+        space.validate(state, where)
     if space.position_field is None:
         return
     positions = state.fields[space.position_field][:, -1]                                 # (N, D) now
@@ -693,6 +929,10 @@ def apply_interventions(factual: Scenario, interventions: Sequence[Intervention]
     scenario = factual
     for i, intervention in enumerate(interventions):
         where = f"variants/{name}/{i} ({intervention.op})"
+        if intervention.op in space.refused:
+            raise GnsInputError(f"'{intervention.op}' is not available for {space.kind}: "
+                                f"{space.refused[intervention.op]}", key=where,
+                                expected=sorted(set(OPERATIONS) - set(space.refused)), found=intervention.op)
         try:
             scenario = intervention.apply(scenario, space, where, allow_extrapolation)
         except GnsInputError:
@@ -711,11 +951,13 @@ OPERATIONS = {
     "move": (Move, {"select", "offset"}),
     "remove": (Remove, {"select"}),
     "add": (None, {"copy", "offset", "position", "velocity", "type"}),
-    "set_velocity": (SetVelocity, {"select", "velocity"}),
-    "kick": (Kick, {"select", "delta"}),
+    "set_velocity": (SetVelocity, {"select", "velocity", "spin"}),
+    "kick": (Kick, {"select", "delta", "spin"}),
+    "resize": (Resize, {"select", "scale", "size", "keep"}),
+    "reweigh": (Reweigh, {"select", "mass", "scale", "moment"}),
     "set_type": (SetType, {"select", "type"}),
     "set_context": (SetContext, {"values"}),
-    "set_input": (SetInput, {"field", "value", "scale", "from_frame"}),
+    "set_input": (SetInput, {"field", "value", "scale", "from_frame", "to_frame", "select"}),
     "move_prescribed": (MovePrescribed, {"select", "offset", "duration", "velocity"}),
 }
 _TOP_LEVEL = {"variants", "allow_extrapolation", "regions", "description"}
@@ -752,7 +994,7 @@ def _parse_one(spec: Any, where: str) -> Intervention:
             raise GnsInputError("add needs copy (and offset), or position and type (and velocity)", key=where,
                                 expected="copy | position + type", found=sorted(args))
         return AddEntities(args["position"], args.get("velocity", 0.0), int(args["type"]))
-    if "select" in known:
+    if "select" in known and (op != "set_input" or "select" in args):  # set_input: every entity unless selected
         args["select"] = Selection.parse(args.get("select"), where)
     try:
         return cls(**args)

@@ -22,10 +22,10 @@ SMALL = ["--set", "model.latent_size=16", "--set", "model.message_passing_steps=
 
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "gns.cli", "--help"], capture_output=True, text=True, check=True).stdout
-    for cmd in ("generate", "inspect", "convert", "stats", "train", "evaluate", "rollout", "counterfactual", "render",
-                "export", "figures", "demo"):
+    for cmd in ("generate", "inspect", "convert", "stats", "train", "evaluate", "rollout", "counterfactual", "plan",
+                "render", "export", "figures", "demo"):
         assert cmd in out
-    for cmd in ("generate", "train", "evaluate", "counterfactual", "render", "convert"):
+    for cmd in ("generate", "train", "evaluate", "counterfactual", "plan", "render", "convert"):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([cmd, "--help"])
         assert exc.value.code == 0

@@ -121,6 +121,7 @@ def test_cloth_replay_restarts_exactly_and_says_what_it_cannot_do(tmp_path):
                          "sphere_away": [{"op": "move_prescribed", "select": {"type": 1}, "offset": [0, 0.5, 0],
                                           "duration": 0.1}],
                          "calm": [{"op": "set_input", "field": "wind", "scale": 0.9}],
+                         "calm_corner": [{"op": "set_input", "field": "wind", "scale": 0.9, "select": {"index": [0]}}],
                          "torn": [{"op": "remove", "select": {"index": [10]}}]}}
     result = query(simulator, dataset, spec, steps=12, horizons=(1, 12), out=tmp_path / "cf.h5")
     truth = open_split_for(simulator, dataset, "test")[0].fields["world_pos"]
@@ -128,6 +129,7 @@ def test_cloth_replay_restarts_exactly_and_says_what_it_cannot_do(tmp_path):
     factual = result.solver["factual"]["world_pos"].transpose(0, 1).numpy()
     assert np.abs(factual - truth[start + 1:start + 13]).max() < 1e-6
     assert "remove" in result.solver_notes["torn"] and "torn" not in result.solver
+    assert "no select" in result.solver_notes["calm_corner"]
     assert "outside the range" in result.scenarios["calm"].warnings[0]
     for name in ("pole_up", "sphere_away", "calm"):
         assert float(result.divergence[name]["solver"]["distance"][-1]) > 1e-4, name

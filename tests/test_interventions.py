@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from gns.errors import GnsInputError
-from gns.interventions import (AddCopy, AddEntities, Kick, Move, MovePrescribed, Remove, Scenario, Selection,
-                               SetContext, SetInput, SetType, SetVelocity, Space, apply_interventions,
+from gns.interventions import (AddCopy, AddEntities, Kick, Move, MovePrescribed, Remove, Resize, Reweigh, Scenario,
+                               Selection, SetContext, SetInput, SetType, SetVelocity, Space, apply_interventions,
                                parse_interventions)
 from gns.mesh.state import MeshState
 from gns.particles.state import ParticleState
@@ -141,6 +141,12 @@ def test_mesh_inputs_and_copies():
     assert torch.equal(scaled.state.fields["wind"][:, 0], factual.state.fields["wind"][:, 0])  # the past stays
     later = SetInput("wind", value=[4.0, 0.0, 0.0], from_frame=2).apply(factual, space, "t")
     assert later.controls["wind"][0, :, 0].tolist() == [5.0, 4.0, 4.0, 4.0, 4.0]
+    gust = SetInput("wind", value=[[4.5, 0.0, 0.0], [5.5, 0.0, 0.0]], from_frame=1, select=Selection(index=(1, 2)))
+    gusty = gust.apply(factual, space, "t")
+    assert gusty.controls["wind"][1, :, 0].tolist() == [4.5, 5.5, 5.0, 5.0, 5.0]      # frames 1 and 2, then as before
+    assert torch.equal(gusty.controls["wind"][0], factual.controls["wind"][0]) and gusty.touched.tolist()[:3] == [
+        False, True, True]
+    assert gusty.log[-1].params["to_frame"] == 3 and not gusty.log[-1].params["every"]
     copy = AddCopy(Selection(index=(1, 2, 4, 5)), [0.0, 0.0, 1.0]).apply(factual, space, "t")
     assert copy.state.num_entities == 13
     new_cells = copy.state.cells[copy.state.cells.min(dim=1).values >= 9]
@@ -192,6 +198,12 @@ def test_bad_interventions_are_named_errors():
     flow = Space(kind="mesh", dt=DT, position_field=None, coordinates="mesh_pos", type_attribute="node_type",
                  held=mesh_space.held)
     assert "do not move" in _where(lambda: Move(Selection(index=(1,)), [0.1, 0.0]).apply(mesh, flow, "v"))
+    assert "have none" in _where(lambda: Kick(Selection(index=(0,)), spin=1.0).apply(factual, space, "v/0"))
+    assert "not rigid bodies" in _where(lambda: Resize(Selection(index=(0,)), scale=2.0).apply(factual, space, "v"))
+    assert "not rigid bodies" in _where(lambda: Reweigh(Selection(index=(0,)), mass=2.0).apply(factual, space, "v"))
+    refused = _space(refused={"set_type": "types are fixed"})
+    assert "'set_type' is not available for particles: types are fixed" in _where(
+        lambda: apply_interventions(factual, [SetType(Selection(index=(0,)), 6)], refused, "a"))
     obstacle = _space(obstacles=lambda s: [(torch.tensor([0.5, 0.5]), 0.3)])
     assert "inside an obstacle" in _where(lambda: apply_interventions(
         factual, [Move(Selection(index=(1,)), (0.5 - factual.state.position[1, -1]).tolist())], obstacle, "a"))
@@ -205,11 +217,18 @@ variants:
   gone: [{op: remove, select: {type: 5, box: [[0, 0.5], [0, 1]]}}]
   up: [{op: move, select: {index: [0, 1]}, offset: [0, 0.1]}, {op: kick, select: {index: [2]}, delta: [1, 0]}]
   copy: [{op: add, copy: {center: [0.5, 0.5], radius: 0.2}, offset: [0.1, 0]}]
+  bodies: [{op: resize, select: {index: [0]}, scale: [1.1, 1.0], keep: mass}, {op: reweigh, select: {}, scale: 2}]
+  pushes: [{op: set_input, field: action, select: {index: [1]}, value: [[1, 0, 0]], from_frame: 2},
+           {op: set_input, field: action, scale: 0.5}, {op: kick, select: {}, spin: 1.0}]
 regions:
   left: {box: [[0, 0.5], [0, 1]]}
 """)
     variants, options = parse_interventions(spec)
-    assert list(variants) == ["gone", "up", "copy"] and [type(i).__name__ for i in variants["up"]] == ["Move", "Kick"]
+    assert list(variants) == ["gone", "up", "copy", "bodies", "pushes"]
+    assert [type(i).__name__ for i in variants["up"]] == ["Move", "Kick"]
+    assert [type(i).__name__ for i in variants["bodies"]] == ["Resize", "Reweigh"]
+    push, calm, spin = variants["pushes"]
+    assert push.select.index == (1,) and push.from_frame == 2 and calm.select is None and spin.spin == 1.0
     assert options["allow_extrapolation"] and set(options["regions"]) == {"left"}
     assert options["regions"]["left"].contains(torch.tensor([[0.2, 0.5], [0.7, 0.5]])).tolist() == [True, False]
     bad = {

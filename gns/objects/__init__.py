@@ -8,4 +8,5 @@
 - :mod:`gns.objects.windows`, :mod:`gns.objects.task`, :mod:`gns.objects.domain`: data, training, the domain table.
 - :mod:`gns.objects.evaluate`: errors, energy, the box, collision-event agreement, baselines.
 - :mod:`gns.objects.video`, :mod:`gns.objects.viz`: video of scenes; rollout files animated.
+- :mod:`gns.objects.plan`: model-predictive control: push a target object into a goal region (on :mod:`gns.plan`).
 """

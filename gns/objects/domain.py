@@ -91,21 +91,30 @@ class ObjectDomain:
         return render_object_rollout(rollout_file, out, trajectory=trajectory, stride=stride, fps=fps,
                                      progress=progress, dpi=dpi)
 
-    def _no_counterfactuals(self) -> GnsInputError:
-        return GnsInputError("counterfactual queries on object scenes are not supported yet (issue 11)",
-                             key="kind", expected="particles or mesh", found=self.kind)
-
     def intervention_space(self, simulator, dataset: str | Path):
-        """Not yet: raises :class:`GnsInputError`."""
-        raise self._no_counterfactuals()
+        """What interventions may do to this model's scenes (:func:`gns.objects.interventions.object_space`): the
+        shared operations, ``resize`` and ``reweigh``, ``set_input`` on the actions; shapes checked against
+        overlaps and the walls; changes within the train split's actions, sizes, masses, moments and speeds."""
+        from gns.objects.interventions import object_space
+
+        return object_space(simulator, dataset)
 
     def default_regions(self, simulator) -> dict:
-        """Not yet: raises :class:`GnsInputError`."""
-        raise self._no_counterfactuals()
+        """Occupancy regions reported by default: the left and right halves of the box."""
+        from gns.objects.interventions import default_regions
+
+        return default_regions(simulator)
 
     def resimulator(self, simulator, dataset: str | Path, split: str, index: int, start: int):
-        """Not yet: raises :class:`GnsInputError`."""
-        raise self._no_counterfactuals()
+        """The pymunk solver restarted at frame ``start`` of trajectory ``index`` (:class:`ObjectReplay`).
+
+        Raises:
+            GnsInputError: the dataset was not made by the Objects2D solver (or by another version of it).
+            ImportError: pymunk is not installed.
+        """
+        from gns.solvers.objects2d import ObjectReplay
+
+        return ObjectReplay.from_dataset(dataset, split, index, start)
 
 
 OBJECTS = ObjectDomain()

@@ -38,7 +38,7 @@ from gns.particles.evaluate import ENERGY_WINDOW, divergence_checks as position_
 from gns.state import State
 
 __all__ = ["ObjectEvaluation", "CONTACT_MARGIN", "CONTACT_HORIZONS", "kinetic_energy", "contact_agreement",
-           "outside_box"]
+           "outside_box", "object_pairs", "touched_by_step"]
 
 # Two shapes closer than this (m) at a frame touch. The solver leaves overlaps of up to a few
 # millimetres (collision slop, impacts); frames 33 ms apart see objects that bounce off each other
@@ -88,17 +88,26 @@ def contact_agreement(predicted: Mapping[str, Tensor], truth: Mapping[str, Tenso
         predicted, truth: ``position (K, S, 2)``, ``angle (K, S, 1)``.
         state: the scenes (shapes, sizes); a scene of one object has no pair and gets 0.
     """
-    pairs = all_pairs(state.n.to(state.device))
-    pairs = pairs[:, pairs[0] < pairs[1]]                                                   # each pair once
-    shape, size = state.static["shape"], state.static["size"]
-
-    def touched(frames: Mapping[str, Tensor]) -> Tensor:
-        touch = touching(shape, size, frames["position"], frames["angle"][..., 0], pairs, margin)  # (P, S)
-        return torch.cummax(touch.int(), dim=1).values.bool()                                # touched up to step s
-
-    agree = (touched(predicted) == touched(truth)).float()                                   # (P, S)
-    every = torch.ones(pairs.shape[1], dtype=torch.bool, device=agree.device)
+    pairs = object_pairs(state)
+    agree = (touched_by_step(predicted, state, pairs, margin) == touched_by_step(truth, state, pairs, margin)).float()
+    every = torch.ones(pairs.shape[1], dtype=torch.bool, device=agree.device)                 # agree: (P, S)
     return per_system_mean(agree, state.batch[pairs[0]], every, state.num_systems)
+
+
+def object_pairs(state: State) -> Tensor:
+    """``(2, P)`` every pair of objects of each scene, once (first index smaller)."""
+    pairs = all_pairs(state.n.to(state.device))
+    return pairs[:, pairs[0] < pairs[1]]
+
+
+def touched_by_step(frames: Mapping[str, Tensor], state: State, pairs: Tensor, margin: float = CONTACT_MARGIN
+                    ) -> Tensor:
+    """``(P, S)`` bool: whether the two objects of each pair ``(2, P)`` have touched
+    (:func:`gns.objects.geometry.touching`) at some frame up to each step of ``frames``
+    (``position (K, S, 2)``, ``angle (K, S, 1)``) of the scenes of ``state``."""
+    touch = touching(state.static["shape"], state.static["size"], frames["position"], frames["angle"][..., 0], pairs,
+                     margin)                                                                     # (P, S)
+    return torch.cummax(touch.int(), dim=1).values.bool()
 
 
 class ObjectEvaluation(EvaluationDefaults):
@@ -139,6 +148,12 @@ class ObjectEvaluation(EvaluationDefaults):
         if steps:
             out["contact_agreement_full"] = agreement[:, -1]
         return out
+
+    def collisions(self, state: State, frames: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Which objects collide (for counterfactual queries): every pair ``(2, P)`` of the scenes of ``state``,
+        and ``(P, S)`` whether the two have touched by each step of ``frames`` (:func:`touched_by_step`)."""
+        pairs = object_pairs(state)
+        return pairs, touched_by_step(frames, state, pairs)
 
     def divergence_checks(self) -> dict:
         """The particle checks on the objects' centres (:func:`gns.particles.evaluate.divergence_checks`):

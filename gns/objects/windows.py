@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from gns.data.objects import ObjectScene, ObjectSplit
+from gns.data.objects import ObjectScene, ObjectSplit, canonical_scene
 from gns.data.windows import WindowSampler
 from gns.errors import GnsInputError
 from gns.objects.state import ATTRIBUTES, SPRING_VALUES, ObjectState
+from gns.state import State
 
-__all__ = ["ObjectWindows", "scene_attributes", "scene_springs"]
+__all__ = ["ObjectWindows", "scene_attributes", "scene_springs", "state_scene", "scene_static", "frames_to_state"]
 
 
 def scene_attributes(scene: ObjectScene) -> dict[str, Tensor]:
@@ -25,6 +28,52 @@ def scene_springs(scene: ObjectScene) -> tuple[Tensor, Tensor]:
     pairs = torch.as_tensor(np.asarray(scene.spring_pairs, dtype=np.int64).reshape(-1, 2).T.copy())
     values = np.stack([np.asarray(getattr(scene, name), dtype=np.float32).reshape(-1) for name in SPRING_VALUES], 1)
     return pairs, torch.from_numpy(values)
+
+
+def state_scene(state: State, bounds: Sequence[Sequence[float]] | Tensor) -> ObjectScene:
+    """The scene of a one-scene object state, the inverse of :func:`scene_attributes` and :func:`scene_springs`:
+    its objects' attributes and springs in the stored dtypes, in the box ``bounds`` ``(2, 2)`` (agent 0, no
+    obstacles: the model has none)."""
+    pairs = state.links["springs"].T.cpu().numpy()                                            # (S, 2)
+    values = state.link_values["springs"].cpu().numpy()                                       # (S, 3)
+    return canonical_scene(ObjectScene(
+        bounds=np.asarray(torch.as_tensor(bounds).cpu(), dtype=np.float32),
+        **{name: state.static[name].cpu().numpy() for name in ATTRIBUTES}, spring_pairs=pairs,
+        **{name: values[:, k] for k, name in enumerate(SPRING_VALUES)}))
+
+
+def scene_static(scene: ObjectScene, *, file: object = None, key: str = "scene"
+                 ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """The attributes, springs ``(2, S)`` and spring values ``(S, 3)`` of a scene the object simulator can model.
+
+    Raises:
+        GnsInputError: the scene has static obstacles (the graph has no obstacle nodes yet: a model
+            would not see them), naming ``file`` and ``key``.
+    """
+    if scene.num_obstacles:
+        raise GnsInputError("the object simulator does not model static obstacles yet", file=file,
+                            key=f"{key}/obstacle_shape", expected="no obstacles",
+                            found=f"{scene.num_obstacles} obstacles")
+    return (scene_attributes(scene), *scene_springs(scene))
+
+
+def frames_to_state(position: np.ndarray, angle: np.ndarray, action: np.ndarray,
+                    static: tuple[dict[str, Tensor], Tensor, Tensor]) -> ObjectState:
+    """One scene's frames in the stored layout (time first) as an :class:`ObjectState` window (object first).
+
+    Args:
+        position: ``(W, K, 2)``; angle: ``(W, K)``; action: ``(W, K, 3)``, the action applied from each frame.
+        static: :func:`scene_static` of the scene.
+
+    Returns:
+        a state of one scene: ``position (K, W, 2)``, ``angle (K, W, 1)``, ``action (K, W, 3)`` float32.
+    """
+    def per_object(values: np.ndarray) -> Tensor:                                            # (W, K, F) -> (K, W, F)
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(values, dtype=np.float32).transpose(1, 0, 2)))
+
+    attributes, springs, spring_values = static
+    return ObjectState(per_object(position), per_object(np.asarray(angle)[..., None]), per_object(action),
+                       attributes, torch.tensor([np.shape(position)[1]]), springs, spring_values)
 
 
 class ObjectWindows(WindowSampler):
@@ -45,12 +94,8 @@ class ObjectWindows(WindowSampler):
     def static(self, index: int) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """The attributes, springs ``(2, S)`` and spring values ``(S, 3)`` of trajectory ``index`` (cached)."""
         if index not in self._static:
-            scene = self.split.scene(index)
-            if scene.num_obstacles:  # the graph has no obstacle nodes yet: a model would not see them
-                raise GnsInputError("the object simulator does not model static obstacles yet", file=self.split.path,
-                                    key=f"{self.split.keys()[index]}/obstacle_shape", expected="no obstacles",
-                                    found=f"{scene.num_obstacles} obstacles")
-            self._static[index] = (scene_attributes(scene), *scene_springs(scene))
+            self._static[index] = scene_static(self.split.scene(index), file=self.split.path,
+                                               key=self.split.keys()[index])
         return self._static[index]
 
     def read(self, index: int, start: int, stop: int) -> ObjectState:
@@ -64,10 +109,4 @@ class ObjectWindows(WindowSampler):
         width = stop - start
         action = np.zeros((width, traj.num_objects, 3), dtype=np.float32)                    # (W, K, 3)
         action[:len(traj.action[:width])] = traj.action[:width]
-
-        def per_object(values: np.ndarray) -> Tensor:                                        # (W, K, F) -> (K, W, F)
-            return torch.from_numpy(np.ascontiguousarray(values.transpose(1, 0, 2)))
-
-        attributes, springs, spring_values = self.static(index)
-        return ObjectState(per_object(traj.position[:width]), per_object(traj.angle[:width, :, None]),
-                           per_object(action), attributes, torch.tensor([traj.num_objects]), springs, spring_values)
+        return frames_to_state(traj.position[:width], traj.angle[:width], action, self.static(index))

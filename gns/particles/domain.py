@@ -77,7 +77,7 @@ class ParticleDomain:
         of the per-step velocity, per second)."""
         import numpy as np
 
-        from gns.interventions import Space
+        from gns.interventions import Space, speed_limit
 
         metadata = simulator.metadata
         with open_split(dataset, "train", metadata) as train:
@@ -89,22 +89,18 @@ class ParticleDomain:
             stacked = np.stack(contexts)
             ranges["context"] = (stacked.min(0), stacked.max(0))
         dt = float(metadata.dt or 1.0)
-        speed = float(np.max(np.abs(metadata.vel_mean) + 6 * np.asarray(metadata.vel_std))) / dt
+        speed = speed_limit(metadata.vel_mean, metadata.vel_std, dt)
         return Space(kind=self.kind, dt=dt, position_field="position", type_attribute="particle_type",
                      held=simulator.held, bounds=simulator.bounds.detach().cpu(),
                      periodic=simulator.periodic.detach().cpu(), trained_types=types,
                      held_types={int(t) for t in metadata.kinematic_particle_types},
-                     context_size=metadata.context_size, ranges=ranges, max_speed=speed)
+                     context_size=metadata.context_size, ranges=ranges, max_speed=speed, entity="particle")
 
     def default_regions(self, simulator) -> dict:
         """Occupancy regions reported by default: the left and right halves of the box."""
-        from gns.interventions import Selection
+        from gns.interventions import box_halves
 
-        bounds = simulator.bounds.detach().cpu().tolist()
-        mid = 0.5 * (bounds[0][0] + bounds[0][1])
-        rest = [tuple(b) for b in bounds[1:]]
-        return {"left half": Selection(box=((bounds[0][0], mid), *rest)),
-                "right half": Selection(box=((mid, bounds[0][1]), *rest))}
+        return box_halves(simulator.bounds)
 
     def resimulator(self, simulator, dataset: str | Path, split: str, index: int, start: int):
         """The reference solver that made ``dataset``, restarted at frame ``start`` of trajectory ``index``.

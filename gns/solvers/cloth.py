@@ -1089,8 +1089,10 @@ class ClothReplay(Replayer):
                 a.center_velocity[frames] += rate
                 state.center_shift[frames] += path
         elif op == "set_input" and params["field"] == "wind":
-            if params["from_frame"] != 0:
-                raise NotResimulable("the cloth solver changes the wind from the current frame only (from_frame: 0)")
+            if params["from_frame"] != 0 or params.get("to_frame") is not None or not params.get("every", True) \
+                    or np.ndim(params["value"]) == 2:
+                raise NotResimulable("the cloth solver sets or scales one wind for the whole cloth from the current "
+                                     "frame on (from_frame: 0, no to_frame, no select, one value)")
             wind = a.wind.copy()
             if params["value"] is not None:
                 wind[0:3] = params["value"]

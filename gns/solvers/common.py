@@ -309,7 +309,9 @@ class Replayer:
     (:meth:`start_state`), applies each :class:`gns.interventions.Resolved` intervention (a
     scenario's ``log``) to a copy of it with the
     solver's own semantics (:meth:`apply`, raising :class:`NotResimulable` for what it cannot
-    do) and simulates every replayable scenario on (:meth:`simulate`).
+    do), may check the result (:meth:`check`) and simulates every replayable scenario on
+    (:meth:`simulate`). :meth:`prepare` does all but the simulation, so that a query checks
+    every scenario before anything rolls out.
     """
 
     def start_state(self, steps: int) -> Any:
@@ -319,19 +321,34 @@ class Replayer:
     def apply(self, state: Any, record: Any) -> Any:
         raise NotImplementedError
 
+    def check(self, state: Any, name: str) -> None:
+        """Raise :class:`GnsInputError` when the solver cannot start from the intervened ``state`` of scenario
+        ``name`` (nothing to check by default)."""
+
     def simulate(self, states: Mapping[str, Any], steps: int) -> dict[str, dict[str, Any]]:
         """Field -> ``(N, steps, F)`` tensors of every state's future (the start frame excluded)."""
         raise NotImplementedError
 
-    def resimulate(self, scenarios: Mapping[str, Any], steps: int) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        """Field -> ``(N, steps, F)`` futures of every scenario the solver can replay, and why not for the others."""
+    def prepare(self, scenarios: Mapping[str, Any], steps: int) -> tuple[dict[str, Any], dict[str, str]]:
+        """The solver's intervened (and checked) state of every scenario it can replay, and why not for the others.
+
+        Raises:
+            GnsInputError: a scenario the solver cannot start from (:meth:`check`).
+        """
         states, notes = {}, {}
         for name, scenario in scenarios.items():
             try:
                 state = self.start_state(steps)
                 for record in scenario.log:
                     state = self.apply(state, record)
-                states[name] = state
             except NotResimulable as reason:
                 notes[name] = str(reason)
+                continue
+            self.check(state, name)
+            states[name] = state
+        return states, notes
+
+    def resimulate(self, scenarios: Mapping[str, Any], steps: int) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Field -> ``(N, steps, F)`` futures of every scenario the solver can replay, and why not for the others."""
+        states, notes = self.prepare(scenarios, steps)
         return (self.simulate(states, steps) if states else {}), notes

@@ -42,13 +42,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gns.data.objects import (DISC, SHAPES, STATE_ARRAYS, WALLS, ObjectMetadata, ObjectScene, ObjectState,
-                              ObjectTrajectory, bounding_radius, box_excursion, canonical_scene, canonical_state,
-                              check_scene, inner_radius, local_vertices, object_area, object_moment, readable)
+from gns.data.objects import (ATTRIBUTE_ARRAYS, DISC, SHAPES, SPRING_ARRAYS, STATE_ARRAYS, WALLS, ObjectMetadata,
+                              ObjectScene, ObjectState, ObjectTrajectory, bounding_radius, box_excursion,
+                              canonical_scene, canonical_state, check_scene, inner_radius, local_vertices,
+                              object_area, object_moment, readable)
 from gns.errors import GnsInputError
-from gns.solvers.common import (SPLITS, GeneratorConfig, batch_tasks, check_at_least, check_positive, config_error,
-                                generator_config, generator_parser, package_version, print_generation, run_batches,
-                                write_splits)
+from gns.solvers.common import (SPLITS, GeneratorConfig, NotResimulable, Replayer, batch_tasks, check_at_least,
+                                check_positive, config_error, generator_config, generator_parser, package_version,
+                                print_generation, run_batches, write_splits)
 
 SOLVER_NAME = "gns.solvers.objects2d (pymunk / Chipmunk2D)"
 SOLVER_VERSION = "1"
@@ -763,6 +764,142 @@ def config_from_metadata(metadata: ObjectMetadata) -> Objects2DConfig:
                             expected=SOLVER_NAME, found=generator.get("solver"))
     known = {f.name for f in dataclasses.fields(Objects2DConfig)}
     return Objects2DConfig(**{k: v for k, v in generator["config"].items() if k in known})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Counterfactuals: the solver restarted from an intervened state
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Replay:
+    """One scenario's start for the solver: the scene, the state at the start frame and the actions from it on."""
+
+    scene: ObjectScene
+    state: ObjectState
+    actions: np.ndarray                                                            # (S, K, 3)
+
+
+class ObjectReplay(Replayer):
+    """Re-simulates counterfactual scenarios of one stored object trajectory (a :class:`gns.solvers.common.Replayer`).
+
+    The solver restarts exactly from any stored frame (see the module docstring), so the start is the
+    stored frame itself with the stored actions from it on: with no intervention the replay *is* the
+    dataset's continuation, bit for bit. Each scenario's interventions are replayed on a copy:
+    ``move`` shifts objects, ``remove`` deletes them (their springs go too; the agent, which only
+    names the object a planner controls, passes to the first object left), ``add`` copies them
+    (with their springs among them and their actions), ``kick`` / ``set_velocity`` change the
+    linear and angular velocity, ``resize`` / ``reweigh`` set the sizes, masses and moments the
+    model was given, ``set_input`` on ``action`` sets or scales the selected objects' actions over
+    its frames. ``set_type`` and ``set_context`` have no counterpart.
+
+    Args:
+        config: the physics of the dataset (:func:`config_from_metadata`).
+        trajectory: the stored trajectory from the start frame on (its first frame is the start).
+    """
+
+    def __init__(self, config: Objects2DConfig, trajectory: ObjectTrajectory) -> None:
+        _import_pymunk()  # fail now, not after the model's rollout
+        self.config, self.trajectory = config, trajectory
+
+    @classmethod
+    def from_dataset(cls, dataset: str | os.PathLike, split: str, index: int, start: int) -> "ObjectReplay":
+        """The replay of frame ``start`` of trajectory ``index`` of a split, with the dataset's own physics.
+
+        Raises:
+            GnsInputError: the dataset was not made by this solver, or by another version of it.
+        """
+        from gns.data.objects import load_object_metadata, open_object_split
+
+        metadata = load_object_metadata(dataset)
+        version = (metadata.generator or {}).get("solver_version")
+        config = config_from_metadata(metadata)
+        if str(version) != SOLVER_VERSION:
+            raise GnsInputError("the dataset was made by another version of the Objects2D solver",
+                                file=Path(dataset) / "metadata.json", key="generator/solver_version",
+                                expected=SOLVER_VERSION, found=version)
+        with open_object_split(dataset, split, metadata) as trajectories:
+            return cls(config, trajectories.read_window(index, start, trajectories.num_frames(index)))
+
+    def start_state(self, steps: int) -> _Replay:
+        stored = self.trajectory
+        if steps > len(stored.action):
+            raise GnsInputError("the stored trajectory has too few actions after the start frame", key="steps",
+                                expected=f"<= {len(stored.action)}", found=steps)
+        return _Replay(stored.scene, stored.state(0), stored.action[:steps].copy())
+
+    def apply(self, replay: _Replay, record) -> _Replay:
+        idx, params, op = np.asarray(record.entities, dtype=np.int64), record.params, record.op
+        scene, state, actions = replay.scene, replay.state, replay.actions
+        position, angle = state.position.copy(), state.angle.copy()
+        velocity, spin = state.velocity.copy(), state.angular_velocity.copy()
+        if op == "move":
+            position[idx] += params["offset"]
+        elif op in ("kick", "set_velocity"):
+            for values, key in ((velocity, "delta" if op == "kick" else "velocity"), (spin, "spin")):
+                if params.get(key) is not None:
+                    values[idx] = values[idx] + params[key] if op == "kick" else params[key]
+        elif op in ("resize", "reweigh"):
+            arrays = {name: getattr(scene, name).copy() for name in ("size", "mass", "moment")}
+            for name, values in arrays.items():
+                if name in params:
+                    values[idx] = params[name]
+            scene = dataclasses.replace(scene, **arrays)
+        elif op == "set_input" and params["field"] == "action":
+            actions = actions.copy()
+            chosen = actions[params["from_frame"]:params["to_frame"]]                  # (L, K, 3) the frames changed
+            if params["value"] is None:
+                chosen[:, idx] *= np.float32(params["scale"])
+            else:
+                value = np.asarray(params["value"], dtype=np.float32)
+                chosen[:, idx] = value[:len(chosen), None] if value.ndim == 2 else value
+        elif op == "remove":
+            keep = np.setdiff1d(np.arange(scene.num_objects), idx)
+            if scene.agent not in keep:  # the agent names the object a planner pushes; the physics ignores it
+                scene = dataclasses.replace(scene, agent=int(keep[0]))
+            return _Replay(scene.select(keep), state.select(keep), actions[:, keep])
+        elif op == "add" and "offset" in params:
+            copied = state.select(idx)
+            state = ObjectState(np.concatenate([position, copied.position + params["offset"]]),
+                                *(np.concatenate([getattr(state, name), getattr(copied, name)])
+                                  for name in STATE_ARRAYS[1:]))
+            return _Replay(_with_copies(scene, idx), state, np.concatenate([actions, actions[:, idx]], axis=1))
+        else:
+            raise NotResimulable(f"the Objects2D solver has no counterpart of '{op}'"
+                                 + (f" on '{params['field']}'" if op == "set_input" else ""))
+        return _Replay(scene, ObjectState(position, angle, velocity, spin), actions)
+
+    def check(self, replay: _Replay, name: str) -> None:
+        """The solver's own checks of the scene, state and actions it would start from (pymunk's overlaps)."""
+        try:
+            check_scene(canonical_scene(replay.scene))
+            check_state(canonical_scene(replay.scene), canonical_state(replay.state), self.config)
+            _check_actions(replay.actions, replay.scene.num_objects, len(replay.actions))
+        except GnsInputError as error:
+            raise GnsInputError(f"the Objects2D solver cannot start from variant '{name}': {error}",
+                                key=f"variants/{name}") from None
+
+    def simulate(self, states, steps: int):
+        import torch
+
+        out = {}
+        for name, replay in states.items():
+            trajectory = simulate(replay.scene, replay.state, replay.actions[:steps], self.config)
+            out[name] = {"position": torch.from_numpy(trajectory.position[1:].transpose(1, 0, 2).copy()),
+                         "angle": torch.from_numpy(trajectory.angle[1:].T[..., None].copy())}
+        return out
+
+
+def _with_copies(scene: ObjectScene, idx: np.ndarray) -> ObjectScene:
+    """The scene with copies of objects ``idx`` appended (in that order), and copies of the springs among them."""
+    count = scene.num_objects
+    slot = {int(old): count + k for k, old in enumerate(idx)}
+    copied = [s for s, (a, b) in enumerate(scene.spring_pairs) if int(a) in slot and int(b) in slot]
+    pairs = [[slot[int(a)], slot[int(b)]] for a, b in scene.spring_pairs[copied]]
+    return dataclasses.replace(
+        scene, **{name: np.concatenate([getattr(scene, name), getattr(scene, name)[idx]]) for name in ATTRIBUTE_ARRAYS},
+        spring_pairs=np.concatenate([scene.spring_pairs, np.array(pairs, dtype=np.int64).reshape(-1, 2)]),
+        **{name: np.concatenate([getattr(scene, name), getattr(scene, name)[copied]]) for name in SPRING_ARRAYS[1:]})
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from gns.domains import get_domain
-from gns.errors import GnsInputError
 from gns.evaluate import evaluate_split, format_table
 from gns.objects.evaluate import contact_agreement, kinetic_energy, outside_box
 from gns.objects.state import ObjectState
@@ -71,8 +70,3 @@ def test_the_shared_evaluator_scores_objects_against_constant_velocity(make_simu
     assert summary["multistart"]["num_rollouts"] == 4                                  # starts 0, 10 of 2 scenes
     table = format_table(summary)
     assert "MSE of angle" in table and "contact_agreement_20" in table
-
-
-def test_counterfactuals_are_refused_with_a_clear_error(make_simulator, objects_dataset):
-    with pytest.raises(GnsInputError, match="not supported yet"):
-        get_domain("objects").intervention_space(make_simulator(), objects_dataset)
