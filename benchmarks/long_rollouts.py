@@ -38,7 +38,7 @@ if str(REPO) not in sys.path:
 
 # name -> (what changes, overrides of the preset). The preset is the reference row.
 LEVERS: dict[str, tuple[str, list[str]]] = {
-    "preset": ("the preset as shipped", []),
+    "preset": ("the base: the main job's preset until the near_walls_3e-5_unroll10 row replaced it", []),
     "noise_1e-4": ("random-walk noise 1e-4", ["train.noise_std=1e-4"]),
     "noise_3e-4": ("random-walk noise 3e-4", ["train.noise_std=3e-4"]),
     "noise_paper": ("noise at the GNS paper's ratio to the velocity std (7.1e-4)", ["train.noise_std=7.1e-4"]),
@@ -121,9 +121,16 @@ LEVERS.update({
                               "pushforward up to 10 steps", ["model.decoder=antisymmetric"] + UNROLL10),
     "antisym_near_walls_unroll10_3e-5": ("antisymmetric decoder, near walls, noise 3e-5, pushforward up to 10 steps",
                                          ["model.decoder=antisymmetric"] + NEAR_WALLS + UNROLL10),
+    # one velocity (no acceleration history to persist): the next acceleration is a function of the state alone
+    "h1_near_walls_unroll10_3e-5": ("history 1, near walls, noise 3e-5, pushforward up to 10 steps",
+                                    ["model.history=1"] + NEAR_WALLS + UNROLL10),
+    "h1_antisym_near_walls_unroll10_3e-5": ("history 1, antisymmetric decoder, near walls, noise 3e-5, "
+                                            "pushforward up to 10 steps",
+                                            ["model.history=1", "model.decoder=antisymmetric"] + NEAR_WALLS + UNROLL10),
 })
 
 HORIZONS = (1, 10, 20, 50, 100)
+BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 
 
 def free_fall(simulator, dataset: str) -> dict:
@@ -169,7 +176,8 @@ def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
                  "device=cpu", *LEVERS[lever][1]]
     if args.steps:
         overrides += [f"train.steps={args.steps}"]
-    config = load_config(preset_path(args.preset), overrides)
+    config = load_config(args.preset if args.preset.endswith((".yaml", ".yml")) else preset_path(args.preset),
+                         overrides)
     task = ParticleTask(config)
     trainer = Trainer(config, task, config.out_dir)
     trainer.resume()
@@ -252,7 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--levers", nargs="+", default=["preset"], choices=sorted(LEVERS),
                    help="levers to train and score (default: the preset alone)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
-    p.add_argument("--preset", default="demo", help="the preset the levers change (default: demo)")
+    p.add_argument("--preset", default=str(BASE),
+                   help="the preset the levers change: a shipped preset's name or a YAML file (default: "
+                        "benchmarks/configs/levers_base.yaml, the main job's preset when the levers were measured)")
     p.add_argument("--dataset", default="datasets/water2d", help="the water dataset (default: datasets/water2d)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
     p.add_argument("--out", default="runs/levers", help="folder of the runs (default: runs/levers)")
