@@ -23,8 +23,6 @@ from typing import Mapping
 
 from torch import Tensor, nn
 
-import torch
-
 from gns.graph import Graph, reverse_edges
 from gns.nn.graph_net import EdgeBlock, GraphNetBlock
 from gns.nn.mlp import build_mlp
