@@ -31,7 +31,8 @@ import torch  # noqa: E402
 from gns.config import load_config  # noqa: E402
 from gns.domains import evaluation_for, load_simulator, open_split_for  # noqa: E402
 from gns.metrics import at_horizons  # noqa: E402
-from gns.particles.evaluate import ENERGY_WINDOW, kinetic_energy_per_system  # noqa: E402
+from gns.metrics import ENERGY_WINDOW  # noqa: E402
+from gns.particles.evaluate import kinetic_energy_per_system  # noqa: E402
 from gns.particles.task import ParticleTask  # noqa: E402
 from gns.rollout import Monitor, rollout  # noqa: E402
 from gns.train.loop import Trainer  # noqa: E402

@@ -1,4 +1,4 @@
-"""Time gns.particles.neighbors.radius_graph against scipy's cKDTree, producing the same edge list.
+"""Time gns.neighbors.radius_graph against scipy's cKDTree, producing the same edge list.
 
 Uniform random particles in a cube whose side is set so that the mean neighbour count within the
 radius is fixed (``--density``; defaults 20 in 2-D and 30 in 3-D, as in GNS datasets). Both sides
@@ -71,7 +71,7 @@ def _methods(args: argparse.Namespace) -> dict:
     """name -> zero-argument callable returning a ``(2, E)`` edge index (numpy or torch)."""
     import torch
 
-    import gns.particles.neighbors as neighbors
+    import gns.neighbors as neighbors
 
     if args.threads:
         torch.set_num_threads(args.threads)

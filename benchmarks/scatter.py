@@ -4,7 +4,7 @@ The processor of the default model spends its non-matmul time in two index ops p
 gathering node rows onto edges (``node_proj[senders]``) and summing edge messages into their
 receivers (:func:`gns.nn.scatter.scatter_sum`). This script times the candidates for both at
 ``E`` = 20k, 200k and 2M edges, ``F`` = 128, with ``N = E / degree`` nodes and receivers sorted
-(as :func:`gns.particles.neighbors.radius_graph` returns them), forward and forward + backward.
+(as :func:`gns.neighbors.radius_graph` returns them), forward and forward + backward.
 
 Scatter-sum candidates (``out[n] = sum_{e: index[e] = n} src[e]``):
 

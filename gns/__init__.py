@@ -32,7 +32,7 @@ _LAZY = {
     # particles
     "ParticleSimulator": "gns.particles.simulator", "ParticleState": "gns.particles.state",
     "ParticleBatch": "gns.particles.state", "ParticleWindows": "gns.particles.windows",
-    "ParticleTask": "gns.particles.task", "radius_graph": "gns.particles.neighbors",
+    "ParticleTask": "gns.particles.task", "radius_graph": "gns.neighbors",
     "animate_particles": "gns.particles.viz", "animate_rollout": "gns.particles.viz",
     "render_rollout": "gns.particles.viz", "frame_figure": "gns.particles.viz",
     # meshes (MeshGraphNets)

@@ -20,8 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["per_system_sum", "per_system_mean", "per_system_max", "per_system_extent", "window_factor", "at_horizons",
+__all__ = ["ENERGY_WINDOW", "per_system_sum", "per_system_mean", "per_system_max", "per_system_extent", "window_factor", "at_horizons",
            "reduce_rollouts", "reduce_extra"]
+
+# Kinetic energy is compared over windows of this many steps (the predicted mean against the true mean).
+ENERGY_WINDOW = 50
 
 
 def per_system_sum(values: Tensor, batch: Tensor, mask: Tensor, num_systems: int) -> Tensor:

@@ -35,7 +35,14 @@ from gns.progress import no_bar
 from gns.state import State, hold
 
 __all__ = ["Stepper", "rollout", "rollout_many", "stepper_device", "trim_to_stepper", "default_chunk", "Monitor",
-           "Divergence", "DivergenceCheck", "non_finite", "ON_DIVERGENCE"]
+           "Divergence", "DivergenceCheck", "non_finite", "box_checks", "runaway_limit", "ON_DIVERGENCE",
+           "OUTSIDE_MARGIN", "RUNAWAY_STD"]
+
+# An entity is "outside" once it is this share of the box's width beyond a wall.
+OUTSIDE_MARGIN = 0.02
+# A system's energy "runs away" once its mean per-step velocity, per dimension, is this many training
+# standard deviations from the training mean (the data's own motions stay near 1).
+RUNAWAY_STD = 4.0
 
 
 class Stepper(Protocol):
@@ -100,6 +107,56 @@ def non_finite(state: State, frames: Mapping[str, Tensor]) -> tuple[Tensor, Tens
     for values in frames.values():
         bad |= ~torch.isfinite(values).all(dim=-1)
     return bad, bad.float()
+
+
+def runaway_limit(mean: Tensor, std: Tensor) -> float:
+    """The kinetic energy per entity, ``0.5 |v|^2``, of a velocity :data:`RUNAWAY_STD` training standard
+    deviations from the training mean in every component (``mean``, ``std``: ``(D,)``)."""
+    return 0.5 * float(((mean.abs() + RUNAWAY_STD * std) ** 2).sum())
+
+
+def box_checks(bounds: Tensor, periodic: Tensor, velocity_mean: Tensor, velocity_std: Tensor,
+               field_name: str = "position") -> dict[str, DivergenceCheck]:
+    """The checks of a domain whose entities move in a walled box (particles, object centres): non-finite
+    values; entities more than :data:`OUTSIDE_MARGIN` of the box's widest width beyond a wall
+    (non-periodic dimensions); systems whose mean ``0.5 |v|^2`` per entity (``v``: the per-step change
+    of ``field_name``, minimum image in periodic dimensions) exceeds :func:`runaway_limit`.
+
+    Args:
+        bounds: ``(D, 2)`` walls; periodic: ``(D,)`` bool; velocity_mean, velocity_std: ``(D,)`` the
+            training statistics of the per-step velocity.
+    """
+    from gns.geometry import minimum_image
+
+    margin = OUTSIDE_MARGIN * float((bounds[:, 1] - bounds[:, 0]).max())
+    limit = runaway_limit(velocity_mean, velocity_std)
+    any_periodic = bool(periodic.any())
+    on: dict[torch.device, tuple[Tensor, Tensor, Tensor]] = {}    # the box on each device, made once
+
+    def box(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if x.device not in on:
+            walls = (~periodic).to(x.device)
+            on[x.device] = (bounds[:, 0].to(x), bounds[:, 1].to(x), walls)
+        return on[x.device]
+
+    def outside(state: State, frames: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        x = frames[field_name]
+        lo, hi, walls = box(x)
+        beyond = torch.maximum(lo - x, x - hi).clamp(min=0) * walls                             # (N, D)
+        distance = beyond.amax(dim=1)
+        return distance > margin, distance
+
+    def energy(state: State, frames: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        x = frames[field_name]
+        v = x - state.fields[field_name][:, -1]
+        if any_periodic:
+            v = minimum_image(v, bounds.to(x), periodic.to(x.device))
+        each = 0.5 * (v ** 2).sum(-1)                                                   # (N,)
+        batch = state.batch
+        system = each.new_zeros(state.num_systems).index_add_(0, batch, each) / state.n.to(each).clamp(min=1)
+        return (system > limit)[batch], each
+
+    return {"non-finite": non_finite, "outside": outside, "energy": energy}
 
 
 @dataclass

@@ -8,7 +8,8 @@ import torch
 from gns.config import ModelConfig
 from gns.data import load_metadata
 from gns.errors import GnsInputError
-from gns.particles.evaluate import OUTSIDE_MARGIN, RUNAWAY_STD, divergence_checks
+from gns.particles.evaluate import divergence_checks
+from gns.rollout import OUTSIDE_MARGIN, RUNAWAY_STD
 from gns.particles.simulator import ParticleSimulator
 from gns.particles.state import ParticleState
 from gns.rollout import Monitor, rollout, rollout_many

@@ -26,11 +26,8 @@ from gns.mesh.windows import MeshWindows
 from gns.state import State
 
 __all__ = ["Persistence", "ConstantVelocity", "MeshEvaluation", "PERSISTENCE", "CONSTANT_VELOCITY",
-           "divergence_checks", "RUNAWAY_STD", "edge_strain_max", "shedding", "PROBE_DIAMETERS"]
+           "divergence_checks", "edge_strain_max", "shedding", "PROBE_DIAMETERS"]
 
-# A mesh's energy "runs away" once its nodes' mean velocity (Lagrangian: per-step displacement;
-# Eulerian: the field), per component, is this many training standard deviations from the training mean.
-RUNAWAY_STD = 4.0
 
 # The flow probe sits this many cylinder diameters downstream of the cylinder's centre, on its axis.
 PROBE_DIAMETERS = 3.0
@@ -42,11 +39,11 @@ CONSTANT_VELOCITY = "constant_velocity"
 def divergence_checks(simulator: MeshSimulator) -> dict:
     """The mesh domain's divergence checks (:class:`gns.rollout.Monitor`): non-finite values of any
     predicted field, and meshes whose simulated nodes' mean ``0.5 |v|^2`` exceeds that of a velocity
-    :data:`RUNAWAY_STD` training standard deviations from the training mean in every component (``v``:
+    :data:`gns.rollout.RUNAWAY_STD` training standard deviations from the training mean in every component (``v``:
     a Lagrangian mesh's per-step displacement, an Eulerian one's target field; the statistics are the
     model's node normalizer's, current frame). A mesh has no walls to leave."""
     from gns.metrics import per_system_mean
-    from gns.rollout import non_finite
+    from gns.rollout import non_finite, runaway_limit
 
     target, width, history = simulator.target_field, simulator.field_dim, simulator.history
     current = slice((history - 1) * width, history * width)      # the current frame's features
@@ -56,7 +53,7 @@ def divergence_checks(simulator: MeshSimulator) -> dict:
         if float(normalizer.count) == 0:
             return None                                          # an untrained model has no statistics
         mean, std = normalizer.mean[current], normalizer.std[current]
-        limit = 0.5 * float(((mean.abs() + RUNAWAY_STD * std) ** 2).sum())
+        limit = runaway_limit(mean, std)
         new = frames[target]
         v = new - state.fields[target][:, -1] if simulator.lagrangian else new
         each = 0.5 * (v ** 2).sum(-1)                                                   # (N,)

@@ -41,7 +41,7 @@ def edges_from_cells(cells: Tensor, num_nodes: int) -> Tensor:
 
     Returns:
         ``(2, E)`` int64 on ``cells.device``: row 0 senders, row 1 receivers, sorted by receiver
-        then sender (the order of :func:`gns.particles.neighbors.radius_graph`). Every edge
+        then sender (the order of :func:`gns.neighbors.radius_graph`). Every edge
         ``(j, i)`` comes with ``(i, j)``.
 
     Raises:
@@ -288,7 +288,7 @@ def _check_manifold(cells: Tensor, n: int, *, file: object, key: str) -> int:
 
 
 def _check_duplicate_vertices(pos: Tensor, used: Tensor, tol: float, *, file: object, key: str) -> None:
-    from gns.particles.neighbors import radius_graph  # the O(N) cell-list search, no neighbour cap
+    from gns.neighbors import radius_graph  # the O(N) cell-list search, no neighbour cap
 
     nodes = used.nonzero().squeeze(1)
     if nodes.numel() < 2:

@@ -3,7 +3,7 @@
 MeshGraphNets (Pfaff et al. 2020) adds, for Lagrangian systems (cloth, deforming solids), an edge
 set between nodes within a radius in *world* space that are not already mesh neighbours: these
 carry contact and self-collision, which the mesh edges cannot see. We build it with the particle
-radius search (:func:`gns.particles.neighbors.radius_graph`: O(N) cell lists, no neighbour cap,
+radius search (:func:`gns.neighbors.radius_graph`: O(N) cell lists, no neighbour cap,
 batched) and remove the mesh edges with an integer-key set difference.
 
 A radius in the wrong units would connect everything and exhaust memory, so it is refused up front
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from gns.errors import GnsInputError, GraphTooLargeError
-from gns.particles.neighbors import default_max_edges, radius_graph
+from gns.neighbors import default_max_edges, radius_graph
 
 __all__ = ["world_edges", "suggest_world_radius"]
 
@@ -34,7 +34,7 @@ def world_edges(world_pos: Tensor, radius: float, mesh_edges: Tensor, *, batch: 
     """Pairs of nodes within ``radius`` in world space that are not mesh neighbours.
 
     A directed edge ``(j, i)`` is returned iff ``j != i``, both nodes are in the same graph,
-    ``|x_j - x_i| <= radius`` (as :func:`~gns.particles.neighbors.radius_graph` tests it) and
+    ``|x_j - x_i| <= radius`` (as :func:`~gns.neighbors.radius_graph` tests it) and
     ``j`` is more than ``exclude_hops`` mesh edges away from ``i``.
 
     Args:

@@ -8,7 +8,7 @@ persistence (nothing moves). Extra scalars of the rollouts from the first frame,
 * ``ke_error``: ``mean_t |KE_pred - KE_true|`` (J), with ``KE = sum 1/2 m |v|^2 + 1/2 I w^2`` over a
   scene's objects, velocities from consecutive frames; ``ke_true_mean``; ``ke_window_factor_max``,
   the largest factor between predicted and true mean energy over windows of
-  :data:`gns.particles.evaluate.ENERGY_WINDOW` steps;
+  :data:`gns.metrics.ENERGY_WINDOW` steps;
 * ``outside_max``: how far (m) any predicted shape reaches through a wall, at worst;
 * ``contact_agreement_<h>`` (and ``_full``): the share of a scene's object pairs on which prediction
   and truth agree about whether the two objects touched at some frame of the first ``h`` steps.
@@ -28,13 +28,13 @@ from torch import Tensor
 
 from gns.baselines import ConstantVelocity, Persistence
 from gns.evaluate import EvaluationDefaults
-from gns.metrics import per_system_max, per_system_mean, per_system_sum, window_factor
+from gns.metrics import ENERGY_WINDOW, per_system_max, per_system_mean, per_system_sum, window_factor
 from gns.objects.features import all_pairs
 from gns.objects.geometry import body_vertices, place, touching, wall_gaps
 from gns.objects.simulator import ObjectSimulator
 from gns.objects.state import ATTRIBUTES
 from gns.objects.windows import ObjectWindows
-from gns.particles.evaluate import ENERGY_WINDOW, divergence_checks as position_checks
+from gns.rollout import box_checks
 from gns.state import State
 
 __all__ = ["ObjectEvaluation", "CONTACT_MARGIN", "CONTACT_HORIZONS", "kinetic_energy", "contact_agreement",
@@ -156,9 +156,10 @@ class ObjectEvaluation(EvaluationDefaults):
         return pairs, touched_by_step(frames, state, pairs)
 
     def divergence_checks(self) -> dict:
-        """The particle checks on the objects' centres (:func:`gns.particles.evaluate.divergence_checks`):
-        non-finite values, centres beyond a wall, runaway kinetic energy of the linear motion."""
-        return position_checks(self.simulator)
+        """The box checks on the objects' centres (:func:`gns.rollout.box_checks`): non-finite values,
+        centres beyond a wall, runaway kinetic energy of the linear motion."""
+        sim = self.simulator
+        return box_checks(sim.bounds, sim.periodic, sim.velocity_normalizer.mean, sim.velocity_normalizer.std)
 
     def drawing(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The objects' attributes (shape, size, colour, ...) and springs ``(S, 2)``, so that a rollout file

@@ -40,7 +40,7 @@ from gns.objects.features import (all_pairs, both_directions, edge_features, num
 from gns.objects.geometry import body_vertices, place
 from gns.objects.integrate import integrate, inverse_integrate
 from gns.objects.state import ObjectState, check_object_state
-from gns.particles.neighbors import radius_graph
+from gns.neighbors import radius_graph
 from gns.train.noise import random_walk_noise
 
 __all__ = ["ObjectSimulator", "EDGES", "STATISTICS"]
@@ -102,7 +102,7 @@ class ObjectSimulator(nn.Module):
         self.noise_std, self.angular_noise_std = float(noise_std), float(noise_std) * self.angular_ratio
         self.num_shapes = max(metadata.shape_kinds.values()) + 1
         self.register_buffer("bounds", as_bounds(metadata.bounds))
-        # no periodic dimension: the box has walls (read by the particle domain's divergence checks)
+        # no periodic dimension: the box has walls (read by the box divergence checks, gns.rollout.box_checks)
         self.register_buffer("periodic", as_periodic(None, 2))
         self.velocity_normalizer = Normalizer(stats["vel_mean"], inflate_std(stats["vel_std"], self.noise_std))
         self.angular_velocity_normalizer = Normalizer(stats["angular_vel_mean"],

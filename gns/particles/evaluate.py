@@ -15,23 +15,17 @@ from torch import Tensor
 
 from gns.data import DatasetMetadata
 from gns.geometry import minimum_image
-from gns.metrics import per_system_extent, per_system_max, per_system_mean, window_factor
+from gns.metrics import ENERGY_WINDOW, per_system_extent, per_system_max, per_system_mean, window_factor
 from gns.particles.integrate import integrate
 from gns.particles.simulator import ParticleSimulator
 from gns.particles.state import ParticleState
 from gns.particles.windows import ParticleWindows
+from gns.rollout import OUTSIDE_MARGIN, box_checks
 from gns.state import State
 
 __all__ = ["ConstantAcceleration", "ParticleEvaluation", "gravity_of", "kinetic_energy_per_system",
-           "escape_from_truth", "divergence_checks", "OUTSIDE_MARGIN", "RUNAWAY_STD", "ENERGY_WINDOW"]
+           "escape_from_truth", "divergence_checks"]
 
-# An entity is "outside" once it is this share of the box's width beyond a wall.
-OUTSIDE_MARGIN = 0.02
-# A system's energy "runs away" once its mean per-step velocity, per dimension, is this many training
-# standard deviations from the training mean (the data's own motions stay near 1).
-RUNAWAY_STD = 4.0
-# Kinetic energy is compared over windows of this many steps (the predicted mean against the true mean).
-ENERGY_WINDOW = 50
 
 
 def gravity_of(metadata: DatasetMetadata) -> Tensor:
@@ -113,43 +107,10 @@ def escape_from_truth(predicted: Tensor, truth: Tensor, state: State, mask: Tens
 
 
 def divergence_checks(simulator: ParticleSimulator) -> dict:
-    """The particle domain's divergence checks (:class:`gns.rollout.Monitor`): non-finite positions;
-    particles more than :data:`OUTSIDE_MARGIN` of the box width beyond a wall (non-periodic
-    dimensions); systems whose mean kinetic energy per particle exceeds that of a velocity
-    :data:`RUNAWAY_STD` training standard deviations from the training mean in every dimension."""
-    from gns.rollout import non_finite
-
-    bounds, periodic = simulator.bounds, simulator.periodic
-    margin = OUTSIDE_MARGIN * float((bounds[:, 1] - bounds[:, 0]).max())
-    mean, std = simulator.velocity_normalizer.mean, simulator.velocity_normalizer.std
-    limit = 0.5 * float(((mean.abs() + RUNAWAY_STD * std) ** 2).sum())        # per-step units
-    any_periodic = bool(periodic.any())
-    on: dict[torch.device, tuple[Tensor, Tensor, Tensor]] = {}    # the box on each device, made once
-
-    def box(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if x.device not in on:
-            walls = (~periodic).to(x.device)
-            on[x.device] = (bounds[:, 0].to(x), bounds[:, 1].to(x), walls)
-        return on[x.device]
-
-    def outside(state: State, frames) -> tuple[Tensor, Tensor]:
-        x = frames["position"]
-        lo, hi, walls = box(x)
-        beyond = torch.maximum(lo - x, x - hi).clamp(min=0) * walls                             # (N, D)
-        distance = beyond.amax(dim=1)
-        return distance > margin, distance
-
-    def energy(state: State, frames) -> tuple[Tensor, Tensor]:
-        x = frames["position"]
-        v = x - state.fields["position"][:, -1]
-        if any_periodic:
-            v = minimum_image(v, bounds.to(x), periodic.to(x.device))
-        each = 0.5 * (v ** 2).sum(-1)                                                   # (N,)
-        batch = state.batch
-        system = each.new_zeros(state.num_systems).index_add_(0, batch, each) / state.n.to(each).clamp(min=1)
-        return (system > limit)[batch], each
-
-    return {"non-finite": non_finite, "outside": outside, "energy": energy}
+    """The particle domain's divergence checks (:class:`gns.rollout.Monitor`): :func:`gns.rollout.box_checks`
+    with the box and the training velocity statistics of ``simulator``."""
+    return box_checks(simulator.bounds, simulator.periodic, simulator.velocity_normalizer.mean,
+                      simulator.velocity_normalizer.std)
 
 
 class ParticleEvaluation:

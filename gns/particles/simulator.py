@@ -25,7 +25,7 @@ from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.particles.state import ParticleState
 from gns.particles.features import edge_features, num_wall_features, velocity_history, wall_distances
 from gns.particles.integrate import integrate, inverse_integrate
-from gns.particles.neighbors import radius_graph
+from gns.neighbors import radius_graph
 from gns.train.noise import random_walk_noise
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import gns.particles.neighbors as neighbors
+import gns.neighbors as neighbors
 from gns.errors import GnsInputError, GraphTooLargeError
 from gns.geometry import minimum_image
-from gns.particles.neighbors import count_neighbors, radius_graph
+from gns.neighbors import count_neighbors, radius_graph
 
 
 def brute_force(x: torch.Tensor, radius: float, batch=None, bounds=None, periodic=None,
