@@ -118,6 +118,10 @@ class ObjectConfig:
                                        # "radius": pairs whose centres are at most `radius` apart
     radius: float = 0.3                # m: the edge radius of edges="radius"; also the length scale of the edge
                                        # features (positions, distances, gaps) and of the wall gaps (clipped at it)
+    contact_scale: float = 0.0         # m: if positive, the pair and wall gaps are given a second time over this
+                                       # length, clipped to [-1, 1], so that the millimetres that decide a contact
+                                       # are resolved (the objects preset: 0.02, two frames' travel); 0: the gaps
+                                       # over `radius` only (as checkpoints made before this setting existed)
     noise_share: float = 0.05          # training noise when train.noise_std is None: random-walk std on the last
                                        # linear and angular per-step velocity, as this share of the data's velocity
                                        # std of each (train.noise_std sets the linear std; the angular std keeps the

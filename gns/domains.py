@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import torch
 
 from gns.errors import GnsInputError
 
-__all__ = ["Domain", "DOMAINS", "get_domain", "domain_for_dataset", "evaluation_for", "load_simulator",
+__all__ = ["Domain", "DOMAINS", "get_domain", "domain_for_dataset", "evaluation_for", "load_simulator", "load_weights",
            "open_split_for", "resolve_device"]
 
 # kind -> "module:attribute" of the domain's descriptor. Datasets are recognised in this order
@@ -122,9 +122,24 @@ def load_simulator(checkpoint: str | Path, device: str | torch.device = "cpu", k
     config = config_from_dict(state["config"])
     metadata = domain.metadata_from_dict(state["metadata"], checkpoint)
     simulator = domain.build_simulator(config, metadata, state.get("noise_std")).to(device)
-    simulator.load_state_dict(state["model"])
+    load_weights(simulator, state["model"], checkpoint)
     simulator.eval()
     return simulator, config, metadata
+
+
+def load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], checkpoint: str | Path) -> None:
+    """``model.load_state_dict(weights)``, with a clear error naming the checkpoint and the first tensors whose
+    shapes differ (a checkpoint from another version of gns, or its config edited) instead of torch's traceback."""
+    own = model.state_dict()
+    wrong = [f"{k}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}" for k, v in weights.items()
+             if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    if wrong or missing or extra:
+        found = "; ".join(wrong[:3] + [f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in extra[:3]])
+        raise GnsInputError("the checkpoint's weights do not fit the model its config builds (made by another "
+                            "version of gns, or its config edited)", file=checkpoint, key="model",
+                            expected="the shapes of the rebuilt model", found=found)
+    model.load_state_dict(weights)
 
 
 def open_split_for(simulator: Any, dataset: str | Path, split: str) -> Any:

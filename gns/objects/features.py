@@ -17,6 +17,7 @@ from torch import Tensor
 from gns.objects.geometry import place, separation, wall_gaps
 
 __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_features", "num_edge_features",
+           "gap_scales", "num_wall_features",
            "spring_features", "num_spring_features", "wall_features"]
 
 
@@ -51,26 +52,41 @@ def rotate(vectors: Tensor, angle: Tensor) -> Tensor:
     return torch.stack([c * vectors[:, 0] - s * vectors[:, 1], s * vectors[:, 0] + c * vectors[:, 1]], dim=-1)
 
 
+def gap_scales(gap: Tensor, scale: float, contact_scale: float) -> Tensor:
+    """``(..., G)`` gaps (m) -> ``(..., G)`` over ``scale``, then, if ``contact_scale > 0``, ``(..., 2G)``
+    with the same gaps over ``contact_scale`` appended; each clipped to [-1, 1]."""
+    coarse = (gap / scale).clamp(-1.0, 1.0)
+    if contact_scale <= 0:
+        return coarse
+    return torch.cat([coarse, (gap / contact_scale).clamp(-1.0, 1.0)], dim=-1)
+
+
+def num_wall_features(contact_scale: float) -> int:
+    """Width of :func:`wall_features`."""
+    return 8 if contact_scale > 0 else 4
+
+
 def wall_features(vertices: Tensor, rounding: Tensor, position: Tensor, angle: Tensor, bounds: Tensor,
-                  scale: float) -> Tensor:
-    """``(N, 4)`` each shape's gap to the left, right, bottom and top wall divided by ``scale``, clipped
-    to [-1, 1] (walls farther than ``scale`` carry no information, as for particles).
+                  scale: float, contact_scale: float = 0.0) -> Tensor:
+    """Each shape's gap to the left, right, bottom and top wall (:func:`gap_scales`): ``(N, 4)`` over
+    ``scale`` (walls farther than ``scale`` carry no information, as for particles), then ``(N, 4)``
+    over ``contact_scale`` if it is positive.
 
     Args:
         vertices: ``(N, 4, 2)`` body-frame vertices; rounding: ``(N,)``; position: ``(N, 2)``;
             angle: ``(N,)``; bounds: ``(2, 2)``.
     """
-    return (wall_gaps(place(vertices, position, angle), rounding, bounds) / scale).clamp(-1.0, 1.0)
+    return gap_scales(wall_gaps(place(vertices, position, angle), rounding, bounds), scale, contact_scale)
 
 
-def num_edge_features() -> int:
+def num_edge_features(contact_scale: float = 0.0) -> int:
     """Width of :func:`edge_features`."""
-    return 9
+    return 10 if contact_scale > 0 else 9
 
 
 def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_velocity: Tensor, world: Tensor,
                   rounding: Tensor, senders: Tensor, receivers: Tensor, scale: float, velocity_scale: Tensor,
-                  angular_velocity_scale: Tensor) -> Tensor:
+                  angular_velocity_scale: Tensor, contact_scale: float = 0.0) -> Tensor:
     """Features of the edges ``senders -> receivers``, in the receiver's frame.
 
     Args:
@@ -79,18 +95,20 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
         world: ``(N, 4, 2)`` placed vertices; rounding: ``(N,)`` (:mod:`gns.objects.geometry`).
         scale: length scale (m) of positions, distances and gaps.
         velocity_scale: ``(2,)`` or scalar; angular_velocity_scale: ``(1,)`` or scalar.
+        contact_scale: m; if positive, the gap is given a second time over it (:func:`gap_scales`).
 
     Returns:
-        ``(E, 9)``: the sender's position relative to the receiver (2) and its length, over
-        ``scale``; the gap between the two shapes over ``scale``, clipped to [-1, 1] (contact
-        happens at 0); the relative velocity (2) over the velocity scale; the relative angular
-        velocity over its scale; the cosine and sine of the sender's angle relative to the receiver's.
+        ``(E, 9)`` or ``(E, 10)``: the sender's position relative to the receiver (2) and its length,
+        over ``scale``; the gap between the two shapes over ``scale`` (and over ``contact_scale``),
+        clipped to [-1, 1] (contact happens at 0); the relative velocity (2) over the velocity scale;
+        the relative angular velocity over its scale; the cosine and sine of the sender's angle
+        relative to the receiver's.
     """
     turn = -angle[receivers]                                                           # into the receiver's frame
     offset = rotate(position[senders] - position[receivers], turn) / scale            # (E, 2)
     distance = torch.linalg.vector_norm(offset, dim=-1, keepdim=True)                 # (E, 1)
     gap = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])
-    gap = (gap / scale).clamp(-1.0, 1.0)[:, None]                                     # (E, 1)
+    gap = gap_scales(gap[:, None], scale, contact_scale)                                # (E, 1 or 2)
     relative_velocity = rotate(velocity[senders] - velocity[receivers], turn) / velocity_scale
     relative_spin = ((angular_velocity[senders] - angular_velocity[receivers]) / angular_velocity_scale)[:, None]
     relative_angle = angle[senders] - angle[receivers]

@@ -36,7 +36,7 @@ from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.objects.features import (all_pairs, both_directions, edge_features, num_edge_features, num_spring_features,
-                                  spring_features, velocity_history, wall_features)
+                                  num_wall_features, spring_features, velocity_history, wall_features)
 from gns.objects.geometry import body_vertices, place
 from gns.objects.integrate import integrate, inverse_integrate
 from gns.objects.state import ObjectState, check_object_state
@@ -97,6 +97,10 @@ class ObjectSimulator(nn.Module):
         self.config, self.object_config, self.metadata = config, object_config, metadata
         self.history = int(object_config.history)
         self.scale = float(object_config.radius)
+        if object_config.contact_scale < 0:
+            raise GnsInputError("objects.contact_scale must not be negative", key="objects.contact_scale",
+                                expected=">= 0 (m; 0: coarse gaps only)", found=object_config.contact_scale)
+        self.contact_scale = float(object_config.contact_scale)
         self.dt = float(metadata.dt)
         self.angular_ratio = angular_noise_ratio(metadata)
         self.noise_std, self.angular_noise_std = float(noise_std), float(noise_std) * self.angular_ratio
@@ -112,9 +116,10 @@ class ObjectSimulator(nn.Module):
             torch.cat([inflate_std(stats["acc_std"], self.noise_std),
                        inflate_std(stats["angular_acc_std"], self.angular_noise_std)]))
         self.attribute_normalizer = OnlineNormalizer(_ATTRIBUTES, std_epsilon=1e-3)
-        # velocities (2C linear + C angular), wall gaps (4), shape one-hot, attributes, action (3), cos/sin angle (2)
-        node_in = 3 * self.history + 4 + self.num_shapes + _ATTRIBUTES + 3 + 2
-        self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(), "springs": num_spring_features()},
+        # velocities (2C linear + C angular), wall gaps (4 or 8), shape one-hot, attributes, action (3), cos/sin angle (2)
+        node_in = 3 * self.history + num_wall_features(self.contact_scale) + self.num_shapes + _ATTRIBUTES + 3 + 2
+        self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(self.contact_scale),
+                                                     "springs": num_spring_features()},
                                            3, config.latent_size, config.message_passing_steps, config.hidden_layers)
 
     # --- the stepper interface (gns.rollout.Stepper) and the training interface (gns.train.losses) ---
@@ -156,7 +161,7 @@ class ObjectSimulator(nn.Module):
         nodes = torch.cat([
             self.velocity_normalizer.normalize(velocity).flatten(1),                            # (K, 2C)
             self.angular_velocity_normalizer.normalize(spin).flatten(1),                        # (K, C)
-            wall_features(vertices, rounding, current, turn, self.bounds, self.scale),          # (K, 4)
+            wall_features(vertices, rounding, current, turn, self.bounds, self.scale, self.contact_scale),  # (K, 4|8)
             nn.functional.one_hot(state.shape, self.num_shapes).to(current),                    # (K, shapes)
             self.attribute_normalizer.normalize(self.attributes(state), accumulate=self.training),  # (K, 6)
             self.acceleration_normalizer.normalize(self.action_acceleration(state)),             # (K, 3)
@@ -165,7 +170,7 @@ class ObjectSimulator(nn.Module):
         world = place(vertices, current, turn)                                                  # (K, 4, 2)
         velocity_scale = self.velocity_normalizer.std.mean()
         edges = edge_features(current, turn, velocity[:, -1], spin[:, -1, 0], world, rounding, senders, receivers,
-                              self.scale, velocity_scale, self.angular_velocity_normalizer.std[0])
+                              self.scale, velocity_scale, self.angular_velocity_normalizer.std[0], self.contact_scale)
         spring_senders, spring_receivers = both_directions(state.springs)                   # (2S,) each
         springs = spring_features(current, turn, velocity[:, -1], state.mass, state.spring_values.repeat(2, 1),
                                   spring_senders, spring_receivers, self.scale, velocity_scale,

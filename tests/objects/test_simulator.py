@@ -142,3 +142,31 @@ def test_bad_settings_are_named(make_simulator):
         make_simulator("objects.history=0")
     with pytest.raises(GnsInputError, match="model.decoder"):
         make_simulator("model.decoder=antisymmetric")
+    with pytest.raises(GnsInputError, match="objects.contact_scale"):
+        make_simulator("objects.contact_scale=-0.01")
+
+
+def test_contact_scale_resolves_gaps_the_coarse_scale_cannot():
+    from gns.objects.features import gap_scales, num_edge_features, num_wall_features
+
+    gaps = torch.tensor([[0.002], [0.008], [0.05], [-0.003]])                       # m
+    coarse = gap_scales(gaps, 0.3, 0.0)
+    both = gap_scales(gaps, 0.3, 0.02)
+    assert coarse.shape == (4, 1) and both.shape == (4, 2)
+    torch.testing.assert_close(both[:, :1], coarse)
+    # 2 mm and 8 mm apart: 0.02 apart in the coarse feature, 0.3 in the contact one; beyond 2 cm it saturates
+    assert float(both[1, 1] - both[0, 1]) == pytest.approx(0.3)
+    assert float(both[2, 1]) == 1.0 and float(both[3, 1]) == pytest.approx(-0.15)
+    assert (num_edge_features(0.0), num_edge_features(0.02)) == (9, 10)
+    assert (num_wall_features(0.0), num_wall_features(0.02)) == (4, 8)
+
+
+@pytest.mark.parametrize("contact_scale", ["0", "0.02"])
+def test_the_contact_features_reach_the_network(make_simulator, test_windows, contact_scale):
+    simulator = make_simulator(f"objects.contact_scale={contact_scale}")
+    state = test_windows.read(0, 3, 3 + simulator.window)
+    graph = simulator.build_graph(state)
+    width = 10 if contact_scale != "0" else 9
+    assert graph.edge_sets["pairs"].features.shape[1] == width
+    with torch.no_grad():
+        assert simulator(state).shape == (state.num_entities, 3)

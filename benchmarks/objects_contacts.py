@@ -1,0 +1,118 @@
+"""Does an object model see contacts? One-step accelerations where objects start to touch, and what the pair edges add.
+
+On the first ``--trajectories`` held-out test trajectories, at every ``--every``-th frame, the model predicts
+the next frame's acceleration from the true window before it (no rollout). Printed:
+
+* **contact starts**: the objects of the pairs that touch at the next frame and did not at this one
+  (:func:`gns.objects.geometry.touching` at :data:`gns.objects.evaluate.CONTACT_MARGIN`); the error of the
+  predicted linear acceleration as a share of the true one, ``sum |a_pred - a_true| / sum |a_true|`` over
+  them, and the same for constant velocity (zero acceleration: 1.0 by construction) and for objects
+  touching nothing at either frame (free);
+* **pair-edge ablation**: the mean absolute change of the network's (normalized) outputs when every
+  pair edge is removed from the graph, over the outputs' standard deviation: near 0, the model predicts
+  each object from its own history and action alone.
+
+    python benchmarks/objects_contacts.py --checkpoint runs/objects2d --dataset datasets/objects2d
+    python benchmarks/objects_contacts.py --checkpoint A B          # several models side by side
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from gns.domains import load_simulator, open_split_for  # noqa: E402
+from gns.graph import EdgeSet  # noqa: E402
+from gns.objects.evaluate import CONTACT_MARGIN, object_pairs  # noqa: E402
+from gns.objects.geometry import touching  # noqa: E402
+from gns.objects.windows import ObjectWindows  # noqa: E402
+
+
+def contact_report(checkpoint: str, dataset: str, trajectories: int, every: int) -> dict[str, Any]:
+    """The figures of the module docstring for one model."""
+    simulator, config, metadata = load_simulator(checkpoint, "cpu", kind="objects")
+    windows = ObjectWindows(open_split_for(simulator, dataset, "test"))
+    w = simulator.window
+    sums = {"start_err": 0.0, "start_true": 0.0, "free_err": 0.0, "free_true": 0.0}
+    counts = {"starts": 0, "free": 0}
+    ablation, spread = [], []
+    with torch.no_grad():
+        for index in range(min(trajectories, len(windows.split))):
+            frames = windows.split.num_frames(index)
+            full = windows.read(index, 0, frames)
+            pairs = object_pairs(full)                                                       # (2, P)
+            touch = touching(full.static["shape"], full.static["size"], full.fields["position"],
+                             full.fields["angle"][..., 0], pairs, CONTACT_MARGIN)            # (P, T)
+            for t in range(w - 1, frames - 1, every):
+                state = full.replace(fields={k: v[:, t + 1 - w:t + 1] for k, v in full.fields.items()})
+                nxt = {k: full.fields[k][:, t + 1] for k in simulator.predicted_fields}
+                graph = simulator.build_graph(state)
+                out = simulator.network(graph)                                               # (K, 3) normalized
+                empty = EdgeSet(graph.edge_sets["pairs"].features[:0], graph.edge_sets["pairs"].senders[:0],
+                                graph.edge_sets["pairs"].receivers[:0])
+                alone = simulator.network(type(graph)(graph.nodes, {**graph.edge_sets, "pairs": empty},
+                                                      graph.n_node))
+                ablation.append((alone - out).abs().mean(0))
+                spread.append(out)
+                denorm = simulator.acceleration_normalizer.denormalize
+                predicted = denorm(out)[:, :2]
+                true = denorm(simulator.target(state, nxt))[:, :2]
+                starts = touch[:, t + 1] & ~touch[:, t]
+                involved = torch.zeros(state.num_entities, dtype=torch.bool)
+                involved[pairs[:, starts].flatten()] = True
+                contact_now = touch[:, t] | touch[:, t + 1]
+                busy = torch.zeros(state.num_entities, dtype=torch.bool)
+                busy[pairs[:, contact_now].flatten()] = True
+                free = ~busy
+                err = (predicted - true).norm(dim=-1)
+                size = true.norm(dim=-1)
+                sums["start_err"] += float(err[involved].sum())
+                sums["start_true"] += float(size[involved].sum())
+                sums["free_err"] += float(err[free].sum())
+                sums["free_true"] += float(size[free].sum())
+                counts["starts"] += int(starts.sum())
+                counts["free"] += int(free.sum())
+    outputs = torch.cat(spread)
+    return {"checkpoint": checkpoint, "step": None, "contact_starts": counts["starts"],
+            "contact_start_error_share": sums["start_err"] / max(sums["start_true"], 1e-12),
+            "free_objects": counts["free"],
+            "free_error_share": sums["free_err"] / max(sums["free_true"], 1e-12),
+            "pair_edge_ablation": float((torch.stack(ablation).mean(0) / outputs.std(0)).mean()),
+            "contact_scale": float(getattr(config.objects, "contact_scale", 0.0))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", nargs="+", default=["runs/objects2d"],
+                        help="object checkpoints or run directories (default: runs/objects2d)")
+    parser.add_argument("--dataset", default="datasets/objects2d", help="object dataset (its test split)")
+    parser.add_argument("--trajectories", type=int, default=20, help="test trajectories (default: 20)")
+    parser.add_argument("--every", type=int, default=3, help="score every n-th frame (default: 3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--json", help="write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = [contact_report(c, args.dataset, args.trajectories, args.every) for c in args.checkpoint]
+    print("| model | contact_scale | contact starts | error / true accel. at contact starts | same, free objects "
+          "| pair-edge ablation / output std |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['checkpoint']} | {r['contact_scale']:g} | {r['contact_starts']} | "
+              f"{r['contact_start_error_share']:.3f} | {r['free_error_share']:.3f} | {r['pair_edge_ablation']:.3f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
