@@ -14,7 +14,8 @@ An Interaction Network (Battaglia et al. 2016) is this with one message-passing 
 Node features: the last ``C`` per-step linear and angular velocities (normalized by the dataset's
 statistics, inflated by the training noise as in GNS); the shape (one-hot); size, log mass, log
 moment, friction and restitution (through an online normalizer, like MeshGraphNets' features);
-the current action as the per-step acceleration it would give the free object, ``F / m dt^2`` and
+the actions of the previous and the current frame (both act on the target acceleration, which
+spans two steps) as the per-step accelerations they would give the free object, ``F / m dt^2`` and
 ``tau / I dt^2`` (normalized like the outputs: a force means nothing to the network until divided by
 the mass it pushes); the gaps of the shape to the four walls (:mod:`gns.objects.geometry`); the
 cosine and sine of the angle (the walls and actions are in the world frame). Edge features:
@@ -116,8 +117,9 @@ class ObjectSimulator(nn.Module):
             torch.cat([inflate_std(stats["acc_std"], self.noise_std),
                        inflate_std(stats["angular_acc_std"], self.angular_noise_std)]))
         self.attribute_normalizer = OnlineNormalizer(_ATTRIBUTES, std_epsilon=1e-3)
-        # velocities (2C linear + C angular), wall gaps (4 or 8), shape one-hot, attributes, action (3), cos/sin angle (2)
-        node_in = 3 * self.history + num_wall_features(self.contact_scale) + self.num_shapes + _ATTRIBUTES + 3 + 2
+        # velocities (2C linear + C angular), wall gaps (4 or 8), shape one-hot, attributes, actions (2 x 3),
+        # cos/sin angle (2)
+        node_in = 3 * self.history + num_wall_features(self.contact_scale) + self.num_shapes + _ATTRIBUTES + 6 + 2
         self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(self.contact_scale),
                                                      "springs": num_spring_features()},
                                            3, config.latent_size, config.message_passing_steps, config.hidden_layers)
@@ -164,7 +166,7 @@ class ObjectSimulator(nn.Module):
             wall_features(vertices, rounding, current, turn, self.bounds, self.scale, self.contact_scale),  # (K, 4|8)
             nn.functional.one_hot(state.shape, self.num_shapes).to(current),                    # (K, shapes)
             self.attribute_normalizer.normalize(self.attributes(state), accumulate=self.training),  # (K, 6)
-            self.acceleration_normalizer.normalize(self.action_acceleration(state)),             # (K, 3)
+            self.acceleration_normalizer.normalize(self.action_acceleration(state)).flatten(1),  # (K, 6)
             torch.cos(turn)[:, None], torch.sin(turn)[:, None]], dim=-1)                          # (K, 2)
         senders, receivers = self.edge_index(state, current)
         world = place(vertices, current, turn)                                                  # (K, 4, 2)
@@ -184,10 +186,13 @@ class ObjectSimulator(nn.Module):
                           state.friction[:, None], state.restitution[:, None]], dim=-1)
 
     def action_acceleration(self, state: ObjectState) -> Tensor:
-        """``(K, 3)`` the current action as the per-step acceleration it gives the free object:
-        ``F / m dt^2`` (m/step^2) and ``tau / I dt^2`` (rad/step^2)."""
-        action = state.action[:, -1]                                                             # (K, 3)
-        inertia = torch.stack([state.mass, state.mass, state.moment], dim=-1)                   # (K, 3)
+        """``(K, 2, 3)`` the actions of the previous and the current frame as the per-step accelerations they
+        give the free object: ``F / m dt^2`` (m/step^2) and ``tau / I dt^2`` (rad/step^2). Both act on the
+        target: the change of per-step velocity from ``x_t - x_{t-1}`` to ``x_{t+1} - x_t`` is, for a free
+        object, about the mean of the two (the current action alone leaves 17% of the free objects'
+        acceleration unexplained on the default set, both together 2%: ``docs/objects.md``)."""
+        action = state.action[:, -2:]                                                            # (K, 2, 3)
+        inertia = torch.stack([state.mass, state.mass, state.moment], dim=-1)[:, None]          # (K, 1, 3)
         return action / inertia * self.dt ** 2
 
     # --- model -------------------------------------------------------------------------------

@@ -106,8 +106,14 @@ def test_actions_change_the_prediction(make_simulator, test_windows):
     simulator = make_simulator()
     state = test_windows.read(0, 0, simulator.window)
     pushed = state.with_field("action", state.action + torch.tensor([5.0, 0.0, 0.0]))
+    # the previous frame's action acts on the target too (it spans two steps); older ones do not
+    previous, oldest = state.action.clone(), state.action.clone()
+    previous[:, -2] += torch.tensor([5.0, 0.0, 0.0])
+    oldest[:, :-2] += torch.tensor([5.0, 0.0, 0.0])
     with torch.no_grad():
         assert not torch.allclose(simulator(state), simulator(pushed))
+        assert not torch.allclose(simulator(state), simulator(state.with_field("action", previous)))
+        torch.testing.assert_close(simulator(state), simulator(state.with_field("action", oldest)))
 
 
 @pytest.mark.parametrize("key, change", [
