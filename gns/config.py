@@ -122,6 +122,9 @@ class ObjectConfig:
                                        # length, clipped to [-1, 1], so that the millimetres that decide a contact
                                        # are resolved (the objects preset: 0.02, two frames' travel); 0: the gaps
                                        # over `radius` only (as checkpoints made before this setting existed)
+    impact_fraction: float = 0.0       # share of training windows whose scored step holds an impact (an object
+                                       # starts touching another, by the solver's contact record): a few percent
+                                       # of uniform windows; 0: uniform
     noise_share: float = 0.05          # training noise when train.noise_std is None: random-walk std on the last
                                        # linear and angular per-step velocity, as this share of the data's velocity
                                        # std of each (train.noise_std sets the linear std; the angular std keeps the

@@ -83,10 +83,60 @@ class ObjectWindows(WindowSampler):
         split: the trajectories.
     """
 
-    def __init__(self, split: ObjectSplit) -> None:
+    def __init__(self, split: ObjectSplit, impact_fraction: float = 0.0) -> None:
         super().__init__([split.num_frames(i) for i in range(len(split))], split.path)
+        if not 0.0 <= impact_fraction <= 1.0:
+            raise GnsInputError("objects.impact_fraction must be in [0, 1]", file=split.path,
+                                key="objects.impact_fraction", expected="[0, 1]", found=impact_fraction)
         self.split = split
+        self.impact_fraction = float(impact_fraction)
         self._static: dict[int, tuple[dict[str, Tensor], Tensor, Tensor]] = {}
+        self._impacts: np.ndarray | None = None
+
+    def impacts(self) -> np.ndarray:
+        """``(I, 2)`` int64 ``(trajectory, step)`` of every step during which some object touches another
+        object and did not during the step before, by the solver's contact record (read once, cached).
+
+        Raises:
+            GnsInputError: the split has no contact arrays (``metadata["contacts"]`` false).
+        """
+        if self._impacts is None:
+            rows = []
+            for i in range(len(self.split)):
+                contacts = self.split.read_window(i, 0, self.split.num_frames(i)).contacts
+                if contacts is None:
+                    raise GnsInputError("objects.impact_fraction needs the solver's contact record",
+                                        file=self.split.path, key=f"{self.split.keys()[i]}/contacts",
+                                        expected="(T-1, K, K) bool", found="absent")
+                touching = np.asarray(contacts).any(-1).any(-1)                                  # (T-1,)
+                steps = np.flatnonzero(touching[1:] & ~touching[:-1]) + 1
+                rows.append(np.stack([np.full_like(steps, i), steps], 1))
+            self._impacts = np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
+        return self._impacts
+
+    def sample_items(self, batch_size: int, window: int, generator: torch.Generator, early_frames: int = 0,
+                     early_fraction: float = 0.0) -> list[tuple[int, int]]:
+        """As :meth:`gns.data.windows.WindowIndex.sample_items`; then, with ``impact_fraction`` > 0, each pair
+        is, with that probability, replaced by a window whose last step (the one the loss scores) holds an
+        impact (:meth:`impacts`, drawn uniformly). Impacts are a few percent of the steps, and the one-step
+        loss otherwise learns each object from its own history and action (``docs/objects.md``)."""
+        items = super().sample_items(batch_size, window, generator, early_frames, early_fraction)
+        if self.impact_fraction <= 0:
+            return items
+        impacts = self.impacts()
+        last = impacts[:, 1] - (window - 2)                                  # the window's first frame
+        fits = (last >= 0) & (impacts[:, 1] + 1 < self.lengths[impacts[:, 0]])
+        impacts, last = impacts[fits], last[fits]
+        chosen = torch.rand(batch_size, generator=generator) < self.impact_fraction
+        picks = torch.randint(max(len(impacts), 1), (batch_size,), generator=generator).tolist()
+        if len(impacts):
+            for k in np.flatnonzero(chosen.numpy()):
+                items[k] = (int(impacts[picks[k], 0]), int(last[picks[k]]))
+        return items
+
+    def fixed_items(self, count: int, window: int, seed: int = 1234) -> list[tuple[int, int]]:
+        """Uniform windows, whatever ``impact_fraction`` is (validation scores the data as it comes)."""
+        return super().sample_items(count, window, torch.Generator().manual_seed(seed))
 
     def keys(self) -> list[str]:
         return self.split.keys()
