@@ -122,6 +122,8 @@ class ObjectConfig:
                                        # length, clipped to [-1, 1], so that the millimetres that decide a contact
                                        # are resolved (the objects preset: 0.02, two frames' travel); 0: the gaps
                                        # over `radius` only (as checkpoints made before this setting existed)
+    edge_frame: str = "receiver"       # edge vectors (relative position, velocity) "receiver": turned into the
+                                       # receiver's frame; "world": as they are, the frame of the predicted accelerations
     impact_fraction: float = 0.0       # share of training windows whose scored step holds an impact (an object
                                        # starts touching another, by the solver's contact record): a few percent
                                        # of uniform windows; 0: uniform

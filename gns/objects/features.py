@@ -17,7 +17,7 @@ from torch import Tensor
 from gns.objects.geometry import place, separation, wall_gaps
 
 __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_features", "num_edge_features",
-           "gap_scales", "num_wall_features",
+           "gap_scales", "num_wall_features", "edge_turn", "EDGE_FRAMES",
            "spring_features", "num_spring_features", "wall_features"]
 
 
@@ -79,6 +79,14 @@ def wall_features(vertices: Tensor, rounding: Tensor, position: Tensor, angle: T
     return gap_scales(wall_gaps(place(vertices, position, angle), rounding, bounds), scale, contact_scale)
 
 
+EDGE_FRAMES = ("receiver", "world")
+
+
+def edge_turn(angle: Tensor, receivers: Tensor, frame: str) -> Tensor:
+    """``(E,)`` the angle by which an edge's vectors are turned: minus the receiver's (``"receiver"``) or 0 (``"world"``)."""
+    return -angle[receivers] if frame == "receiver" else torch.zeros_like(angle[receivers])
+
+
 def num_edge_features(contact_scale: float = 0.0) -> int:
     """Width of :func:`edge_features`."""
     return 10 if contact_scale > 0 else 9
@@ -86,7 +94,7 @@ def num_edge_features(contact_scale: float = 0.0) -> int:
 
 def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_velocity: Tensor, world: Tensor,
                   rounding: Tensor, senders: Tensor, receivers: Tensor, scale: float, velocity_scale: Tensor,
-                  angular_velocity_scale: Tensor, contact_scale: float = 0.0) -> Tensor:
+                  angular_velocity_scale: Tensor, contact_scale: float = 0.0, frame: str = "receiver") -> Tensor:
     """Features of the edges ``senders -> receivers``, in the receiver's frame.
 
     Args:
@@ -96,6 +104,8 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
         scale: length scale (m) of positions, distances and gaps.
         velocity_scale: ``(2,)`` or scalar; angular_velocity_scale: ``(1,)`` or scalar.
         contact_scale: m; if positive, the gap is given a second time over it (:func:`gap_scales`).
+        frame: ``"receiver"`` (vectors turned into the receiver's frame) or ``"world"`` (as they are, the
+            frame of the predicted accelerations).
 
     Returns:
         ``(E, 9)`` or ``(E, 10)``: the sender's position relative to the receiver (2) and its length,
@@ -104,7 +114,7 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
         the relative angular velocity over its scale; the cosine and sine of the sender's angle
         relative to the receiver's.
     """
-    turn = -angle[receivers]                                                           # into the receiver's frame
+    turn = edge_turn(angle, receivers, frame)
     offset = rotate(position[senders] - position[receivers], turn) / scale            # (E, 2)
     distance = torch.linalg.vector_norm(offset, dim=-1, keepdim=True)                 # (E, 1)
     gap = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])
@@ -128,14 +138,14 @@ def num_spring_features() -> int:
 
 def spring_features(position: Tensor, angle: Tensor, velocity: Tensor, mass: Tensor, values: Tensor,
                     senders: Tensor, receivers: Tensor, scale: float, velocity_scale: Tensor,
-                    acceleration_scale: Tensor, dt: float) -> Tensor:
+                    acceleration_scale: Tensor, dt: float, frame: str = "receiver") -> Tensor:
     """Features of spring edges ``senders -> receivers``, in the receiver's frame.
 
     Args:
         position: ``(N, 2)``; angle: ``(N,)``; velocity: ``(N, 2)`` last per-step velocity; mass: ``(N,)``.
         values: ``(E, 3)`` rest length (m), stiffness (N/m), damping (N s/m) of each edge's spring.
         scale: length scale (m); velocity_scale: scalar (m/step); acceleration_scale: scalar (m/step^2).
-        dt: seconds per step.
+        dt: seconds per step; frame: as for :func:`edge_features`.
 
     Returns:
         ``(E, 8)``: the sender's position relative to the receiver (2), the spring's length and its
@@ -144,7 +154,7 @@ def spring_features(position: Tensor, angle: Tensor, velocity: Tensor, mass: Ten
         velocity its damping removes in a step, ``c dt / m_r``; the relative velocity (2) over the
         velocity scale.
     """
-    turn = -angle[receivers]
+    turn = edge_turn(angle, receivers, frame)
     offset = rotate(position[senders] - position[receivers], turn)                    # (E, 2)
     length = torch.linalg.vector_norm(offset, dim=-1)                                  # (E,)
     extension = length - values[:, 0]

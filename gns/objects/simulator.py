@@ -37,7 +37,7 @@ from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.objects.features import (all_pairs, both_directions, edge_features, num_edge_features, num_spring_features,
-                                  num_wall_features, spring_features, velocity_history, wall_features)
+                                  num_wall_features, spring_features, velocity_history, wall_features, EDGE_FRAMES)
 from gns.objects.geometry import body_vertices, place
 from gns.objects.integrate import integrate, inverse_integrate
 from gns.objects.state import ObjectState, check_object_state
@@ -102,6 +102,10 @@ class ObjectSimulator(nn.Module):
             raise GnsInputError("objects.contact_scale must not be negative", key="objects.contact_scale",
                                 expected=">= 0 (m; 0: coarse gaps only)", found=object_config.contact_scale)
         self.contact_scale = float(object_config.contact_scale)
+        if object_config.edge_frame not in EDGE_FRAMES:
+            raise GnsInputError("unknown objects.edge_frame", key="objects.edge_frame", expected=EDGE_FRAMES,
+                                found=object_config.edge_frame)
+        self.edge_frame = object_config.edge_frame
         self.dt = float(metadata.dt)
         self.angular_ratio = angular_noise_ratio(metadata)
         self.noise_std, self.angular_noise_std = float(noise_std), float(noise_std) * self.angular_ratio
@@ -172,11 +176,12 @@ class ObjectSimulator(nn.Module):
         world = place(vertices, current, turn)                                                  # (K, 4, 2)
         velocity_scale = self.velocity_normalizer.std.mean()
         edges = edge_features(current, turn, velocity[:, -1], spin[:, -1, 0], world, rounding, senders, receivers,
-                              self.scale, velocity_scale, self.angular_velocity_normalizer.std[0], self.contact_scale)
+                              self.scale, velocity_scale, self.angular_velocity_normalizer.std[0], self.contact_scale,
+                              self.edge_frame)
         spring_senders, spring_receivers = both_directions(state.springs)                   # (2S,) each
         springs = spring_features(current, turn, velocity[:, -1], state.mass, state.spring_values.repeat(2, 1),
                                   spring_senders, spring_receivers, self.scale, velocity_scale,
-                                  self.acceleration_normalizer.std[:2].mean(), self.dt)
+                                  self.acceleration_normalizer.std[:2].mean(), self.dt, self.edge_frame)
         return Graph(nodes, {"pairs": EdgeSet(edges, senders, receivers),
                              "springs": EdgeSet(springs, spring_senders, spring_receivers)}, state.n)
 
