@@ -29,6 +29,7 @@ _LAZY = {
     "run_counterfactuals": "gns.counterfactual", "Scenario": "gns.interventions", "Selection": "gns.interventions",
     "parse_interventions": "gns.interventions",
     "Trainer": "gns.train.loop", "SimulatorTask": "gns.train.task",
+    "init_distributed": "gns.train.distributed", "Ranks": "gns.train.distributed",
     # particles
     "ParticleSimulator": "gns.particles.simulator", "ParticleState": "gns.particles.state",
     "ParticleBatch": "gns.particles.state", "ParticleWindows": "gns.particles.windows",

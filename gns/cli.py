@@ -30,7 +30,8 @@ def _config(args: argparse.Namespace):
 
     base = load_config(preset_path(args.preset)) if getattr(args, "preset", None) else None
     overrides = list(args.overrides)
-    for key, attr in (("dataset", "dataset"), ("out_dir", "out"), ("device", "device")):
+    for key, attr in (("dataset", "dataset"), ("out_dir", "out"), ("device", "device"),
+                      ("train.backend", "backend")):
         if getattr(args, attr, None):
             overrides.append(f"{key}={getattr(args, attr)}")
     return load_config(args.config, overrides, base=base)
@@ -104,19 +105,32 @@ def cmd_stats(args: argparse.Namespace) -> int:
 # --- model ---------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     from gns.domains import domain_for_dataset
+    from gns.train.distributed import init_distributed
     from gns.train.loop import Trainer
     from gns.train.task import SimulatorTask
 
     config = _config(args)
-    task = SimulatorTask(config, domain_for_dataset(config.dataset))
-    trainer = Trainer(config, task, config.out_dir)
-    if not args.no_resume and trainer.resume():
-        print(f"resumed from {trainer.ckpt_dir / 'latest.pt'} at step {trainer.step}")
-    print(f"training on {task.device}; logs: {trainer.log_path} (CSV), checkpoints: {trainer.ckpt_dir}")
-    result = trainer.train(progress=not args.quiet)
-    print(json.dumps(result, indent=2))
+    ranks = init_distributed(config.train.backend, config.device)   # one process unless started by torchrun
+    say = print if ranks.is_main else (lambda *_: None)
+    try:
+        task = SimulatorTask(config, domain_for_dataset(config.dataset), device=ranks.device)
+        trainer = Trainer(config, task, config.out_dir, ranks)
+        if not args.no_resume and trainer.resume():
+            say(f"resumed from {trainer.ckpt_dir / 'latest.pt'} at step {trainer.step}")
+            if trainer.resumed_world_size != ranks.world_size:
+                say(f"the checkpoint was written by {trainer.resumed_world_size} rank(s), this run has "
+                    f"{ranks.world_size}: each step's global batch is now {ranks.world_size} x "
+                    f"{config.train.batch_size} windows, so the run goes on from the same weights but not "
+                    f"exactly as it would have on {trainer.resumed_world_size}")
+        where = (f"{ranks.world_size} ranks ({ranks.backend}), rank 0 on {task.device}, global batch "
+                 f"{ranks.world_size} x {config.train.batch_size}" if ranks.parallel else str(task.device))
+        say(f"training on {where}; logs: {trainer.log_path} (CSV), checkpoints: {trainer.ckpt_dir}")
+        result = trainer.train(progress=not args.quiet)
+    finally:
+        ranks.close()
+    say(json.dumps(result, indent=2))
     if trainer.interrupted:
-        print(f"interrupted at step {trainer.step}; checkpoint saved, rerun the same command to resume")
+        say(f"interrupted at step {trainer.step}; checkpoint saved, rerun the same command to resume")
         return 130
     return 0
 
@@ -342,8 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="store them in metadata.json")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("train", help="train a learned simulator (resumes from the run directory)")
+    p = sub.add_parser("train", help="train a learned simulator (resumes from the run directory)",
+                       description="Train a learned simulator of any domain; rerun to resume. Data-parallel on "
+                                   "several processes, GPUs or machines when started by torchrun, e.g. torchrun "
+                                   "--standalone --nproc_per_node=2 -m gns.cli train ... (README): every rank "
+                                   "draws its own train.batch_size windows, so a step's global batch is "
+                                   "world_size x train.batch_size.")
     _add_config_args(p)
+    p.add_argument("--backend", choices=["auto", "nccl", "gloo"],
+                   help="torch.distributed backend under torchrun (overrides config 'train.backend'; auto: nccl "
+                        "on GPUs, gloo on CPUs)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)

@@ -54,7 +54,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 20_000                # optimizer steps
-    batch_size: int = 2                # trajectories windows (graphs) per step
+    batch_size: int = 2                # trajectory windows (graphs) per step and rank: under torchrun every rank draws
+                                       # its own, so a step's global batch is world_size x batch_size
     lr_init: float = 1e-4              # GNS: 1e-4 decaying to 1e-6
     lr_final: float = 1e-6
     lr_decay: float = 0.1              # lr = final + (init - final) * decay ** (step / lr_decay_steps)
@@ -73,7 +74,7 @@ class TrainConfig:
     pushforward_unrolls: tuple[int, ...] = (0, 1, 2, 3)
     pushforward_probs: tuple[float, ...] = (18.0, 2.0, 1.0, 1.0)
     bptt_steps: int = 3                # "bptt": steps unrolled with full backprop, loss averaged over them
-    seed: int = 0                      # model init, batch sampling, noise: all derived from (seed, step)
+    seed: int = 0                      # model init, batch sampling, noise: all derived from (seed, step, rank)
     log_every: int = 50                # steps between CSV log rows
     eval_every: int = 1_000            # steps between validations (and "best" checkpoints)
     checkpoint_every: int = 1_000      # steps between "latest" checkpoints
@@ -82,8 +83,10 @@ class TrainConfig:
     valid_windows: int = 64            # fixed one-step validation windows
     valid_rollouts: int = 2            # validation trajectories rolled out
     valid_rollout_steps: int = 50      # steps per validation rollout
-    num_threads: int = 0               # torch CPU threads (0: torch's default)
+    num_threads: int = 0               # torch CPU threads of each rank (0: torch's default)
     time_budget_s: float = 0.0         # stop (and checkpoint) once training has run this long; 0: no limit
+    backend: str = "auto"              # torch.distributed backend under torchrun: "auto" (nccl on GPUs, gloo on
+                                       # CPUs), "nccl" or "gloo" (gns/train/distributed.py)
 
 
 @dataclass(frozen=True)

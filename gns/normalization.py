@@ -5,7 +5,9 @@
   (:func:`inflate_std`), as in Sanchez-Gonzalez et al. 2020: the noise is part of what the
   network sees, so the scale it normalizes by includes it.
 * :class:`OnlineNormalizer` accumulates mean and std from the data it sees during training
-  (MeshGraphNets' normalizer), up to ``max_accumulations`` batches, then freezes.
+  (MeshGraphNets' normalizer), up to ``max_accumulations`` batches, then freezes. In data-parallel
+  training (:meth:`OnlineNormalizer.synchronize`) every batch adds the rows of every rank, so the
+  statistics, and hence the normalization, are the same on every rank.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 
@@ -72,16 +75,32 @@ class OnlineNormalizer(nn.Module):
         self.register_buffer("num_accumulations", torch.zeros((), dtype=torch.int64))
         self.register_buffer("sum", torch.zeros(size, dtype=torch.float64))
         self.register_buffer("sum_squared", torch.zeros(size, dtype=torch.float64))
+        self.group: dist.ProcessGroup | None = None   # ranks whose rows every accumulation adds (None: this one)
+
+    def synchronize(self, group: "dist.ProcessGroup | None") -> None:
+        """Make every :meth:`accumulate` add the rows of all ranks of ``group`` (``None``: this process's only).
+
+        Each accumulation then all-reduces the batch's sums and row count (one collective, float64),
+        so the statistics stay equal on every rank; one accumulation counts as one batch towards
+        ``max_accumulations`` however many ranks contributed. Every rank of ``group`` must call
+        :meth:`accumulate` as often and in the same order (the training loop does: the ranks take the
+        same number of model steps at every training step).
+        """
+        self.group = group
 
     @torch.no_grad()
     def accumulate(self, x: Tensor) -> None:
         """Add the rows of ``x`` ``(*, F)`` to the statistics (ignored once frozen)."""
         if int(self.num_accumulations) >= self.max_accumulations:
             return
-        flat = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
-        self.sum += flat.sum(0)
-        self.sum_squared += (flat**2).sum(0)
-        self.count += flat.shape[0]
+        flat = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)                 # (R, F)
+        moments = torch.cat([flat.sum(0), (flat**2).sum(0), flat.new_full((1,), flat.shape[0])])  # (2F + 1,)
+        if self.group is not None:
+            dist.all_reduce(moments, group=self.group)
+        size = flat.shape[-1]
+        self.sum += moments[:size].to(self.sum)
+        self.sum_squared += moments[size:2 * size].to(self.sum)
+        self.count += moments[-1].to(self.count)
         self.num_accumulations += 1
 
     @property

@@ -44,7 +44,7 @@ def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 
 def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma: float = 0.0,
                   generator: torch.Generator | None = None, backprop_through_unroll: bool = False,
-                  correction: float = 1.0) -> Tensor:
+                  correction: float = 1.0, replica: torch.nn.Module | None = None) -> Tensor:
     """Loss on normalized outputs after ``unroll`` model steps.
 
     Noise: ``simulator.training_noise`` perturbs the target field's input window (or the windows
@@ -73,6 +73,9 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
             every step (``bptt``); otherwise only the last step is differentiated (pushforward).
         correction: share of the last input velocity's noise the target removes (second-order
             target fields only; needs a window of at least 2 frames).
+        replica: the module whose call runs ``simulator``'s forward (``simulator`` wrapped in
+            ``DistributedDataParallel``, whose backward averages the gradients over the ranks);
+            default: ``simulator``. Everything else (noise, targets, integration) is ``simulator``'s.
 
     Returns:
         scalar loss.
@@ -101,7 +104,7 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
         step_state = window.with_fields({**window.fields, **history})                 # inputs of step j
         with_grad = backprop_through_unroll or j == unroll
         with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
-            predicted = simulator(step_state)                                            # (N, O) normalized
+            predicted = (simulator if replica is None else replica)(step_state)          # (N, O) normalized
         if with_grad:
             nxt = {name: truth.fields[name][:, w + j] for name in simulator.predicted_fields}
             if j == 0:

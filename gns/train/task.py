@@ -19,6 +19,7 @@ from gns.domains import Domain, resolve_device
 from gns.errors import GnsInputError
 from gns.evaluate import evaluate_split
 from gns.train.checkpoint import check_compatible
+from gns.train.loop import StepRandom
 from gns.train.losses import PushforwardSchedule, unroll_for, unrolled_loss
 
 LOSSES = ("onestep", "pushforward", "bptt")
@@ -60,14 +61,28 @@ class SimulatorTask:
         """Unroll length and whether to backprop through it, for this step."""
         return unroll_for(self.config.train, self.schedule, step, generator)
 
-    def training_loss(self, step: int, generator: torch.Generator, device_generator: torch.Generator) -> Tensor:
-        unroll, backprop = self.unroll_for(step, generator)
+    @property
+    def num_trajectories(self) -> int:
+        """Trajectories of the training split (a data-parallel run may not have more ranks)."""
+        return len(self.sampler.lengths)
+
+    def training_loss(self, step: int, random: StepRandom, replica: torch.nn.Module | None = None) -> Tensor:
+        """This rank's loss at ``step``: the unroll drawn alike on every rank, its own batch and noise.
+
+        Args:
+            step: the training step.
+            random: the step's generators (:func:`gns.train.loop.step_random`).
+            replica: what runs the model's forward (``self.model`` wrapped for data parallelism;
+                default: ``self.model``).
+        """
+        unroll, backprop = self.unroll_for(step, random.shared)
         window = self.model.window + 1 + unroll
         train = self.config.train
-        items = self.sampler.sample_items(train.batch_size, window, generator, train.early_frames, train.early_fraction)
+        items = self.sampler.sample_items(train.batch_size, window, random.local, train.early_frames,
+                                          train.early_fraction)
         truth = self.sampler.load(items, window).to(self.device)
-        return unrolled_loss(self.model, truth, unroll, self.noise_std, self.gamma, device_generator, backprop,
-                             train.noise_correction)
+        return unrolled_loss(self.model, truth, unroll, self.noise_std, self.gamma, random.device, backprop,
+                             train.noise_correction, replica=replica)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
