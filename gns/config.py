@@ -127,6 +127,8 @@ class ObjectConfig:
                                        # over `radius` only (as checkpoints made before this setting existed)
     edge_frame: str = "receiver"       # edge vectors (relative position, velocity) "receiver": turned into the
                                        # receiver's frame; "world": as they are, the frame of the predicted accelerations
+    approach: bool = False             # pair edges also carry how fast the two centres close in and the share of
+                                       # the next step left after the shapes would meet (geometry, not a force)
     impact_fraction: float = 0.0       # share of training windows whose scored step holds an impact (an object
                                        # starts touching another, by the solver's contact record): a few percent
                                        # of uniform windows; 0: uniform

@@ -17,7 +17,7 @@ from torch import Tensor
 from gns.objects.geometry import place, separation, wall_gaps
 
 __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_features", "num_edge_features",
-           "gap_scales", "num_wall_features", "edge_turn", "EDGE_FRAMES",
+           "gap_scales", "num_wall_features", "edge_turn", "EDGE_FRAMES", "approach_features",
            "spring_features", "num_spring_features", "wall_features"]
 
 
@@ -87,14 +87,35 @@ def edge_turn(angle: Tensor, receivers: Tensor, frame: str) -> Tensor:
     return -angle[receivers] if frame == "receiver" else torch.zeros_like(angle[receivers])
 
 
-def num_edge_features(contact_scale: float = 0.0) -> int:
+def num_edge_features(contact_scale: float = 0.0, approach: bool = False) -> int:
     """Width of :func:`edge_features`."""
-    return 10 if contact_scale > 0 else 9
+    return 9 + (contact_scale > 0) + 2 * bool(approach)
+
+
+def approach_features(offset: Tensor, relative_velocity: Tensor, gap: Tensor, velocity_scale: Tensor) -> Tensor:
+    """``(E, 2)``: how fast the two centres close in, per step, over ``velocity_scale`` (negative: moving
+    apart), and the share of the next step left after the shapes would meet at that speed,
+    ``clamp(1 - gap / closing, 0, 1)`` (0 when they do not close in).
+
+    Geometry of the inputs, not a force: a collision in the next step changes the velocity by an
+    amount that grows with both, and the network would otherwise have to form the product of the
+    offset and the relative velocity, and their ratio to the gap, from the separate features.
+
+    Args:
+        offset: ``(E, 2)`` sender minus receiver centre (m); relative_velocity: ``(E, 2)`` sender minus
+            receiver per-step velocity (m/step), in the same frame; gap: ``(E,)`` (m).
+        velocity_scale: scalar (m/step).
+    """
+    unit = offset / torch.linalg.vector_norm(offset, dim=-1, keepdim=True).clamp(min=1e-9)
+    closing = -(relative_velocity * unit).sum(-1)                                       # (E,) m/step
+    after = torch.where(closing > 0, 1 - gap.clamp(min=0) / closing.clamp(min=1e-12), torch.zeros_like(closing))
+    return torch.stack([closing / velocity_scale, after.clamp(0.0, 1.0)], dim=-1)
 
 
 def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_velocity: Tensor, world: Tensor,
                   rounding: Tensor, senders: Tensor, receivers: Tensor, scale: float, velocity_scale: Tensor,
-                  angular_velocity_scale: Tensor, contact_scale: float = 0.0, frame: str = "receiver") -> Tensor:
+                  angular_velocity_scale: Tensor, contact_scale: float = 0.0, frame: str = "receiver",
+                  approach: bool = False) -> Tensor:
     """Features of the edges ``senders -> receivers``, in the receiver's frame.
 
     Args:
@@ -106,24 +127,31 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
         contact_scale: m; if positive, the gap is given a second time over it (:func:`gap_scales`).
         frame: ``"receiver"`` (vectors turned into the receiver's frame) or ``"world"`` (as they are, the
             frame of the predicted accelerations).
+        approach: append :func:`approach_features` (2).
 
     Returns:
-        ``(E, 9)`` or ``(E, 10)``: the sender's position relative to the receiver (2) and its length,
+        ``(E, 9)`` to ``(E, 12)``: the sender's position relative to the receiver (2) and its length,
         over ``scale``; the gap between the two shapes over ``scale`` (and over ``contact_scale``),
         clipped to [-1, 1] (contact happens at 0); the relative velocity (2) over the velocity scale;
         the relative angular velocity over its scale; the cosine and sine of the sender's angle
-        relative to the receiver's.
+        relative to the receiver's; then (``approach``) the closing speed and the share of the next
+        step after contact.
     """
     turn = edge_turn(angle, receivers, frame)
-    offset = rotate(position[senders] - position[receivers], turn) / scale            # (E, 2)
+    between = position[senders] - position[receivers]                                  # (E, 2) m, world
+    offset = rotate(between, turn) / scale                                             # (E, 2)
     distance = torch.linalg.vector_norm(offset, dim=-1, keepdim=True)                 # (E, 1)
-    gap = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])
-    gap = gap_scales(gap[:, None], scale, contact_scale)                                # (E, 1 or 2)
-    relative_velocity = rotate(velocity[senders] - velocity[receivers], turn) / velocity_scale
+    gap_m = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])   # (E,)
+    gap = gap_scales(gap_m[:, None], scale, contact_scale)                              # (E, 1 or 2)
+    moving = velocity[senders] - velocity[receivers]                                   # (E, 2) m/step, world
+    relative_velocity = rotate(moving, turn) / velocity_scale
     relative_spin = ((angular_velocity[senders] - angular_velocity[receivers]) / angular_velocity_scale)[:, None]
     relative_angle = angle[senders] - angle[receivers]
-    return torch.cat([offset, distance, gap, relative_velocity, relative_spin,
-                      torch.cos(relative_angle)[:, None], torch.sin(relative_angle)[:, None]], dim=-1)
+    parts = [offset, distance, gap, relative_velocity, relative_spin,
+             torch.cos(relative_angle)[:, None], torch.sin(relative_angle)[:, None]]
+    if approach:
+        parts.append(approach_features(between, moving, gap_m, velocity_scale))
+    return torch.cat(parts, dim=-1)
 
 
 def both_directions(links: Tensor) -> Tensor:

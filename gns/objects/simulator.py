@@ -124,7 +124,8 @@ class ObjectSimulator(nn.Module):
         # velocities (2C linear + C angular), wall gaps (4 or 8), shape one-hot, attributes, actions (2 x 3),
         # cos/sin angle (2)
         node_in = 3 * self.history + num_wall_features(self.contact_scale) + self.num_shapes + _ATTRIBUTES + 6 + 2
-        self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(self.contact_scale),
+        self.approach = bool(object_config.approach)
+        self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(self.contact_scale, self.approach),
                                                      "springs": num_spring_features()},
                                            3, config.latent_size, config.message_passing_steps, config.hidden_layers)
 
@@ -177,7 +178,7 @@ class ObjectSimulator(nn.Module):
         velocity_scale = self.velocity_normalizer.std.mean()
         edges = edge_features(current, turn, velocity[:, -1], spin[:, -1, 0], world, rounding, senders, receivers,
                               self.scale, velocity_scale, self.angular_velocity_normalizer.std[0], self.contact_scale,
-                              self.edge_frame)
+                              self.edge_frame, self.approach)
         spring_senders, spring_receivers = both_directions(state.springs)                   # (2S,) each
         springs = spring_features(current, turn, velocity[:, -1], state.mass, state.spring_values.repeat(2, 1),
                                   spring_senders, spring_receivers, self.scale, velocity_scale,

@@ -176,3 +176,21 @@ def test_the_contact_features_reach_the_network(make_simulator, test_windows, co
     assert graph.edge_sets["pairs"].features.shape[1] == width
     with torch.no_grad():
         assert simulator(state).shape == (state.num_entities, 3)
+
+
+def test_approach_features_time_the_contact():
+    from gns.objects.features import approach_features, num_edge_features
+
+    offset = torch.tensor([[0.1, 0.0], [0.1, 0.0], [0.0, -0.2]])          # sender minus receiver (m)
+    moving = torch.tensor([[-0.01, 0.003], [0.01, 0.0], [0.0, 0.02]])     # closing, parting, closing (m/step)
+    gap = torch.tensor([0.004, 0.004, 0.03])                              # m
+    out = approach_features(offset, moving, gap, torch.tensor(0.01))
+    torch.testing.assert_close(out[:, 0], torch.tensor([1.0, -1.0, 2.0]))  # closing speed over the scale
+    torch.testing.assert_close(out[:, 1], torch.tensor([0.6, 0.0, 0.0]))   # 4 mm at 1 cm/step: meets at 0.4
+    assert num_edge_features(0.02, approach=True) == 12
+
+
+def test_approach_features_reach_the_network(make_simulator, test_windows):
+    simulator = make_simulator("objects.contact_scale=0.02", "objects.approach=true")
+    state = test_windows.read(0, 3, 3 + simulator.window)
+    assert simulator.build_graph(state).edge_sets["pairs"].features.shape[1] == 12
