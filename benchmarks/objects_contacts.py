@@ -32,15 +32,18 @@ REPO = HERE.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from torch import Tensor  # noqa: E402
+
 from gns.domains import load_simulator, open_split_for  # noqa: E402
 from gns.graph import EdgeSet  # noqa: E402
 from gns.objects.windows import ObjectWindows  # noqa: E402
 
 
-def contact_report(checkpoint: str, dataset: str, trajectories: int, every: int) -> dict[str, Any]:
+def contact_report(checkpoint: str, dataset: str, trajectories: int, every: int, split: str = "test"
+                   ) -> dict[str, Any]:
     """The figures of the module docstring for one model."""
     simulator, config, metadata = load_simulator(checkpoint, "cpu", kind="objects")
-    windows = ObjectWindows(open_split_for(simulator, dataset, "test"))
+    windows = ObjectWindows(open_split_for(simulator, dataset, split))
     w = simulator.window
     sums = {"start_err": 0.0, "start_true": 0.0, "free_err": 0.0, "free_true": 0.0}
     counts = {"starts": 0, "free": 0}
@@ -87,18 +90,125 @@ def contact_report(checkpoint: str, dataset: str, trajectories: int, every: int)
             "contact_scale": float(getattr(config.objects, "contact_scale", 0.0))}
 
 
+def impact_law(dataset: str, trajectories: int) -> dict[str, Any]:
+    """How well a collision law computed from what the model is given explains the data's disc-disc impacts.
+
+    For every impact between two discs that touch nothing else in that step or the one before (training
+    split, first ``trajectories``): the change of the first disc's acceleration along the centre line,
+    beyond the free motion (the mean of the two actions' accelerations and the damping), against
+    ``-(1 + e_a e_b) m_b / (m_a + m_b) * closing * after``, with ``closing`` the centres' closing speed
+    over the step (free motion) and ``after`` the share of the step left after the gap closes.
+    """
+    from gns.domains import get_domain
+    from gns.objects.geometry import body_vertices, place, separation
+
+    domain = get_domain("objects")
+    metadata = domain.load_metadata(dataset)
+    split = domain.open_split(dataset, "train", metadata)
+    keep = 0.5 ** metadata.dt - 1                       # the solver's damping: half the velocity kept per second
+    rows = []
+    for i in range(min(trajectories, len(split))):
+        record, scene = split.read_window(i, 0, split.num_frames(i)), split.scene(i)
+        shape, mass = np.asarray(scene.shape), np.asarray(scene.mass)
+        restitution = np.asarray(scene.restitution)
+        x, angle = np.asarray(record.position, np.float64), np.asarray(record.angle, np.float64)
+        pair, wall = np.asarray(record.contacts), np.asarray(record.wall_contacts).any(-1)
+        force = np.asarray(record.action, np.float64)[..., :2]
+        vertices, rounding = body_vertices(torch.as_tensor(shape), torch.as_tensor(np.asarray(scene.size)))
+        for t in range(2, x.shape[0] - 1):
+            for a, b in np.argwhere(np.triu(pair[t] & ~pair[t - 1])):
+                alone = all(pair[t][k].sum() == 1 and not wall[t][k] and not pair[t - 1][k].any() for k in (a, b))
+                if shape[a] != 0 or shape[b] != 0 or not alone:
+                    continue
+                free = 0.5 * (force[t] + force[t - 1]) / mass[:, None] * metadata.dt ** 2 + keep * (x[t] - x[t - 1])
+                change = x[t + 1] - 2 * x[t] + x[t - 1] - free
+                normal = (x[t][b] - x[t][a]) / np.linalg.norm(x[t][b] - x[t][a])
+                closing = -np.dot((x[t][b] - x[t - 1][b] + free[b]) - (x[t][a] - x[t - 1][a] + free[a]), normal)
+                placed = place(vertices[[a, b]], torch.as_tensor(x[t][[a, b]], dtype=torch.float32),
+                               torch.as_tensor(angle[t][[a, b]], dtype=torch.float32))
+                gap = float(separation(placed[:1], rounding[a:a + 1], placed[1:], rounding[b:b + 1])[0])
+                after = np.clip(1 - max(gap, 0.0) / closing, 0, 1) if closing > 0 else 0.0
+                law = -(1 + restitution[a] * restitution[b]) * mass[b] / (mass[a] + mass[b]) * closing * after
+                rows.append((float(np.dot(change[a], normal)), law))
+    y, p = np.asarray(rows).T
+    scale = float(np.dot(y, p) / np.dot(p, p))
+    return {"impacts": len(rows), "correlation": float(np.corrcoef(y, p)[0, 1]),
+            "residual_share": float(np.abs(y - p).sum() / np.abs(y).sum()),
+            "best_scale": scale, "residual_share_scaled": float(np.abs(y - scale * p).sum() / np.abs(y).sum())}
+
+
+def impact_mlp(checkpoint: str, dataset: str, trajectories: int, iterations: int = 3000) -> dict[str, Any]:
+    """Can the model's own inputs be fitted at impacts? An MLP (2 x 128, Adam) from the features of one impacting
+    pair (the edge sender -> receiver and both nodes, as the model's graph gives them) to the receiver's
+    normalized target, on the impacts of the first ``trajectories`` training trajectories (objects touching
+    one other object), 80% to fit and 20% held out; error shares of the linear acceleration."""
+    simulator, _, _ = load_simulator(checkpoint, "cpu", kind="objects")
+    windows = ObjectWindows(open_split_for(simulator, dataset, "train"))
+    w = simulator.window
+    xs, ys = [], []
+    with torch.no_grad():
+        for i in range(min(trajectories, len(windows.split))):
+            frames = windows.split.num_frames(i)
+            full = windows.read(i, 0, frames)
+            pair = np.asarray(windows.split.read_window(i, 0, frames).contacts)
+            for t in range(w - 1, frames - 1):
+                new = pair[t] & ~pair[t - 1]
+                if not new.any():
+                    continue
+                state = full.replace(fields={k: v[:, t + 1 - w:t + 1] for k, v in full.fields.items()})
+                graph = simulator.build_graph(state)
+                edges = graph.edge_sets["pairs"]
+                target = simulator.target(state, {k: full.fields[k][:, t + 1] for k in simulator.predicted_fields})
+                for a, b in np.argwhere(new):
+                    if pair[t][a].sum() != 1:
+                        continue
+                    row = (edges.senders == int(b)) & (edges.receivers == int(a))
+                    xs.append(torch.cat([edges.features[row][0], graph.nodes[a], graph.nodes[b]]))
+                    ys.append(target[a])
+    torch.manual_seed(0)
+    x, y = torch.stack(xs), torch.stack(ys)
+    order = torch.randperm(len(x))
+    fit, held = order[:int(0.8 * len(x))], order[int(0.8 * len(x)):]
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 128), torch.nn.ReLU(), torch.nn.Linear(128, 128),
+                              torch.nn.ReLU(), torch.nn.Linear(128, y.shape[1]))
+    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(iterations):
+        batch = fit[torch.randint(len(fit), (256,))]
+        loss = ((net(x[batch]) - y[batch]) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        def share(ix: Tensor) -> float:
+            return float((net(x[ix])[:, :2] - y[ix, :2]).norm(dim=-1).sum() / y[ix, :2].norm(dim=-1).sum())
+        return {"impacts": len(x), "fit_error_share": share(fit), "held_out_error_share": share(held)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", nargs="+", default=["runs/objects2d"],
                         help="object checkpoints or run directories (default: runs/objects2d)")
     parser.add_argument("--dataset", default="datasets/objects2d", help="object dataset (its test split)")
-    parser.add_argument("--trajectories", type=int, default=20, help="test trajectories (default: 20)")
+    parser.add_argument("--split", default="test", help="split scored (default: test; train shows what the model fits)")
+    parser.add_argument("--trajectories", type=int, default=20, help="trajectories of the split (default: 20)")
     parser.add_argument("--every", type=int, default=3, help="score every n-th frame (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--impact-law", type=int, metavar="N", default=0,
+                        help="also: how well a collision law from the model's inputs explains the disc-disc impacts "
+                             "of the first N training trajectories, and how well an MLP fits the first checkpoint's "
+                             "inputs at the impacts of N training trajectories (0: skip)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = [contact_report(c, args.dataset, args.trajectories, args.every) for c in args.checkpoint]
+    if args.impact_law:
+        law = impact_law(args.dataset, args.impact_law)
+        print(f"disc-disc impacts: {law['impacts']}; the law from the inputs: correlation {law['correlation']:.3f}, "
+              f"error share {law['residual_share']:.3f} (scaled by {law['best_scale']:.2f}: "
+              f"{law['residual_share_scaled']:.3f}); predicting no change: 1.000")
+        mlp = impact_mlp(args.checkpoint[0], args.dataset, args.impact_law)
+        print(f"MLP on {args.checkpoint[0]}'s inputs at {mlp['impacts']} impacts: error share fitted "
+              f"{mlp['fit_error_share']:.3f}, held out {mlp['held_out_error_share']:.3f}")
+    rows = [contact_report(c, args.dataset, args.trajectories, args.every, args.split) for c in args.checkpoint]
     print("| model | contact_scale | objects at impacts | error / true accel. at impacts | same, free objects "
           "| pair-edge ablation / output std |")
     print("|---|---:|---:|---:|---:|---:|")
