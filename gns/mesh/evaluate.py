@@ -104,7 +104,7 @@ def shedding(velocity: Tensor, state: MeshState, dt: float) -> list[dict[str, fl
         velocity: ``(N, S, 2)`` over ``S`` steps; dt: seconds between frames.
 
     Returns:
-        Per mesh ``{"frequency": Hz (nan with fewer than two crossings), "amplitude": m/s,
+        Per mesh ``{"frequency": Hz (0 with fewer than two upward crossings: no shedding seen), "amplitude": m/s,
         "diameter": m, "probe": node index inside the mesh}``.
     """
     out = []
@@ -125,7 +125,7 @@ def shedding(velocity: Tensor, state: MeshState, dt: float) -> list[dict[str, fl
         probe = int(normal[np.argmin(((pos[normal] - target) ** 2).sum(1))])
         signal = velocity[sl][probe, :, 1].double().cpu().numpy()
         up = _crossings(signal)
-        frequency = (len(up) - 1) / ((up[-1] - up[0]) * dt) if len(up) >= 2 else float("nan")
+        frequency = (len(up) - 1) / ((up[-1] - up[0]) * dt) if len(up) >= 2 else 0.0
         out.append({"frequency": float(frequency), "amplitude": float(np.sqrt(2) * signal.std()),
                     "diameter": diameter, "probe": probe})
     return out
