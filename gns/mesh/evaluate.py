@@ -160,7 +160,9 @@ class MeshEvaluation(EvaluationDefaults):
         edge strain (:func:`edge_strain_max`), and ``edge_strain_vs_truth_max``, ``|predicted / true - 1|``
         of it, and ``true_edge_strain_max``, the ground truth's. Meshes with a cylinder in a channel (flow): ``strouhal_error`` and
         ``shedding_amplitude_error``, ``|predicted / true - 1|`` of the shedding frequency and amplitude
-        at the probe (:func:`shedding`), and ``strouhal_true``, ``f D / U_mean`` of the ground truth
+        at the probe (:func:`shedding`; a predicted signal that does not shed has frequency 0, a 100%
+        error; NaN only where the *true* signal does not shed twice within the rollout, which is then
+        too short to measure it), and ``strouhal_true``, ``f D / U_mean`` of the ground truth
         (``U_mean``: 2/3 of the parabolic inflow's peak, as the flow2d card)."""
         field = self.target_field
         if self.simulator.lagrangian:
@@ -178,8 +180,11 @@ class MeshEvaluation(EvaluationDefaults):
         for b, (p, t) in enumerate(zip(pred, true)):
             sl = slice(offsets[b], offsets[b + 1])
             u_mean = 2 / 3 * float(speed[sl][inflow[sl]].max()) if inflow[sl].any() else float("nan")
-            out["strouhal_error"].append(abs(p["frequency"] / t["frequency"] - 1))
-            out["shedding_amplitude_error"].append(abs(p["amplitude"] / t["amplitude"] - 1))
+            # a rollout too short for the truth to shed twice has no frequency to compare with: NaN, said so above
+            out["strouhal_error"].append(abs(p["frequency"] / t["frequency"] - 1) if t["frequency"] > 0
+                                         else float("nan"))
+            out["shedding_amplitude_error"].append(abs(p["amplitude"] / t["amplitude"] - 1) if t["amplitude"] > 0
+                                                   else float("nan"))
             out["strouhal_true"].append(t["frequency"] * t["diameter"] / u_mean)
         return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
 

@@ -106,3 +106,31 @@ def test_shedding_frequency_and_amplitude_of_a_known_signal():
     velocity[:, :, 1] = 0.2                                  # no shedding: no frequency, no amplitude
     (still,) = shedding(velocity, state, dt)
     assert still["frequency"] == 0 and still["amplitude"] == 0          # scored as 100% off, never NaN
+
+
+def test_shedding_errors_when_one_side_does_not_shed():
+    """A prediction that does not shed is 100% off; a truth that does not shed within the rollout (too short
+    to measure) gives NaN for that rollout, never a crash."""
+    import torch
+
+    from gns.mesh.evaluate import MeshEvaluation
+    from gns.mesh.types import NodeType
+
+    walls = [[x, y] for x in np.linspace(0, 2, 11) for y in (0.0, 1.0)]
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    cylinder = [[0.4 + 0.05 * np.cos(a), 0.5 + 0.05 * np.sin(a)] for a in angles]
+    fluid = [[x, y] for x in np.linspace(0.1, 1.9, 19) for y in np.linspace(0.1, 0.9, 9)]
+    pos = walls + cylinder + fluid
+    types = [int(NodeType.WALL_BOUNDARY)] * (len(walls) + len(cylinder)) + [int(NodeType.NORMAL)] * len(fluid)
+    state = _mesh(pos, types, [[0, 1]])
+    evaluation = MeshEvaluation.__new__(MeshEvaluation)
+    evaluation.simulator = type("Flow", (), {"lagrangian": False})()
+    evaluation.target_field, evaluation.dt = "velocity", 0.01
+    t = torch.arange(200, dtype=torch.float64) * 0.01
+    shedding_field = torch.zeros(len(pos), 200, 2, dtype=torch.float64)
+    shedding_field[:, :, 1] = 0.4 * torch.sin(2 * np.pi * 3.3 * t)
+    steady = torch.full_like(shedding_field, 0.2)
+    out = evaluation.extra_metrics({"velocity": steady}, {"velocity": shedding_field}, state, None)
+    assert float(out["strouhal_error"][0]) == 1.0 and float(out["shedding_amplitude_error"][0]) == 1.0
+    out = evaluation.extra_metrics({"velocity": shedding_field}, {"velocity": steady}, state, None)
+    assert np.isnan(float(out["strouhal_error"][0])) and np.isnan(float(out["shedding_amplitude_error"][0]))
