@@ -65,6 +65,19 @@ def _mesh(mesh_pos, node_type, edges):
                      torch.tensor(edges).T, {}, torch.tensor([n]))
 
 
+def _cylinder_channel():
+    """Node positions and a state of a channel (walls at y = 0 and 1) with a cylinder of diameter 0.1 at (0.4, 0.5)."""
+    from gns.mesh.types import NodeType
+
+    walls = [[x, y] for x in np.linspace(0, 2, 11) for y in (0.0, 1.0)]
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    cylinder = [[0.4 + 0.05 * np.cos(a), 0.5 + 0.05 * np.sin(a)] for a in angles]
+    fluid = [[x, y] for x in np.linspace(0.1, 1.9, 19) for y in np.linspace(0.1, 0.9, 9)]
+    pos = walls + cylinder + fluid
+    types = [int(NodeType.WALL_BOUNDARY)] * (len(walls) + len(cylinder)) + [int(NodeType.NORMAL)] * len(fluid)
+    return pos, _mesh(pos, types, [[0, 1]])
+
+
 def test_edge_strain_against_direct_code():
     import torch
 
@@ -84,15 +97,8 @@ def test_shedding_frequency_and_amplitude_of_a_known_signal():
     import torch
 
     from gns.mesh.evaluate import PROBE_DIAMETERS, shedding
-    from gns.mesh.types import NodeType
 
-    walls = [[x, y] for x in np.linspace(0, 2, 11) for y in (0.0, 1.0)]
-    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-    cylinder = [[0.4 + 0.05 * np.cos(a), 0.5 + 0.05 * np.sin(a)] for a in angles]
-    fluid = [[x, y] for x in np.linspace(0.1, 1.9, 19) for y in np.linspace(0.1, 0.9, 9)]
-    pos = walls + cylinder + fluid
-    types = [int(NodeType.WALL_BOUNDARY)] * (len(walls) + len(cylinder)) + [int(NodeType.NORMAL)] * len(fluid)
-    state = _mesh(pos, types, [[0, 1]])
+    pos, state = _cylinder_channel()
     dt, frequency, amplitude = 0.01, 3.3, 0.4
     t = np.arange(200) * dt
     velocity = torch.zeros(len(pos), 200, 2, dtype=torch.float64)
@@ -114,15 +120,8 @@ def test_shedding_errors_when_one_side_does_not_shed():
     import torch
 
     from gns.mesh.evaluate import MeshEvaluation
-    from gns.mesh.types import NodeType
 
-    walls = [[x, y] for x in np.linspace(0, 2, 11) for y in (0.0, 1.0)]
-    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-    cylinder = [[0.4 + 0.05 * np.cos(a), 0.5 + 0.05 * np.sin(a)] for a in angles]
-    fluid = [[x, y] for x in np.linspace(0.1, 1.9, 19) for y in np.linspace(0.1, 0.9, 9)]
-    pos = walls + cylinder + fluid
-    types = [int(NodeType.WALL_BOUNDARY)] * (len(walls) + len(cylinder)) + [int(NodeType.NORMAL)] * len(fluid)
-    state = _mesh(pos, types, [[0, 1]])
+    pos, state = _cylinder_channel()
     evaluation = MeshEvaluation.__new__(MeshEvaluation)
     evaluation.simulator = type("Flow", (), {"lagrangian": False})()
     evaluation.target_field, evaluation.dt = "velocity", 0.01
