@@ -27,7 +27,8 @@ QUICK = ["train.steps=6", "train.log_every=2", "train.eval_every=6", "train.chec
          "train.valid_windows=4", "train.valid_rollouts=1", "train.valid_rollout_steps=4", "train.time_budget_s=0",
          "train.num_threads=1", "device=cpu", "train.pushforward_steps=[0,2,4]", "train.pushforward_unrolls=[0,1,2]",
          "train.pushforward_probs=[1,1,1]"]
-DOMAIN_OF = {"demo": "particles", "water_long": "particles", "cloth": "cloth", "flow": "flow", "objects": "objects"}
+DOMAIN_OF = {"demo": "particles", "water_long": "particles", "cloth": "cloth", "cloth_long": "cloth", "flow": "flow",
+             "objects": "objects"}
 
 
 
