@@ -152,8 +152,11 @@ def _resolve_checkpoint(path: str) -> Path:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from gns.domains import get_domain, load_simulator, open_split_for
     from gns.evaluate import evaluate_split, format_table
+    from gns.nn.execution import set_execution
 
     simulator, config, _ = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
+    set_execution(simulator, precision=args.precision or config.eval.precision,
+                  key="--precision" if args.precision else "eval.precision")
     split = open_split_for(simulator, args.dataset or config.dataset, args.split or config.eval.split)
     horizons = tuple(args.horizons) if args.horizons else get_domain(simulator.kind).horizons(config)
     stride = config.eval.start_stride if args.start_stride is None else args.start_stride
@@ -385,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="when the model diverges (non-finite values, entities leaving the domain, runaway "
                             "energy): warn (report it, go on) or stop that group of rollouts there")
         p.add_argument("--device", help="cpu, cuda, auto")
+        p.add_argument("--precision", choices=["fp32", "bf16"],
+                       help="the network's forward: fp32, or bf16 autocast where the device has native bf16 "
+                            "(default: the checkpoint's eval.precision, fp32)")
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
         p.set_defaults(func=func)
 

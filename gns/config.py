@@ -87,6 +87,15 @@ class TrainConfig:
     time_budget_s: float = 0.0         # stop (and checkpoint) once training has run this long; 0: no limit
     backend: str = "auto"              # torch.distributed backend under torchrun: "auto" (nccl on GPUs, gloo on
                                        # CPUs), "nccl" or "gloo" (gns/train/distributed.py)
+    # how the network computes (gns/nn/execution.py; none changes a parameter; measured in docs/benchmarks.md):
+    precision: str = "fp32"            # "fp32" or "bf16": the network's forward (and so its backward) under bf16
+                                       # autocast; losses, targets and integration stay float32. Refused on
+                                       # hardware without native bf16 (emulated it is slower than fp32)
+    checkpoint_processor: bool = False  # recompute each message-passing block in the backward instead of keeping
+                                       # its activations: the memory of one block instead of all, for ~1 more
+                                       # forward pass of the processor (graphs that do not fit in memory)
+    compile: bool = False              # torch.compile(dynamic=True) of the network: one graph for every graph
+                                       # size; costs a compilation (about a minute on a CPU) at the first step
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ class EvalConfig:
     max_trajectories: int | None = None                   # None: every trajectory of the split
     batch_trajectories: int = 4                           # trajectories rolled out together as one batch
     start_stride: int = 100                               # also score rollouts started every this many frames (0: off)
+    precision: str = "fp32"                               # "fp32" or "bf16": the network's forward in evaluations and
+                                                          # rollouts (as train.precision; `gns evaluate --precision`)
 
 
 @dataclass(frozen=True)

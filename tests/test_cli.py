@@ -66,6 +66,26 @@ def test_train_evaluate_rollout_render_pipeline(bouncing_dataset, tmp_path, caps
     assert {p.name for p in (tmp_path / "figs").iterdir()} == {"readme_rollout.gif", "readme_errors.png"}
 
 
+def test_evaluate_in_bf16(bouncing_dataset, tmp_path, capsys):
+    """``gns evaluate --precision bf16``: rollouts with the network under bf16 autocast where the CPU has
+    native bf16 (close to fp32's figures), a clear error naming the option where it has not."""
+    from gns.nn import bf16_native
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(bouncing_dataset), "--out", str(run), "--quiet", *SMALL]) == 0
+    scored = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.h5"
+        code = main(["evaluate", str(run), "--horizons", "1", "5", "--precision", precision, "--out", str(out)])
+        if precision == "bf16" and not bf16_native("cpu"):
+            assert code == 2 and "key '--precision'" in capsys.readouterr().err
+            return
+        assert code == 0
+        scored[precision] = json.loads(out.with_suffix(".json").read_text())["model"]["mse"]
+    assert scored["bf16"] != scored["fp32"]
+    assert scored["bf16"]["1"] == pytest.approx(scored["fp32"]["1"], rel=0.2)
+
+
 def test_inspect_stats_convert(tmp_path, capsys):
     src = tmp_path / "dm"
     shutil.copytree("tests/fixtures/deepmind_tiny", src)

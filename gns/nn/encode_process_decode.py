@@ -15,13 +15,21 @@ Two decoders:
   so that the pair terms of a symmetric edge set sum to zero over all nodes: whatever the
   network learns about neighbours, it cannot move a group's common output (for a simulator
   that outputs accelerations: internal forces conserve momentum, Newton's third law).
+
+How the network computes, as opposed to what (:mod:`gns.nn.execution`): ``precision`` ``"bf16"``
+runs the forward (and so the backward) under bf16 autocast and returns outputs in the input's
+dtype; ``checkpoint_processor`` recomputes each processor block's activations in the backward
+instead of keeping them (gradient checkpointing: the memory of one block instead of all of them).
+Neither changes the parameters, so a checkpoint loads whatever they are.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from gns.graph import Graph, reverse_edges
 from gns.nn.graph_net import EdgeBlock, GraphNetBlock
@@ -29,6 +37,7 @@ from gns.nn.mlp import build_mlp
 from gns.nn.scatter import scatter_sum
 
 DECODERS = ("node", "antisymmetric")
+PRECISIONS = ("fp32", "bf16")
 
 
 class EncodeProcessDecode(nn.Module):
@@ -45,14 +54,19 @@ class EncodeProcessDecode(nn.Module):
         decoder: ``"node"`` or ``"antisymmetric"`` (module docstring).
         pair_edge_set: the (symmetric) edge set whose pair terms the antisymmetric decoder sums
             (default: the first).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast; module docstring).
+        checkpoint_processor: recompute the processor blocks in the backward (module docstring).
     """
 
     def __init__(self, node_in: int, edge_in: Mapping[str, int], node_out: int, latent_size: int = 128,
                  message_passing_steps: int = 10, hidden_layers: int = 2, hidden_size: int | None = None,
-                 decoder: str = "node", pair_edge_set: str | None = None) -> None:
+                 decoder: str = "node", pair_edge_set: str | None = None, precision: str = "fp32",
+                 checkpoint_processor: bool = False) -> None:
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r} (expected one of {DECODERS})")
+        self.precision, self.checkpoint_processor = "fp32", False
+        self.set_execution(precision, checkpoint_processor)
         hidden_size = hidden_size or latent_size
         self.edge_set_names = list(edge_in)
         self.node_encoder = build_mlp(node_in, hidden_size, latent_size, hidden_layers)
@@ -70,6 +84,15 @@ class EncodeProcessDecode(nn.Module):
             self.pair_decoder = EdgeBlock(latent_size, hidden_size, hidden_layers, layer_norm=False,
                                           out_size=node_out)
 
+    def set_execution(self, precision: str | None = None, checkpoint_processor: bool | None = None) -> None:
+        """Change how the forward computes (``None`` keeps a setting as it is); the parameters stay."""
+        if precision is not None:
+            if precision not in PRECISIONS:
+                raise ValueError(f"unknown precision {precision!r} (expected one of {PRECISIONS})")
+            self.precision = precision
+        if checkpoint_processor is not None:
+            self.checkpoint_processor = bool(checkpoint_processor)
+
     def encode(self, graph: Graph) -> tuple[Tensor, dict[str, Tensor]]:
         """Node latents ``(N, L)`` and edge latents (name -> ``(E_k, L)``)."""
         missing = set(self.edge_set_names) - set(graph.edge_sets)
@@ -85,14 +108,25 @@ class EncodeProcessDecode(nn.Module):
         connectivity = {name: (graph.edge_sets[name].senders, graph.edge_sets[name].receivers)
                         for name in self.edge_set_names}
         history = [edges]
+        recompute = self.checkpoint_processor and torch.is_grad_enabled()
         for block in self.processor:
-            nodes, edges = block(nodes, edges, connectivity)
+            if recompute:  # keep only the block's inputs; its activations are recomputed in the backward
+                nodes, edges = checkpoint(block, nodes, edges, connectivity, use_reentrant=False)
+            else:
+                nodes, edges = block(nodes, edges, connectivity)
             if return_history:
                 history.append(edges)
         return (nodes, edges, history) if return_history else (nodes, edges)
 
     def forward(self, graph: Graph) -> Tensor:
-        """``graph`` with ``nodes (N, F_n)`` -> ``(N, node_out)``."""
+        """``graph`` with ``nodes (N, F_n)`` -> ``(N, node_out)`` in the dtype of ``graph.nodes``."""
+        if self.precision == "fp32":
+            return self._forward(graph)
+        with torch.autocast(graph.nodes.device.type, dtype=torch.bfloat16):
+            out = self._forward(graph)
+        return out.to(graph.nodes.dtype)
+
+    def _forward(self, graph: Graph) -> Tensor:
         encoded, edges = self.encode(graph)
         nodes, edges = self.process(encoded, edges, graph)
         if self.decoder_kind == "node":

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from gns.config import Config, save_config
 from gns.errors import GnsInputError
+from gns.nn.execution import set_execution
 from gns.progress import no_bar
 from gns.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gns.train.distributed import Ranks
@@ -101,8 +102,11 @@ class Trainer:
         ranks: the processes of a data-parallel run (:func:`gns.train.distributed.init_distributed`);
             default: this process alone.
 
+    The network computes as ``config.train`` says (``precision``, ``checkpoint_processor``,
+    ``compile``: :func:`gns.nn.execution.set_execution`).
+
     Raises:
-        GnsInputError: more ranks than training trajectories.
+        GnsInputError: more ranks than training trajectories; bf16 where the device has no native bf16.
     """
 
     def __init__(self, config: Config, task: Task, out_dir: str | Path, ranks: Ranks | None = None) -> None:
@@ -118,6 +122,9 @@ class Trainer:
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.log_path = self.out_dir / "log.csv"
         self.model = task.model
+        # how the network computes (precision, gradient checkpointing, compilation): its parameters stay as they are
+        set_execution(self.model, precision=self.train_cfg.precision, key="train.precision",
+                      checkpoint_processor=self.train_cfg.checkpoint_processor, compile=self.train_cfg.compile)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.train_cfg.lr_init)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: learning_rate(s, self.train_cfg) / self.train_cfg.lr_init)

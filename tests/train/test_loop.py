@@ -7,6 +7,7 @@ from gns.config import load_config
 from gns.errors import CheckpointMismatchError, GnsInputError
 from gns.train.checkpoint import load_checkpoint, save_checkpoint
 from gns.domains import load_simulator
+from gns.nn import bf16_native
 from gns.particles.task import ParticleTask
 from gns.train.loop import Trainer
 
@@ -46,6 +47,31 @@ def test_rollout_losses_train(bouncing_dataset, tmp_path, loss, small_config, tr
     trainer = train_small(small_config(bouncing_dataset, tmp_path / loss, *extra))
     assert trainer.step == 20
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+@pytest.mark.skipif(not bf16_native("cpu"), reason="this CPU has no native bf16")
+def test_bf16_autocast_trains_on_cpu(bouncing_dataset, tmp_path, small_config, train_small):
+    """train.precision=bf16: the network's forward under bf16 autocast, everything else float32."""
+    trainer = train_small(small_config(bouncing_dataset, tmp_path / "bf16", "train.steps=10", "train.log_every=5"))
+    bf16 = train_small(small_config(bouncing_dataset, tmp_path / "bf16b", "train.steps=10", "train.log_every=5",
+                                    "train.precision=bf16"))
+    assert bf16.step == 10 and bf16.model.network.precision == "bf16"
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in bf16.model.parameters())
+    losses, losses_bf16 = ([float(r["loss"]) for r in read_log(t.log_path)] for t in (trainer, bf16))
+    assert losses_bf16 != losses                                  # it did compute in bf16...
+    assert losses_bf16 == pytest.approx(losses, rel=0.1)          # ...to about the same figures
+    simulator, config, _ = load_simulator(bf16.ckpt_dir / "latest.pt")
+    # a loaded checkpoint computes in fp32 until told otherwise (`gns evaluate` applies eval.precision)
+    assert config.train.precision == "bf16" and simulator.network.precision == "fp32"
+
+
+def test_checkpointed_processor_trains_like_the_plain_one(bouncing_dataset, tmp_path, small_config, train_small):
+    plain = train_small(small_config(bouncing_dataset, tmp_path / "plain", "train.steps=4"))
+    recomputed = train_small(small_config(bouncing_dataset, tmp_path / "ckpt", "train.steps=4",
+                                          "train.checkpoint_processor=true"))
+    assert recomputed.model.network.checkpoint_processor
+    for (name, a), (_, b) in zip(plain.model.state_dict().items(), recomputed.model.state_dict().items()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), name
 
 
 def test_checkpoint_from_incompatible_config_is_refused(bouncing_dataset, tmp_path, small_config, train_small):
