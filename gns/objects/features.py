@@ -17,7 +17,7 @@ from torch import Tensor
 from gns.objects.geometry import place, separation, wall_gaps
 
 __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_features", "num_edge_features",
-           "gap_scales", "num_wall_features", "edge_turn", "EDGE_FRAMES", "approach_features",
+           "gap_scales", "num_wall_features", "into_edge_frame", "EDGE_FRAMES", "approach_features",
            "spring_features", "num_spring_features", "wall_features"]
 
 
@@ -82,9 +82,10 @@ def wall_features(vertices: Tensor, rounding: Tensor, position: Tensor, angle: T
 EDGE_FRAMES = ("receiver", "world")
 
 
-def edge_turn(angle: Tensor, receivers: Tensor, frame: str) -> Tensor:
-    """``(E,)`` the angle by which an edge's vectors are turned: minus the receiver's (``"receiver"``) or 0 (``"world"``)."""
-    return -angle[receivers] if frame == "receiver" else torch.zeros_like(angle[receivers])
+def into_edge_frame(vectors: Tensor, angle: Tensor, receivers: Tensor, frame: str) -> Tensor:
+    """``(E, 2)`` edge vectors in the edge frame: turned by minus the receiver's angle (``"receiver"``), or as
+    they are (``"world"``, no work done)."""
+    return rotate(vectors, -angle[receivers]) if frame == "receiver" else vectors
 
 
 def num_edge_features(contact_scale: float = 0.0, approach: bool = False) -> int:
@@ -137,14 +138,13 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
         relative to the receiver's; then (``approach``) the closing speed and the share of the next
         step after contact.
     """
-    turn = edge_turn(angle, receivers, frame)
     between = position[senders] - position[receivers]                                  # (E, 2) m, world
-    offset = rotate(between, turn) / scale                                             # (E, 2)
+    offset = into_edge_frame(between, angle, receivers, frame) / scale                  # (E, 2)
     distance = torch.linalg.vector_norm(offset, dim=-1, keepdim=True)                 # (E, 1)
     gap_m = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])   # (E,)
     gap = gap_scales(gap_m[:, None], scale, contact_scale)                              # (E, 1 or 2)
     moving = velocity[senders] - velocity[receivers]                                   # (E, 2) m/step, world
-    relative_velocity = rotate(moving, turn) / velocity_scale
+    relative_velocity = into_edge_frame(moving, angle, receivers, frame) / velocity_scale
     relative_spin = ((angular_velocity[senders] - angular_velocity[receivers]) / angular_velocity_scale)[:, None]
     relative_angle = angle[senders] - angle[receivers]
     parts = [offset, distance, gap, relative_velocity, relative_spin,
@@ -182,13 +182,13 @@ def spring_features(position: Tensor, angle: Tensor, velocity: Tensor, mass: Ten
         velocity its damping removes in a step, ``c dt / m_r``; the relative velocity (2) over the
         velocity scale.
     """
-    turn = edge_turn(angle, receivers, frame)
-    offset = rotate(position[senders] - position[receivers], turn)                    # (E, 2)
+    offset = into_edge_frame(position[senders] - position[receivers], angle, receivers, frame)   # (E, 2)
     length = torch.linalg.vector_norm(offset, dim=-1)                                  # (E,)
     extension = length - values[:, 0]
     receiver_mass = mass[receivers]
     pull = values[:, 1] * extension * dt ** 2 / receiver_mass / acceleration_scale
     damping = values[:, 2] * dt / receiver_mass
-    relative_velocity = rotate(velocity[senders] - velocity[receivers], turn) / velocity_scale
+    moving = velocity[senders] - velocity[receivers]                                   # (E, 2) m/step, world
+    relative_velocity = into_edge_frame(moving, angle, receivers, frame) / velocity_scale
     return torch.cat([offset / scale, (length / scale)[:, None], (extension / scale)[:, None], pull[:, None],
                       damping[:, None], relative_velocity], dim=-1)

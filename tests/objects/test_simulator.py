@@ -194,3 +194,17 @@ def test_approach_features_reach_the_network(make_simulator, test_windows):
     simulator = make_simulator("objects.contact_scale=0.02", "objects.approach=true")
     state = test_windows.read(0, 3, 3 + simulator.window)
     assert simulator.build_graph(state).edge_sets["pairs"].features.shape[1] == 12
+
+
+def test_edge_frames_turn_only_the_receiver_frame(make_simulator, test_windows):
+    receiver, world = make_simulator(), make_simulator("objects.edge_frame=world")
+    state = test_windows.read(0, 3, 3 + receiver.window)
+    pairs_r = receiver.build_graph(state).edge_sets["pairs"]
+    pairs_w = world.build_graph(state).edge_sets["pairs"]
+    current = state.position[:, -1]
+    torch.testing.assert_close(pairs_w.features[:, :2],
+                               (current[pairs_w.senders] - current[pairs_w.receivers]) / world.scale)
+    torch.testing.assert_close(pairs_r.features[:, :2].norm(dim=-1), pairs_w.features[:, :2].norm(dim=-1))
+    assert not torch.allclose(pairs_r.features[:, :2], pairs_w.features[:, :2])
+    with pytest.raises(GnsInputError, match="objects.edge_frame"):
+        make_simulator("objects.edge_frame=body")
