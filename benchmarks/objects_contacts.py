@@ -90,6 +90,36 @@ def contact_report(checkpoint: str, dataset: str, trajectories: int, every: int,
             "contact_scale": float(getattr(config.objects, "contact_scale", 0.0))}
 
 
+def action_law(dataset: str, trajectories: int) -> dict[str, float]:
+    """Which actions explain a free object's acceleration ``x_{t+1} - 2 x_t + x_{t-1}`` (first ``trajectories``
+    training trajectories; free: no contact with an object or a wall in either step, no spring): the error
+    share ``sum |a - a_hat| / sum |a|`` of ``a_hat`` = the current action's, the previous action's, and their
+    mean's acceleration ``F dt^2 / m``, each plus the solver's damping of the last velocity."""
+    from gns.domains import get_domain
+
+    domain = get_domain("objects")
+    metadata = domain.load_metadata(dataset)
+    split = domain.open_split(dataset, "train", metadata)
+    keep = 0.5 ** metadata.dt - 1
+    errors: dict[str, float] = {"current": 0.0, "previous": 0.0, "mean": 0.0}
+    total = 0.0
+    for i in range(min(trajectories, len(split))):
+        record, scene = split.read_window(i, 0, split.num_frames(i)), split.scene(i)
+        x = np.asarray(record.position, np.float64)
+        push = np.asarray(record.action, np.float64)[..., :2] / np.asarray(scene.mass)[None, :, None] * metadata.dt ** 2
+        pair, wall = np.asarray(record.contacts).any(-1), np.asarray(record.wall_contacts).any(-1)
+        sprung = np.zeros(x.shape[1], bool)
+        sprung[np.asarray(scene.spring_pairs, dtype=np.int64).reshape(-1)] = True
+        free = ~(pair[1:] | pair[:-1] | wall[1:] | wall[:-1] | sprung[None])          # (T-2, K)
+        a = x[2:] - 2 * x[1:-1] + x[:-2]                                                # (T-2, K, 2)
+        damping = keep * (x[1:-1] - x[:-2])
+        guesses = {"current": push[1:], "previous": push[:-1], "mean": 0.5 * (push[1:] + push[:-1])}
+        for name, guess in guesses.items():
+            errors[name] += float(np.linalg.norm((a - guess - damping)[free], axis=-1).sum())
+        total += float(np.linalg.norm(a[free], axis=-1).sum())
+    return {name: value / total for name, value in errors.items()}
+
+
 def impact_law(dataset: str, trajectories: int) -> dict[str, Any]:
     """How well a collision law computed from what the model is given explains the data's disc-disc impacts.
 
@@ -197,9 +227,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="also: how well a collision law from the model's inputs explains the disc-disc impacts "
                              "of the first N training trajectories, and how well an MLP fits the first checkpoint's "
                              "inputs at the impacts of N training trajectories (0: skip)")
+    parser.add_argument("--action-law", type=int, metavar="N", default=0,
+                        help="also: which actions explain the free objects' accelerations in the first N "
+                             "training trajectories (0: skip)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.action_law:
+        law = action_law(args.dataset, args.action_law)
+        print("free objects' acceleration unexplained by the action's plus damping: "
+              + ", ".join(f"{name} {share:.3f}" for name, share in law.items()))
     if args.impact_law:
         law = impact_law(args.dataset, args.impact_law)
         print(f"disc-disc impacts: {law['impacts']}; the law from the inputs: correlation {law['correlation']:.3f}, "
