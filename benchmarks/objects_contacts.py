@@ -82,7 +82,7 @@ def contact_report(checkpoint: str, dataset: str, trajectories: int, every: int,
                 counts["starts"] += int(involved.sum())
                 counts["free"] += int(free.sum())
     outputs = torch.cat(spread)
-    return {"checkpoint": checkpoint, "step": None, "impacts": counts["starts"],
+    return {"checkpoint": checkpoint, "impacts": counts["starts"],
             "impact_error_share": sums["start_err"] / max(sums["start_true"], 1e-12),
             "free_objects": counts["free"],
             "free_error_share": sums["free_err"] / max(sums["free_true"], 1e-12),
@@ -160,6 +160,9 @@ def impact_law(dataset: str, trajectories: int) -> dict[str, Any]:
                 after = np.clip(1 - max(gap, 0.0) / closing, 0, 1) if closing > 0 else 0.0
                 law = -(1 + restitution[a] * restitution[b]) * mass[b] / (mass[a] + mass[b]) * closing * after
                 rows.append((float(np.dot(change[a], normal)), law))
+    if len(rows) < 2:
+        return {"impacts": len(rows), "correlation": None, "residual_share": None, "best_scale": None,
+                "residual_share_scaled": None}
     y, p = np.asarray(rows).T
     scale = float(np.dot(y, p) / np.dot(p, p))
     return {"impacts": len(rows), "correlation": float(np.corrcoef(y, p)[0, 1]),
@@ -195,6 +198,8 @@ def impact_mlp(checkpoint: str, dataset: str, trajectories: int, iterations: int
                     row = (edges.senders == int(b)) & (edges.receivers == int(a))
                     xs.append(torch.cat([edges.features[row][0], graph.nodes[a], graph.nodes[b]]))
                     ys.append(target[a])
+    if len(xs) < 5:
+        return {"impacts": len(xs), "fit_error_share": None, "held_out_error_share": None}
     torch.manual_seed(0)
     x, y = torch.stack(xs), torch.stack(ys)
     order = torch.randperm(len(x))
@@ -239,12 +244,18 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{name} {share:.3f}" for name, share in law.items()))
     if args.impact_law:
         law = impact_law(args.dataset, args.impact_law)
-        print(f"disc-disc impacts: {law['impacts']}; the law from the inputs: correlation {law['correlation']:.3f}, "
-              f"error share {law['residual_share']:.3f} (scaled by {law['best_scale']:.2f}: "
-              f"{law['residual_share_scaled']:.3f}); predicting no change: 1.000")
+        if law["correlation"] is None:
+            print(f"disc-disc impacts: {law['impacts']}, too few to fit a law")
+        else:
+            print(f"disc-disc impacts: {law['impacts']}; the law from the inputs: correlation {law['correlation']:.3f}, "
+                  f"error share {law['residual_share']:.3f} (scaled by {law['best_scale']:.2f}: "
+                  f"{law['residual_share_scaled']:.3f}); predicting no change: 1.000")
         mlp = impact_mlp(args.checkpoint[0], args.dataset, args.impact_law)
-        print(f"MLP on {args.checkpoint[0]}'s inputs at {mlp['impacts']} impacts: error share fitted "
-              f"{mlp['fit_error_share']:.3f}, held out {mlp['held_out_error_share']:.3f}")
+        if mlp["fit_error_share"] is None:
+            print(f"impacts in the training split: {mlp['impacts']}, too few to fit an MLP")
+        else:
+            print(f"MLP on {args.checkpoint[0]}'s inputs at {mlp['impacts']} impacts: error share fitted "
+                  f"{mlp['fit_error_share']:.3f}, held out {mlp['held_out_error_share']:.3f}")
     rows = [contact_report(c, args.dataset, args.trajectories, args.every, args.split) for c in args.checkpoint]
     print("| model | contact_scale | objects at impacts | error / true accel. at impacts | same, free objects "
           "| pair-edge ablation / output std |")
