@@ -140,6 +140,9 @@ class ObjectConfig:
                                        # receiver's frame; "world": as they are, the frame of the predicted accelerations
     approach: bool = False             # pair edges also carry how fast the two centres close in and the share of
                                        # the next step left after the shapes would meet (geometry, not a force)
+    impact: bool = False               # pair edges also carry the contact frame (normal, contact point), the closing
+                                       # speed at the contact point and the velocity and spin change a frictionless
+                                       # impact would give the receiver (gns.objects.features.impact_features)
     impact_fraction: float = 0.0       # share of training windows whose scored step holds an impact (an object
                                        # starts touching another, by the solver's contact record): a few percent
                                        # of uniform windows; 0: uniform

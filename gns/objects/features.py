@@ -14,10 +14,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gns.objects.geometry import place, separation, wall_gaps
+from gns.objects.geometry import contact_frame, place, separation, wall_gaps
 
 __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_features", "num_edge_features",
            "gap_scales", "num_wall_features", "into_edge_frame", "EDGE_FRAMES", "approach_features",
+           "impact_features", "NUM_IMPACT_FEATURES", "wall_impact_features", "NUM_WALL_IMPACT_FEATURES",
            "spring_features", "num_spring_features", "wall_features"]
 
 
@@ -88,9 +89,16 @@ def into_edge_frame(vectors: Tensor, angle: Tensor, receivers: Tensor, frame: st
     return rotate(vectors, -angle[receivers]) if frame == "receiver" else vectors
 
 
-def num_edge_features(contact_scale: float = 0.0, approach: bool = False) -> int:
+def num_edge_features(contact_scale: float = 0.0, approach: bool = False, impact: bool = False) -> int:
     """Width of :func:`edge_features`."""
-    return 9 + (contact_scale > 0) + 2 * bool(approach)
+    return 9 + (contact_scale > 0) + 2 * bool(approach) + NUM_IMPACT_FEATURES * bool(impact)
+
+
+def _share_after(gap: Tensor, closing: Tensor) -> Tensor:
+    """``(E,)`` the share of the next step left after two shapes ``gap`` m apart, closing in at ``closing``
+    m/step, would meet: ``clamp(1 - gap / closing, 0, 1)``; 0 when they do not close in."""
+    after = torch.where(closing > 0, 1 - gap.clamp(min=0) / closing.clamp(min=1e-12), torch.zeros_like(closing))
+    return after.clamp(0.0, 1.0)
 
 
 def approach_features(offset: Tensor, relative_velocity: Tensor, gap: Tensor, velocity_scale: Tensor) -> Tensor:
@@ -109,14 +117,110 @@ def approach_features(offset: Tensor, relative_velocity: Tensor, gap: Tensor, ve
     """
     unit = offset / torch.linalg.vector_norm(offset, dim=-1, keepdim=True).clamp(min=1e-9)
     closing = -(relative_velocity * unit).sum(-1)                                       # (E,) m/step
-    after = torch.where(closing > 0, 1 - gap.clamp(min=0) / closing.clamp(min=1e-12), torch.zeros_like(closing))
-    return torch.stack([closing / velocity_scale, after.clamp(0.0, 1.0)], dim=-1)
+    return torch.stack([closing / velocity_scale, _share_after(gap, closing)], dim=-1)
+
+
+NUM_IMPACT_FEATURES = 9
+
+
+def _cross(r: Tensor, v: Tensor) -> Tensor:
+    """``(E,)`` the 2-D cross product ``r x v`` of ``(E, 2)`` vectors."""
+    return r[:, 0] * v[:, 1] - r[:, 1] * v[:, 0]
+
+
+def impact_features(position: Tensor, velocity: Tensor, angular_velocity: Tensor, world: Tensor, rounding: Tensor,
+                    mass: Tensor, moment: Tensor, restitution: Tensor, gap: Tensor, senders: Tensor,
+                    receivers: Tensor, into_frame, scale: float, velocity_scale: Tensor,
+                    acceleration_scale: Tensor) -> Tensor:
+    """``(E, 9)``: the contact geometry of each pair and what a frictionless impact would do to the receiver.
+
+    Inputs, not a prediction: where the two shapes would touch (:func:`gns.objects.geometry.contact_frame`),
+    how fast they close in *at that point* (spins included), how much of the next step would be left
+    after they meet, and the change of the receiver's per-step velocity and spin that an impulse
+    along the normal gives with the pair's restitution (Chipmunk's: the product of the two) and
+    the pair's effective mass, over the share of the step after contact::
+
+        j = (1 + e_r e_s) closing / (1/m_r + 1/m_s + (r_r x n)^2 / I_r + (r_s x n)^2 / I_s)
+        dv_r = -j n / m_r * after,   dw_r = -(r_r x n) j / I_r * after
+
+    as :func:`spring_features` give the acceleration of the spring alone: an impact is a product of
+    four factors (restitution, masses, closing speed, timing) and the contact normal of two
+    polygons, which the network otherwise has to form from separate features of a few thousand
+    training impacts. It still learns what the data do (friction, resting contacts, several
+    contacts at once, the solver's iterations).
+
+    Args:
+        position: ``(N, 2)`` centres; velocity: ``(N, 2)`` last per-step velocity (m/step);
+            angular_velocity: ``(N,)`` (rad/step).
+        world: ``(N, 4, 2)`` placed vertices; rounding: ``(N,)``; mass, moment, restitution: ``(N,)``.
+        gap: ``(E,)`` separation of each pair (m, :func:`gns.objects.geometry.separation`).
+        into_frame: ``(E, 2) -> (E, 2)`` world vectors into the edge frame (:func:`into_edge_frame`).
+        scale: length scale (m); velocity_scale: scalar (m/step); acceleration_scale: ``(3,)`` linear (2)
+            and angular (1) per-step accelerations.
+
+    Returns:
+        ``(E, 9)``: the normal from receiver to sender (2) and the contact point relative to the
+        receiver's centre over ``scale`` (2), in the edge frame; the closing speed at the contact point
+        over ``velocity_scale`` (negative: moving apart); the share of the step after contact; the
+        receiver's velocity change (2, edge frame) and spin change over ``acceleration_scale``.
+    """
+    normal, point = contact_frame(world[receivers], rounding[receivers], world[senders], rounding[senders])
+    arm_r, arm_s = point - position[receivers], point - position[senders]                  # (E, 2) m
+    spin_r, spin_s = angular_velocity[receivers, None], angular_velocity[senders, None]
+    at_r = velocity[receivers] + spin_r * torch.stack([-arm_r[:, 1], arm_r[:, 0]], dim=-1)   # (E, 2) m/step
+    at_s = velocity[senders] + spin_s * torch.stack([-arm_s[:, 1], arm_s[:, 0]], dim=-1)
+    closing = ((at_r - at_s) * normal).sum(-1)                                              # (E,) m/step
+    after = _share_after(gap, closing)
+    lever_r, lever_s = _cross(arm_r, normal), _cross(arm_s, normal)                          # (E,) m
+    inverse_mass = (1 / mass[receivers] + 1 / mass[senders] + lever_r ** 2 / moment[receivers]
+                    + lever_s ** 2 / moment[senders])
+    impulse = (1 + restitution[receivers] * restitution[senders]) * closing.clamp(min=0) / inverse_mass * after
+    dv = -impulse[:, None] * normal / mass[receivers, None]                                 # (E, 2) m/step^2
+    dw = -lever_r * impulse / moment[receivers]                                             # (E,) rad/step^2
+    return torch.cat([into_frame(normal), into_frame(arm_r) / scale, (closing / velocity_scale)[:, None],
+                      after[:, None], into_frame(dv) / acceleration_scale[:2], (dw / acceleration_scale[2])[:, None]],
+                     dim=-1)
+
+
+NUM_WALL_IMPACT_FEATURES = 3
+# Inward unit normals of the walls, in the order of gns.objects.geometry.wall_gaps (left, right, bottom, top).
+_WALL_NORMALS = ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0))
+
+
+def wall_impact_features(world: Tensor, rounding: Tensor, position: Tensor, velocity: Tensor,
+                         angular_velocity: Tensor, mass: Tensor, moment: Tensor, restitution: Tensor, gaps: Tensor,
+                         acceleration_scale: Tensor) -> Tensor:
+    """``(N, 3)``: the velocity (2, world frame) and spin change that frictionless impacts with the four walls
+    would give each object in the next step, over ``acceleration_scale``: :func:`impact_features` with a
+    wall of infinite mass and restitution 1 (the generator's: Chipmunk multiplies it with the object's),
+    touching at the shape's point farthest towards the wall, summed over the walls.
+
+    Args:
+        world: ``(N, 4, 2)`` placed vertices; rounding: ``(N,)``; position: ``(N, 2)``.
+        velocity: ``(N, 2)`` m/step and angular_velocity ``(N,)`` rad/step over the next step if free.
+        mass, moment, restitution: ``(N,)``; gaps: ``(N, 4)`` m (:func:`gns.objects.geometry.wall_gaps`).
+        acceleration_scale: ``(3,)`` linear (2) and angular (1) per-step accelerations.
+    """
+    normals = torch.tensor(_WALL_NORMALS, dtype=world.dtype, device=world.device)            # (4, 2) into the box
+    depth = torch.einsum("nvk,wk->nwv", world, normals)                                      # (N, 4 walls, 4 vertices)
+    rows = torch.arange(world.shape[0], device=world.device)[:, None]
+    vertex = world[rows, depth.argmin(dim=-1)]                                               # (N, 4, 2) the nearest
+    point = vertex - rounding[:, None, None] * normals                                       # (N, 4, 2)
+    arm = point - position[:, None]                                                          # (N, 4, 2)
+    at = velocity[:, None] + angular_velocity[:, None, None] * torch.stack([-arm[..., 1], arm[..., 0]], dim=-1)
+    closing = -(at * normals).sum(-1)                                                        # (N, 4) m/step
+    lever = arm[..., 0] * normals[:, 1] - arm[..., 1] * normals[:, 0]                        # (N, 4) arm x normal
+    impulse = ((1 + restitution[:, None]) * closing.clamp(min=0) / (1 / mass[:, None] + lever ** 2 / moment[:, None])
+               * _share_after(gaps.flatten(), closing.flatten()).view_as(closing))           # (N, 4)
+    dv = (impulse[..., None] * normals).sum(1) / mass[:, None]                               # (N, 2)
+    dw = (lever * impulse).sum(1) / moment                                                   # (N,)
+    return torch.cat([dv / acceleration_scale[:2], (dw / acceleration_scale[2])[:, None]], dim=-1)
 
 
 def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_velocity: Tensor, world: Tensor,
                   rounding: Tensor, senders: Tensor, receivers: Tensor, scale: float, velocity_scale: Tensor,
                   angular_velocity_scale: Tensor, contact_scale: float = 0.0, frame: str = "receiver",
-                  approach: bool = False) -> Tensor:
+                  approach: bool = False, impact: tuple[Tensor, ...] | None = None) -> Tensor:
     """Features of the edges ``senders -> receivers``, in the receiver's frame.
 
     Args:
@@ -129,6 +233,10 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
         frame: ``"receiver"`` (vectors turned into the receiver's frame) or ``"world"`` (as they are, the
             frame of the predicted accelerations).
         approach: append :func:`approach_features` (2).
+        impact: ``(coming_velocity (N, 2), coming_spin (N,), mass, moment, restitution (N,) each,
+            acceleration_scale (3,))``: append :func:`impact_features` (9) for objects moving at
+            ``coming_velocity`` over the next step (the last velocity and the free object's response to
+            the actions).
 
     Returns:
         ``(E, 9)`` to ``(E, 12)``: the sender's position relative to the receiver (2) and its length,
@@ -136,7 +244,7 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
         clipped to [-1, 1] (contact happens at 0); the relative velocity (2) over the velocity scale;
         the relative angular velocity over its scale; the cosine and sine of the sender's angle
         relative to the receiver's; then (``approach``) the closing speed and the share of the next
-        step after contact.
+        step after contact; then (``impact``) the contact frame and the impact estimate.
     """
     between = position[senders] - position[receivers]                                  # (E, 2) m, world
     offset = into_edge_frame(between, angle, receivers, frame) / scale                  # (E, 2)
@@ -151,6 +259,11 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
              torch.cos(relative_angle)[:, None], torch.sin(relative_angle)[:, None]]
     if approach:
         parts.append(approach_features(between, moving, gap_m, velocity_scale))
+    if impact is not None:
+        coming, coming_spin, mass, moment, restitution, acceleration_scale = impact
+        parts.append(impact_features(position, coming, coming_spin, world, rounding, mass, moment, restitution,
+                                     gap_m, senders, receivers, lambda v: into_edge_frame(v, angle, receivers, frame),
+                                     scale, velocity_scale, acceleration_scale))
     return torch.cat(parts, dim=-1)
 
 

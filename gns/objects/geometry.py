@@ -21,11 +21,13 @@ from torch import Tensor
 
 from gns.data.objects import DISC, SHAPES, local_vertices
 
-__all__ = ["MAX_VERTICES", "body_vertices", "place", "wall_gaps", "separation", "touching"]
+__all__ = ["MAX_VERTICES", "body_vertices", "place", "wall_gaps", "separation", "contact_frame", "touching"]
 
 MAX_VERTICES = 4
 # Edges shorter than this (m) are the padding's (exactly zero); real edges are centimetres long.
 _DEGENERATE = 1e-9
+# Cores closer than this (m) are touching: their contact normal comes from the separating-axis test.
+_TOUCHING = 1e-6
 
 
 def _unit_shapes() -> tuple[Tensor, Tensor]:
@@ -84,35 +86,43 @@ def wall_gaps(world: Tensor, rounding: Tensor, bounds: Tensor) -> Tensor:
     return gaps - rounding[..., None]
 
 
-def _points_to_segments(points: Tensor, polygon: Tensor) -> Tensor:
-    """``(E,)`` the smallest distance from any of ``points`` ``(E, P, 2)`` to any edge of ``polygon`` ``(E, 4, 2)``."""
+def _nearest_vertex_to_segments(points: Tensor, polygon: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Of every point of ``points`` ``(E, P, 2)`` and every edge of ``polygon`` ``(E, 4, 2)``, the closest pair.
+
+    Returns:
+        ``(E,)`` their distance, ``(E, 2)`` the point, ``(E, 2)`` the nearest point of the polygon's edge.
+    """
     start = polygon                                                                  # (E, 4, 2)
     edge = torch.roll(polygon, -1, dims=1) - polygon
     offset = points[:, :, None, :] - start[:, None, :, :]                             # (E, P, 4, 2)
     length2 = (edge ** 2).sum(-1)[:, None, :]                                         # (E, 1, 4)
     t = ((offset * edge[:, None]).sum(-1) / length2.clamp(min=_DEGENERATE ** 2)).clamp(0.0, 1.0)
-    nearest = offset - t[..., None] * edge[:, None]                                   # (E, P, 4, 2)
-    return torch.linalg.vector_norm(nearest, dim=-1).flatten(1).amin(dim=1)
+    on_edge = start[:, None] + t[..., None] * edge[:, None]                           # (E, P, 4, 2)
+    distance = torch.linalg.vector_norm(points[:, :, None, :] - on_edge, dim=-1).flatten(1)   # (E, P * 4)
+    best = distance.argmin(dim=1)                                                     # (E,)
+    rows = torch.arange(points.shape[0], device=points.device)
+    point = points[rows, best // polygon.shape[1]]                                    # (E, 2)
+    nearest = on_edge.flatten(1, 2)[rows, best]                                       # (E, 2)
+    return distance[rows, best], point, nearest
 
 
-def _separating_axes(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+def _axis_gaps(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The separating-axis test of two convex polygons ``(E, 4, 2)`` over both polygons' edge normals.
 
     Returns:
-        ``(E,)`` the largest gap between the two projections over the axes (negative on every axis:
-        the polygons overlap, by at least its magnitude), and ``(E,)`` bool, whether the pair has
-        any axis at all (two points have none).
+        ``(E, 8)`` the gap between the two projections on each axis (``-inf`` on the padding's
+        axes; negative on every axis: the polygons overlap), ``(E, 8)`` bool whether ``b`` lies on the
+        positive side of the axis, ``(E, 8, 2)`` the unit axes.
     """
     both = torch.cat([a, b], dim=1)                                                   # (E, 8, 2)
     edges = torch.cat([torch.roll(a, -1, 1) - a, torch.roll(b, -1, 1) - b], dim=1)    # (E, 8, 2)
     length = torch.linalg.vector_norm(edges, dim=-1)                                  # (E, 8)
-    valid = length > _DEGENERATE
     normals = torch.stack([edges[..., 1], -edges[..., 0]], dim=-1) / length.clamp(min=_DEGENERATE)[..., None]
     projection = torch.einsum("eak,evk->eav", normals, both)                         # (E, 8 axes, 8 vertices)
     pa, pb = projection[..., :MAX_VERTICES], projection[..., MAX_VERTICES:]
-    gap = torch.maximum(pb.amin(-1) - pa.amax(-1), pa.amin(-1) - pb.amax(-1))         # (E, 8)
-    gap = torch.where(valid, gap, torch.full_like(gap, -torch.inf))
-    return gap.amax(dim=1), valid.any(dim=1)
+    b_ahead, a_ahead = pb.amin(-1) - pa.amax(-1), pa.amin(-1) - pb.amax(-1)            # (E, 8)
+    gap = torch.where(length > _DEGENERATE, torch.maximum(b_ahead, a_ahead), torch.full_like(b_ahead, -torch.inf))
+    return gap, b_ahead >= a_ahead, normals
 
 
 def separation(a: Tensor, rounding_a: Tensor, b: Tensor, rounding_b: Tensor) -> Tensor:
@@ -129,10 +139,51 @@ def separation(a: Tensor, rounding_a: Tensor, b: Tensor, rounding_b: Tensor) -> 
     Returns:
         ``(E,)``: positive apart, zero touching, negative overlapping.
     """
-    apart = torch.minimum(_points_to_segments(a, b), _points_to_segments(b, a))       # (E,)
-    gap, has_axes = _separating_axes(a, b)
+    apart = torch.minimum(_nearest_vertex_to_segments(a, b)[0], _nearest_vertex_to_segments(b, a)[0])   # (E,)
+    gaps = _axis_gaps(a, b)[0]                                                        # (E, 8)
+    gap, has_axes = gaps.amax(dim=1), torch.isfinite(gaps).any(dim=1)
     core = torch.where(has_axes & (gap < 0), gap, apart)
     return core - rounding_a - rounding_b
+
+
+def contact_frame(a: Tensor, rounding_a: Tensor, b: Tensor, rounding_b: Tensor) -> tuple[Tensor, Tensor]:
+    """Where and along which direction two rounded convex polygons would touch.
+
+    Apart, the closest points of the two cores (a vertex of one and the nearest point of an edge of
+    the other) give the normal, from ``a`` towards ``b``, and the contact point, midway between
+    the two surfaces along it. With the cores touching or overlapping (polygons pressed together),
+    the normal is the separating-axis test's axis of least overlap, turned to point from ``a`` to
+    ``b``, as Chipmunk's contact normal would be, and the point is the deepest vertex of the other
+    shape (the one whose face is not that axis).
+
+    Args:
+        a, b: ``(E, 4, 2)`` placed vertices of the two shapes of each pair; rounding_a, rounding_b: ``(E,)``.
+
+    Returns:
+        ``(E, 2)`` unit normal from ``a`` to ``b``, ``(E, 2)`` contact point (world, m).
+    """
+    d_ab, vertex_a, on_b = _nearest_vertex_to_segments(a, b)
+    d_ba, vertex_b, on_a = _nearest_vertex_to_segments(b, a)
+    first = (d_ab <= d_ba)[:, None]
+    core_a = torch.where(first, vertex_a, on_a)                                        # (E, 2) on a's core
+    core_b = torch.where(first, on_b, vertex_b)                                        # (E, 2) on b's core
+    between = core_b - core_a
+    length = torch.linalg.vector_norm(between, dim=-1, keepdim=True)
+    gap, b_positive, axes = _axis_gaps(a, b)                                           # (E, 8), (E, 8), (E, 8, 2)
+    axis = gap.argmax(dim=1)                                                          # (E,) the least overlap
+    rows = torch.arange(a.shape[0], device=a.device)
+    sign = torch.where(b_positive[rows, axis], 1.0, -1.0).to(a)
+    sat_normal = axes[rows, axis] * sign[:, None]                                     # (E, 2)
+    pressed = torch.isfinite(gap).any(dim=1) & (gap.amax(dim=1) < _TOUCHING)
+    apart = ~pressed & (length[:, 0] > _DEGENERATE)
+    normal = torch.where(apart[:, None], between / length.clamp(min=_DEGENERATE), sat_normal)
+    surface_a = core_a + rounding_a[:, None] * normal
+    surface_b = core_b - rounding_b[:, None] * normal
+    # pressed: the deepest vertex of the shape whose face the axis is not (the incident one), on its surface
+    deepest_b = b[rows, torch.einsum("evk,ek->ev", b, normal).argmin(dim=1)] - rounding_b[:, None] * normal
+    deepest_a = a[rows, torch.einsum("evk,ek->ev", a, normal).argmax(dim=1)] + rounding_a[:, None] * normal
+    incident = torch.where((axis < MAX_VERTICES)[:, None], deepest_b, deepest_a)
+    return normal, torch.where(apart[:, None], (surface_a + surface_b) / 2, incident)
 
 
 def touching(shape: Tensor, size: Tensor, position: Tensor, angle: Tensor, pairs: Tensor, margin: float) -> Tensor:

@@ -37,8 +37,9 @@ from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.objects.features import (all_pairs, both_directions, edge_features, num_edge_features, num_spring_features,
-                                  num_wall_features, spring_features, velocity_history, wall_features, EDGE_FRAMES)
-from gns.objects.geometry import body_vertices, place
+                                  num_wall_features, spring_features, velocity_history, wall_features, wall_impact_features,
+                                  EDGE_FRAMES, NUM_WALL_IMPACT_FEATURES)
+from gns.objects.geometry import body_vertices, place, wall_gaps
 from gns.objects.integrate import integrate, inverse_integrate
 from gns.objects.state import ObjectState, check_object_state
 from gns.neighbors import radius_graph
@@ -124,8 +125,10 @@ class ObjectSimulator(nn.Module):
         # velocities (2C linear + C angular), wall gaps (4 or 8), shape one-hot, attributes, actions (2 x 3),
         # cos/sin angle (2)
         node_in = 3 * self.history + num_wall_features(self.contact_scale) + self.num_shapes + _ATTRIBUTES + 6 + 2
-        self.approach = bool(object_config.approach)
-        self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(self.contact_scale, self.approach),
+        self.approach, self.impact = bool(object_config.approach), bool(object_config.impact)
+        node_in += NUM_WALL_IMPACT_FEATURES * self.impact
+        self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(self.contact_scale, self.approach,
+                                                                                self.impact),
                                                      "springs": num_spring_features()},
                                            3, config.latent_size, config.message_passing_steps, config.hidden_layers)
 
@@ -175,10 +178,17 @@ class ObjectSimulator(nn.Module):
             torch.cos(turn)[:, None], torch.sin(turn)[:, None]], dim=-1)                          # (K, 2)
         senders, receivers = self.edge_index(state, current)
         world = place(vertices, current, turn)                                                  # (K, 4, 2)
+        impact = self.impact_inputs(state, velocity[:, -1], spin[:, -1, 0]) if self.impact else None
+        if impact is not None:
+            coming, coming_spin, mass, moment, restitution, scale = impact
+            nodes = torch.cat([nodes, wall_impact_features(world, rounding, current, coming, coming_spin, mass, moment,
+                                                           restitution, wall_gaps(world, rounding, self.bounds),
+                                                           scale)], dim=-1)                          # (K, 3)
         velocity_scale = self.velocity_normalizer.std.mean()
         edges = edge_features(current, turn, velocity[:, -1], spin[:, -1, 0], world, rounding, senders, receivers,
                               self.scale, velocity_scale, self.angular_velocity_normalizer.std[0], self.contact_scale,
-                              self.edge_frame, self.approach)
+                              self.edge_frame, self.approach,
+                              impact)
         spring_senders, spring_receivers = both_directions(state.springs)                   # (2S,) each
         springs = spring_features(current, turn, velocity[:, -1], state.mass, state.spring_values.repeat(2, 1),
                                   spring_senders, spring_receivers, self.scale, velocity_scale,
@@ -190,6 +200,14 @@ class ObjectSimulator(nn.Module):
         """``(K, 6)`` size (2), log mass, log moment, friction, restitution (before normalization)."""
         return torch.cat([state.size, torch.log(state.mass)[:, None], torch.log(state.moment)[:, None],
                           state.friction[:, None], state.restitution[:, None]], dim=-1)
+
+    def impact_inputs(self, state: ObjectState, velocity: Tensor, spin: Tensor) -> tuple[Tensor, ...]:
+        """What :func:`gns.objects.features.impact_features` reads: the velocity ``(K, 2)`` and spin ``(K,)`` the
+        objects would have over the next step if free (the last ones plus the mean of the two actions'
+        accelerations, :meth:`action_acceleration`), mass, moment, restitution and the acceleration scale."""
+        push = self.action_acceleration(state).mean(dim=1)                                        # (K, 3)
+        return (velocity + push[:, :2], spin + push[:, 2], state.mass, state.moment, state.restitution,
+                self.acceleration_normalizer.std)
 
     def action_acceleration(self, state: ObjectState) -> Tensor:
         """``(K, 2, 3)`` the actions of the previous and the current frame as the per-step accelerations they

@@ -10,7 +10,7 @@ pymunk = pytest.importorskip("pymunk")
 
 from gns.data.objects import BOX, DISC, TRIANGLE, open_object_split  # noqa: E402
 from gns.objects.features import all_pairs  # noqa: E402
-from gns.objects.geometry import body_vertices, place, separation, touching, wall_gaps  # noqa: E402
+from gns.objects.geometry import body_vertices, contact_frame, place, separation, touching, wall_gaps  # noqa: E402
 from gns.solvers.objects2d import _make_shape  # noqa: E402
 
 
@@ -54,6 +54,53 @@ def test_separation_matches_chipmunk_for_every_pair_of_shapes():
         assert ours == pytest.approx(theirs, abs=1e-6), (codes, ours, theirs)
         signs.add(bool(ours > 0))
     assert signs == {True, False}                                                              # apart and overlapping
+
+
+def test_contact_frame_matches_chipmunks_contact_normal():
+    """For pairs that Chipmunk finds in contact (overlapping by up to a few millimetres), our normal is
+    its contact normal (from the first shape to the second) and our point lies on its contact points."""
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(100):
+        codes = rng.integers(0, 3, 2)
+        width = rng.uniform(0.08, 0.16, 2)
+        sizes = np.stack([width, np.where(codes == DISC, width, width * rng.uniform(0.5, 1.0, 2))], 1).astype(np.float32)
+        positions = rng.uniform(0.3, 0.45, (2, 2)).astype(np.float32)
+        angles = rng.uniform(-3, 3, 2).astype(np.float32)
+        vertices, rounding = body_vertices(torch.tensor(codes), torch.tensor(sizes))
+        for _ in range(4):  # slide the second shape along the centre line until they overlap a little
+            world = place(vertices, torch.tensor(positions), torch.tensor(angles))
+            gap = float(separation(world[:1], rounding[:1], world[1:], rounding[1:])[0])
+            line = (positions[1] - positions[0]) / np.linalg.norm(positions[1] - positions[0])
+            positions[1] = positions[1] - (gap + 0.001) * line
+        world = place(vertices, torch.tensor(positions), torch.tensor(angles))
+        gap = float(separation(world[:1], rounding[:1], world[1:], rounding[1:])[0])
+        if not -0.003 < gap <= 0:
+            continue
+        shapes = [_chipmunk_shape(int(c), sz, p, float(a)) for c, sz, p, a in zip(codes, sizes, positions, angles)]
+        theirs = shapes[0].shapes_collide(shapes[1])
+        normal, point = contact_frame(world[:1], rounding[:1], world[1:], rounding[1:])
+        assert float(normal[0] @ torch.tensor(tuple(theirs.normal))) > 0.999, (codes, normal, theirs.normal)
+        nearest = min(float(np.linalg.norm(point[0].numpy() - np.asarray(tuple(p.point_a)))) for p in theirs.points)
+        assert nearest < 0.005, (codes, point, theirs.points)
+        checked += 1
+    assert checked >= 50
+
+
+def test_contact_frame_of_separated_shapes():
+    shape = torch.tensor([DISC, DISC, BOX])
+    size = torch.tensor([[0.1, 0.1], [0.06, 0.06], [0.2, 0.1]])
+    vertices, rounding = body_vertices(shape, size)
+    position = torch.tensor([[0.2, 0.5], [0.2, 0.7], [0.5, 0.5]])
+    world = place(vertices, position, torch.zeros(3))
+    a, b = torch.tensor([0, 0]), torch.tensor([1, 2])
+    normal, point = contact_frame(world[a], rounding[a], world[b], rounding[b])
+    # two discs one above the other: the normal is the centre line, the point midway between the surfaces
+    torch.testing.assert_close(normal[0], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(point[0], torch.tensor([0.2, 0.5 + (0.05 + 0.2 - 0.03) / 2]))
+    # a disc left of an upright box face: the face's normal, the point between the disc and the face
+    torch.testing.assert_close(normal[1], torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(point[1], torch.tensor([(0.25 + 0.4) / 2, 0.5]))
 
 
 def test_wall_gaps_of_a_rotated_box_and_a_disc():

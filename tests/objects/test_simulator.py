@@ -40,10 +40,12 @@ def _permuted(state: ObjectState, order: torch.Tensor) -> ObjectState:
                          links={"springs": new_index[state.springs]}, link_values=state.link_values)
 
 
-@pytest.mark.parametrize("edges, springs", [("all", False), ("radius", False), ("all", True)])
+@pytest.mark.parametrize("edges, springs, impact", [("all", False, False), ("radius", False, False), ("all", True, False),
+                                                    ("all", False, True)])
 def test_reordering_objects_reorders_the_outputs(make_simulator, test_windows, spring_windows, springs_dataset,
-                                                 edges, springs):
-    simulator = make_simulator(f"objects.edges={edges}", dataset=springs_dataset if springs else None)
+                                                 edges, springs, impact):
+    simulator = make_simulator(f"objects.edges={edges}", f"objects.impact={str(impact).lower()}",
+                               dataset=springs_dataset if springs else None)
     windows = spring_windows if springs else test_windows
     state = windows.read(1, 10, 10 + simulator.window)
     assert bool(state.springs.numel()) == springs
@@ -194,6 +196,45 @@ def test_approach_features_reach_the_network(make_simulator, test_windows):
     simulator = make_simulator("objects.contact_scale=0.02", "objects.approach=true")
     state = test_windows.read(0, 3, 3 + simulator.window)
     assert simulator.build_graph(state).edge_sets["pairs"].features.shape[1] == 12
+
+
+def test_impact_features_give_a_head_on_collision_its_exchange_of_velocity():
+    from gns.objects.features import NUM_IMPACT_FEATURES, impact_features, into_edge_frame, num_edge_features
+    from gns.objects.geometry import body_vertices, place, separation
+
+    # two equal discs, perfectly elastic, closing head on at 1 cm/step each, 5 mm apart: they meet a
+    # quarter into the step, so three quarters of the exchange of velocities is in the step
+    shape, size = torch.tensor([0, 0]), torch.full((2, 2), 0.1)
+    vertices, rounding = body_vertices(shape, size)
+    position = torch.tensor([[0.3, 0.5], [0.405, 0.5]])
+    velocity = torch.tensor([[0.01, 0.0], [-0.01, 0.0]])
+    world = place(vertices, position, torch.zeros(2))
+    senders, receivers = torch.tensor([1, 0]), torch.tensor([0, 1])
+    gap = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])
+    one = torch.ones(2)
+    out = impact_features(position, velocity, torch.zeros(2), world, rounding, one, 0.01 * one, one, gap, senders,
+                          receivers, lambda v: into_edge_frame(v, torch.zeros(2), receivers, "world"), 0.1,
+                          torch.tensor(0.01), torch.tensor([0.01, 0.01, 1.0]))
+    torch.testing.assert_close(out[0, :2], torch.tensor([1.0, 0.0]))                  # normal to the sender
+    torch.testing.assert_close(out[0, 2:4], torch.tensor([0.5 + 0.025, 0.0]))        # contact point / 0.1 m
+    torch.testing.assert_close(out[:, 4], torch.tensor([2.0, 2.0]))                  # closing 2 cm/step
+    torch.testing.assert_close(out[:, 5], torch.tensor([0.75, 0.75]))
+    # each disc's velocity change: -2 cm/step x 3/4 along the normal, over the 1 cm/step^2 scale
+    torch.testing.assert_close(out[:, 6:8], torch.tensor([[-1.5, 0.0], [1.5, 0.0]]))
+    torch.testing.assert_close(out[:, 8], torch.zeros(2))                            # no lever arm: no spin
+    # moving apart: no impact
+    apart = impact_features(position, -velocity, torch.zeros(2), world, rounding, one, 0.01 * one, one, gap,
+                            senders, receivers, lambda v: v, 0.1, torch.tensor(0.01), torch.tensor([0.01, 0.01, 1.0]))
+    assert float(apart[:, 5:].abs().max()) == 0.0
+    assert num_edge_features(0.02, impact=True) == 10 + NUM_IMPACT_FEATURES
+
+
+def test_impact_features_reach_the_network(make_simulator, test_windows):
+    simulator = make_simulator("objects.contact_scale=0.02", "objects.impact=true")
+    state = test_windows.read(0, 3, 3 + simulator.window)
+    graph = simulator.build_graph(state)
+    assert graph.edge_sets["pairs"].features.shape[1] == 19
+    assert torch.isfinite(graph.edge_sets["pairs"].features).all()
 
 
 def test_edge_frames_turn_only_the_receiver_frame(make_simulator, test_windows):
