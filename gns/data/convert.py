@@ -39,6 +39,7 @@ from gns.data.meshgraphnets import (META_FILE as MESHGRAPHNETS_META, Meshgraphne
                                     save_meshgraphnets_meta, write_meshgraphnets_split)
 from gns.data.metadata import METADATA_FILE, DatasetMetadata, load_metadata, save_metadata
 from gns.data.npz import NPZ_SUFFIX, NpzSplit, write_npz_file
+from gns.data.objects import is_object_dataset, load_object_metadata, open_object_split
 from gns.data.stats import StatisticsAccumulator
 from gns.data.tfrecord import TFRECORD_SUFFIX, TfRecordSplit, write_tfrecord_file
 from gns.errors import GnsInputError
@@ -228,6 +229,8 @@ def inspect_dataset(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     fmt = detect_format(directory)
     if fmt in MESH_FORMAT_SUFFIXES:
         return _inspect_mesh(directory, fmt)
+    if fmt == "h5" and is_object_dataset(directory):
+        return _inspect_objects(directory)
     meta = load_metadata(directory)
     summary: dict[str, Any] = {"path": str(directory), "format": fmt}
     for key in ("dim", "dt", "bounds", "periodic_boundary_conditions",
@@ -344,6 +347,40 @@ def _inspect_mesh(directory: Path, fmt: str) -> dict[str, Any]:
     return summary
 
 
+def _span(values: list[int]) -> list[int] | None:
+    return [min(values), max(values)] if values else None
+
+
+def _inspect_objects(directory: Path) -> dict[str, Any]:
+    """``inspect_dataset`` for object datasets (``"kind": "objects"``): the metadata and, per split,
+    ``num_trajectories``, ``num_frames`` and ``num_objects`` as ``[min, max]``, ``shape_counts`` (shape
+    name -> objects over all trajectories), ``num_springs`` and ``num_obstacles`` as ``[min, max]``.
+    Reads the scenes only, no frames."""
+    metadata = load_object_metadata(directory)
+    names = {code: name for name, code in metadata.shape_kinds.items()}
+    splits: dict[str, Any] = {}
+    for split in _present_splits(directory, "h5"):
+        frames, objects, springs, obstacles, shapes = [], [], [], [], Counter()
+        with open_object_split(directory, split, metadata) as source:
+            for i in range(len(source)):
+                scene = source.scene(i)
+                frames.append(source.num_frames(i))
+                objects.append(scene.num_objects)
+                springs.append(scene.num_springs)
+                obstacles.append(scene.num_obstacles)
+                shapes.update(names.get(int(c), str(int(c))) for c in scene.shape)
+        splits[split] = {"num_trajectories": len(frames), "num_frames": _span(frames),
+                         "num_objects": _span(objects), "shape_counts": dict(sorted(shapes.items())),
+                         "num_springs": _span(springs), "num_obstacles": _span(obstacles)}
+    summary = {"path": str(directory), "format": "objects", **metadata.to_dict(), "splits": splits}
+    if isinstance(summary.get("generator"), dict) and "trajectories" in summary["generator"]:
+        # one report per trajectory and split: metadata.json has them; the summary says how many
+        reports = summary["generator"]["trajectories"]
+        summary["generator"] = {**summary["generator"], "trajectories": (
+            {name: len(r) for name, r in reports.items()} if isinstance(reports, dict) else len(reports))}
+    return summary
+
+
 def _summarize_mesh_split(source: MeshSplit | MeshgraphnetsSplit) -> dict[str, Any]:
     frames, nodes, cells, types = [], [], [], Counter()
     if isinstance(source, MeshSplit):
@@ -361,13 +398,10 @@ def _summarize_mesh_split(source: MeshSplit | MeshgraphnetsSplit) -> dict[str, A
                          else len(traj.cells))
             types.update(traj.node_type[:int(traj.nodes_per_frame()[0])].tolist())
 
-    def span(values: list[int]) -> list[int] | None:
-        return [min(values), max(values)] if values else None
-
     return {
         "num_trajectories": len(frames),
-        "num_frames": span(frames),
-        "num_nodes": span(nodes),
-        "num_cells": span(cells),
+        "num_frames": _span(frames),
+        "num_nodes": _span(nodes),
+        "num_cells": _span(cells),
         "node_type_counts": {int(t): int(c) for t, c in sorted(types.items())},
     }

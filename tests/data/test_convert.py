@@ -96,3 +96,15 @@ def test_inspect_dataset():
     assert tiny["format"] == "tfrecord"
     assert tiny["splits"]["train"]["particle_type_counts"] == {3: 4, 5: 10}
     assert inspect_dataset(FIXTURES / "npz_tiny")["splits"]["valid"]["has_context"] is True
+
+
+def test_inspect_object_dataset(objects_dataset):
+    summary = inspect_dataset(objects_dataset)
+    assert summary["format"] == "objects" and summary["kind"] == "objects"
+    train = summary["splits"]["train"]
+    assert train["num_trajectories"] == 4 and train["num_frames"] == [41, 41]
+    low, high = train["num_objects"]
+    assert 3 <= low <= high <= 8
+    assert sum(train["shape_counts"].values()) >= 4 * low
+    assert summary["generator"]["trajectories"] == {"train": 4, "valid": 2, "test": 2}   # the reports, counted
+    json.dumps(summary)
