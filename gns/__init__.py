@@ -47,12 +47,14 @@ _LAZY = {
     # rigid objects
     "ObjectSimulator": "gns.objects.simulator", "ObjectState": "gns.objects.state", "ObjectTask": "gns.objects.task",
     "ObjectWindows": "gns.objects.windows", "render_object_rollout": "gns.objects.viz",
+    "animate_objects": "gns.objects.viz", "record_trajectory": "gns.objects.viz",
     "open_object_split": "gns.data.objects", "load_object_metadata": "gns.data.objects",
     "PlanConfig": "gns.objects.plan", "plan_on_split": "gns.objects.plan", "format_planning": "gns.objects.plan",
     # reference solvers (optional dependencies are imported on use)
     "ClothConfig": "gns.solvers.cloth", "generate_cloth": "gns.solvers.cloth",
     "Flow2DConfig": "gns.solvers.flow2d", "generate_flow2d": "gns.solvers.flow2d",
     "Water2DConfig": "gns.solvers.water2d", "generate_water2d": "gns.solvers.water2d",
+    "Objects2DConfig": "gns.solvers.objects2d", "generate_objects2d": "gns.solvers.objects2d",
     # plots shared by every domain
     "plot_error_vs_horizon": "gns.viz", "plot_error_over_time": "gns.viz", "animation_html": "gns.viz",
     "save_animation": "gns.viz",
