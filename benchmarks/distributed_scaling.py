@@ -1,8 +1,9 @@
-"""Data-parallel scaling of training: steps/s and samples/s with 1 and with K gloo processes, side by side.
+"""Data-parallel scaling of training: steps/s and samples/s with 1 and with K processes (gloo on CPUs, NCCL on GPUs), side by side.
 
 Each configuration is one real ``gns train`` run of a preset (default: ``demo``) on a dataset (default:
 ``datasets/water2d``), in a fresh run directory: 1 rank is the plain command, K ranks are
-``torchrun --standalone --nproc_per_node=K -m gns.cli train ... --backend gloo`` on this machine. Every
+``torchrun --standalone --nproc_per_node=K -m gns.cli train ... --backend gloo`` on this machine (with
+``--device cuda``: ``--backend nccl``, one GPU per rank, which needs K GPUs). Every
 rank draws its own ``train.batch_size`` windows, so K ranks train on K x ``batch_size`` samples per step.
 
 * **steps/s**: from the run's ``log.csv``, the steps between the first and the last log row over the
@@ -21,6 +22,7 @@ one-step part of its pushforward schedule is reached.
     python benchmarks/distributed_scaling.py                                   # demo preset, 1 vs 2 ranks
     python benchmarks/distributed_scaling.py --steps 600 --repeats 3 --json scaling.json
     python benchmarks/distributed_scaling.py --ranks 1 2 4 --threads 2       # on a larger machine
+    python benchmarks/distributed_scaling.py --device cuda --ranks 1 2 4 8   # GPUs, NCCL
     python benchmarks/distributed_scaling.py --quick --dataset TINY --set model.latent_size=16   # smoke test
 """
 
@@ -55,7 +57,7 @@ def train_command(ranks: int, args: argparse.Namespace, out: Path) -> list[str]:
                 "train.eval_every=1000000000", "train.checkpoint_every=1000000000", "train.time_budget_s=0",
                 "train.valid_windows=8", "train.valid_rollouts=1", "train.valid_rollout_steps=5", *args.overrides]
     return [*launch, "train", "--preset", args.preset, "--dataset", str(args.dataset), "--out", str(out),
-            "--device", "cpu", "--backend", "gloo", "--no-resume", "--quiet",
+            "--device", args.device, "--backend", "nccl" if args.device == "cuda" else "gloo", "--no-resume", "--quiet",
             *[item for s in settings for item in ("--set", s)]]
 
 
@@ -94,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=2, help="runs of every configuration, taking turns (default: 2)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a setting of the preset in every run (repeatable)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cpu: gloo processes on this machine's cores; cuda: NCCL, one GPU per rank (default: cpu)")
     p.add_argument("--quick", action="store_true", help="smoke test: 6 steps, one repeat (figures not for docs)")
     p.add_argument("--json", help="write every number to this file")
     args = p.parse_args(argv)
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     batch = load_config(preset_path(args.preset), args.overrides).train.batch_size
     m = machine()
     print(f"# gns data-parallel scaling: preset {args.preset} (batch {batch} per rank), {args.steps} steps per run, "
-          f"{args.threads} thread(s) per rank, gloo on CPU; {m.get('cpu', '?')} ({m['cpu_count']} cores), torch "
+          f"{args.threads} thread(s) per rank, {'NCCL on GPUs' if args.device == 'cuda' else 'gloo on CPU'}; {m.get('cpu', '?')} ({m['cpu_count']} cores), torch "
           f"{m['torch']}, load average {_loadavg(m.get('loadavg_start'))}"
           f"{', QUICK (not for figures)' if args.quick else ''}\n")
     runs: dict[int, list[dict]] = {k: [] for k in args.ranks}
