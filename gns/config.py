@@ -67,6 +67,10 @@ class TrainConfig:
     noise_correction: float = 1.0      # second-order targets (particles, cloth): share of the last input velocity's
                                        # noise the one-step target asks the model to remove. 1: GNS (the next
                                        # velocity is fully corrected); 0: noise only perturbs the inputs
+    offset_noise_std: float = 0.0      # std of a constant offset per entity added to the whole input window of the
+                                       # target field (positions): the velocities stay clean; 0: none
+    offset_restore: float = 0.1        # share of that offset the one-step target asks the model to remove, so that
+                                       # it learns to move a configuration that drifted back towards the data's
     loss: str = "onestep"              # "onestep" | "pushforward" | "bptt"
     # pushforward (LagrangeBench): from step pushforward_steps[i] on, unroll pushforward_unrolls[i] may be drawn,
     # with relative probability pushforward_probs[i]; the unroll runs without gradient, the loss is on the last step.

@@ -44,7 +44,8 @@ def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 
 def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma: float = 0.0,
                   generator: torch.Generator | None = None, backprop_through_unroll: bool = False,
-                  correction: float = 1.0, replica: torch.nn.Module | None = None) -> Tensor:
+                  correction: float = 1.0, replica: torch.nn.Module | None = None,
+                  offset: tuple[float, float] = (0.0, 0.0)) -> Tensor:
     """Loss on normalized outputs after ``unroll`` model steps.
 
     Noise: ``simulator.training_noise`` perturbs the target field's input window (or the windows
@@ -76,6 +77,12 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
         replica: the module whose call runs ``simulator``'s forward (``simulator`` wrapped in
             ``DistributedDataParallel``, whose backward averages the gradients over the ranks);
             default: ``simulator``. Everything else (noise, targets, integration) is ``simulator``'s.
+        offset: ``(std, restore)``: a constant offset per entity, drawn with this std, added to every
+            frame of the target field's input window (the velocities it implies are unchanged: the
+            history stays clean), of which the first target asks the model to remove the share
+            ``restore``. Where the random walk teaches the model to correct a noisy velocity, this
+            teaches it to move a configuration that has drifted from the data's back towards it
+            (``(0, 0)``: none). Held entities get none.
 
     Returns:
         scalar loss.
@@ -97,6 +104,12 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
     else:
         noise = {}
     noise = {name: noise.get(name, torch.zeros_like(frames[name][:, :w])) for name in integrated}
+    offset_std, restore = offset
+    if offset_std > 0:
+        first = frames[target][:, 0]
+        shift = torch.randn(first.shape, generator=generator, device=first.device, dtype=first.dtype) * offset_std
+        shift = torch.where(held[:, None], torch.zeros_like(shift), shift)
+        noise[target] = noise[target] + shift[:, None]
     history = {name: frames[name][:, :w] + noise[name] for name in integrated}
     losses = []
     for j in range(unroll + 1):
@@ -112,6 +125,8 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
                     nxt[name] = nxt[name] + (1.0 - gamma) * noise[name][:, -1]
                     if correction != 1.0:
                         nxt[name] = nxt[name] + (1.0 - correction) * (noise[name][:, -1] - noise[name][:, -2])
+                if offset_std > 0:  # the shift went into the noise above; the target keeps 1 - restore of it
+                    nxt[target] = nxt[target] - (1.0 - gamma) * shift + (1.0 - restore) * shift
             losses.append(masked_mse(predicted, simulator.target(step_state, nxt, ~held), ~held))
         if j < unroll:
             stepped = simulator.integrate(step_state, predicted)

@@ -52,6 +52,10 @@ class SimulatorTask:
             raise GnsInputError("noise correction is a share in [0, 1], and below 1 only for second-order targets "
                                 "(positions)", key="train.noise_correction", expected="1.0 for first-order targets",
                                 found=config.train.noise_correction)
+        if config.train.offset_noise_std < 0 or not 0.0 <= config.train.offset_restore <= 1.0:
+            raise GnsInputError("the offset noise std must not be negative and its restored share lie in [0, 1]",
+                                key="train.offset_noise_std / train.offset_restore", expected=">= 0 / [0, 1]",
+                                found=(config.train.offset_noise_std, config.train.offset_restore))
         self.sampler = domain.training_windows(self.model, self.train_split)
         self.valid_sampler = domain.training_windows(self.model, self.valid_split)
         train = config.train
@@ -82,7 +86,8 @@ class SimulatorTask:
                                           train.early_fraction)
         truth = self.sampler.load(items, window).to(self.device)
         return unrolled_loss(self.model, truth, unroll, self.noise_std, self.gamma, random.device, backprop,
-                             train.noise_correction, replica=replica)
+                             train.noise_correction, replica=replica,
+                             offset=(train.offset_noise_std, train.offset_restore))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

@@ -54,7 +54,7 @@ class _RecordingSimulator:
     window, target_field, predicted_fields = 6, "position", ("position",)
 
     def __init__(self, noise):
-        self.noise, self.targets = noise, []
+        self.noise, self.targets, self.inputs = noise, [], []
 
     def held(self, state):
         return torch.zeros(state.position.shape[0], dtype=torch.bool)
@@ -66,6 +66,7 @@ class _RecordingSimulator:
         return torch.zeros(state.position.shape[0], 2)
 
     def target(self, state, next_fields, mask):
+        self.inputs.append(state.position)
         self.targets.append(inverse_integrate(state.position, next_fields["position"], *NO_BOX))
         return self.targets[-1]
 
@@ -86,3 +87,22 @@ def test_noise_correction_share_scales_the_velocity_correction():
         # target acceleration = true one minus `share` of the last velocity's noise
         assert torch.allclose(simulator.targets[0], true_acc - share * last_velocity_noise, atol=1e-6)
         assert math.isclose(float(loss), float((simulator.targets[0] ** 2).mean()), rel_tol=1e-5)
+
+
+def test_offset_noise_keeps_the_velocities_and_asks_for_its_restored_share():
+    from gns.particles.state import ParticleState
+    from gns.train.losses import unrolled_loss
+
+    torch.manual_seed(0)
+    true = torch.cumsum(torch.randn(30, 7, 2) * 1e-3, dim=1) + 0.5   # (N, C+2, D)
+    state = ParticleState(true, torch.zeros(30, dtype=torch.long), torch.tensor([30]))
+    true_acc = inverse_integrate(true[:, :6], true[:, 6], *NO_BOX)
+    for restore in (0.0, 0.3, 1.0):
+        simulator = _RecordingSimulator(torch.zeros(30, 6, 2))      # no random walk: the offset alone
+        generator = torch.Generator().manual_seed(2)
+        unrolled_loss(simulator, state, 0, 1e-3, 0.0, generator, offset=(1e-3, restore))
+        shift = torch.randn((30, 2), generator=torch.Generator().manual_seed(2)) * 1e-3
+        # the input window moved as a whole (velocities unchanged) ...
+        torch.testing.assert_close(simulator.inputs[0], true[:, :6] + shift[:, None])
+        # ... and the target acceleration removes `restore` of the offset in one step
+        torch.testing.assert_close(simulator.targets[0], true_acc - restore * shift, atol=1e-7, rtol=0)
