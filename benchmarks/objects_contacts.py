@@ -14,6 +14,7 @@ the next frame's acceleration from the true window before it (no rollout). Print
 
     python benchmarks/objects_contacts.py --checkpoint runs/objects2d --dataset datasets/objects2d
     python benchmarks/objects_contacts.py --checkpoint A B          # several models side by side
+    python benchmarks/objects_contacts.py --impact-estimate 40     # what the objects.impact inputs explain alone
 """
 
 from __future__ import annotations
@@ -219,6 +220,58 @@ def impact_mlp(checkpoint: str, dataset: str, trajectories: int, iterations: int
         return {"impacts": len(x), "fit_error_share": share(fit), "held_out_error_share": share(held)}
 
 
+def impact_estimate(dataset: str, trajectories: int) -> dict[str, dict[str, float]]:
+    """How much of the acceleration at impacts the ``objects.impact`` inputs explain, by themselves.
+
+    On the first ``trajectories`` training trajectories, every object that starts touching another object
+    (by the solver's record) in the step after the window and touches no wall in it or the step before
+    (``pairs``), that starts touching a wall and no object (``walls``), and the free objects (no contact in
+    either step, every fifth frame): the change of the acceleration beyond the free motion (the mean of the
+    two actions' accelerations and the solver's damping) against the summed impact inputs
+    (:meth:`gns.objects.ObjectSimulator.impact_estimate`), as the share ``sum |change - estimate| / sum
+    |change|`` (predicting no change: 1), and, for the free objects, the share of their whole acceleration
+    that the free motion leaves, without and with the estimate added.
+    """
+    from gns.config import ModelConfig, ObjectConfig
+    from gns.domains import get_domain
+    from gns.objects.simulator import ObjectSimulator
+
+    domain = get_domain("objects")
+    metadata = domain.load_metadata(dataset)
+    split = domain.open_split(dataset, "train", metadata)
+    simulator = ObjectSimulator(ModelConfig(latent_size=8, message_passing_steps=1), ObjectConfig(impact=True),
+                                metadata, 0.0).eval()
+    windows = ObjectWindows(split)
+    keep = 0.5 ** metadata.dt - 1                       # the solver's damping: half the velocity kept per second
+    sums = {name: [0.0, 0.0, 0, 0.0, 0.0] for name in ("pairs", "walls", "free")}
+    for i in range(min(trajectories, len(split))):
+        frames = split.num_frames(i)
+        full, record = windows.read(i, 0, frames), split.read_window(i, 0, frames)
+        pair, wall = np.asarray(record.contacts).any(-1), np.asarray(record.wall_contacts).any(-1)
+        for t in range(simulator.window - 1, frames - 1):
+            groups = {"pairs": pair[t] & ~pair[t - 1] & ~wall[t] & ~wall[t - 1],
+                      "walls": wall[t] & ~wall[t - 1] & ~pair[t] & ~pair[t - 1],
+                      "free": ~(pair[t] | pair[t - 1] | wall[t] | wall[t - 1]) & (t % 5 == 0)}
+            if not any(g.any() for g in groups.values()):
+                continue
+            state = full.replace(fields={k: v[:, t + 1 - simulator.window:t + 1] for k, v in full.fields.items()})
+            x = full.position[:, t - 1:t + 2].double()
+            accel = x[:, 2] - 2 * x[:, 1] + x[:, 0]
+            free = simulator.action_acceleration(state).mean(1)[:, :2].double() + keep * (x[:, 1] - x[:, 0])
+            change = accel - free
+            estimate = simulator.impact_estimate(state)[:, :2].double()
+            for name, group in groups.items():
+                chosen = torch.as_tensor(group)
+                s_ = sums[name]
+                s_[0] += float((change - estimate)[chosen].norm(dim=-1).sum())
+                s_[1] += float(change[chosen].norm(dim=-1).sum())
+                s_[2] += int(chosen.sum())
+                s_[3] += float(accel[chosen].norm(dim=-1).sum())
+    return {name: {"objects": s_[2], "unexplained_share": s_[0] / max(s_[1], 1e-30),
+                   "free_motion_share_of_acceleration": s_[1] / max(s_[3], 1e-30),
+                   "with_estimate_share_of_acceleration": s_[0] / max(s_[3], 1e-30)} for name, s_ in sums.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", nargs="+", default=["runs/objects2d"],
@@ -235,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--action-law", type=int, metavar="N", default=0,
                         help="also: which actions explain the free objects' accelerations in the first N "
                              "training trajectories (0: skip)")
+    parser.add_argument("--impact-estimate", type=int, metavar="N", default=0,
+                        help="also: how much of the acceleration at the impacts of the first N training trajectories "
+                             "the objects.impact inputs explain by themselves (0: skip)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -256,6 +312,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"MLP on {args.checkpoint[0]}'s inputs at {mlp['impacts']} impacts: error share fitted "
                   f"{mlp['fit_error_share']:.3f}, held out {mlp['held_out_error_share']:.3f}")
+    if args.impact_estimate:
+        table = impact_estimate(args.dataset, args.impact_estimate)
+        print("| objects (training split) | count | change beyond free motion left by the impact inputs "
+              "| free motion leaves of the acceleration | with the impact inputs |")
+        print("|---|---:|---:|---:|---:|")
+        for name, r in table.items():
+            print(f"| {name} | {r['objects']} | {r['unexplained_share']:.3f} | "
+                  f"{r['free_motion_share_of_acceleration']:.3f} | {r['with_estimate_share_of_acceleration']:.3f} |")
     rows = [contact_report(c, args.dataset, args.trajectories, args.every, args.split) for c in args.checkpoint]
     print("| model | contact_scale | objects at impacts | error / true accel. at impacts | same, free objects "
           "| pair-edge ablation / output std |")

@@ -26,10 +26,11 @@ def test_objects_contacts_reports_every_figure(objects_dataset, tmp_path):
     out = tmp_path / "contacts.json"
     res = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", str(tmp_path / "run"), "--dataset",
                           str(objects_dataset), "--trajectories", "2", "--every", "2", "--action-law", "4",
-                          "--impact-law", "4", "--json", str(out)],
+                          "--impact-law", "4", "--impact-estimate", "4", "--json", str(out)],
                          capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "free objects' acceleration unexplained" in res.stdout and "disc-disc impacts" in res.stdout
+    assert "| pairs |" in res.stdout and "| walls |" in res.stdout                # the impact inputs' table
     (row,) = json.loads(out.read_text())
     assert row["free_objects"] > 0 and 0 <= row["pair_edge_ablation"]
     assert row["contact_scale"] == 0.02                                          # the preset's

@@ -37,9 +37,10 @@ from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.objects.features import (all_pairs, both_directions, edge_features, num_edge_features, num_spring_features,
-                                  num_wall_features, spring_features, velocity_history, wall_features, wall_impact_features,
+                                  impact_features, num_wall_features, spring_features, velocity_history, wall_features,
+                                  wall_impact_features,
                                   EDGE_FRAMES, NUM_WALL_IMPACT_FEATURES)
-from gns.objects.geometry import body_vertices, place, wall_gaps
+from gns.objects.geometry import body_vertices, place, separation, wall_gaps
 from gns.objects.integrate import integrate, inverse_integrate
 from gns.objects.state import ObjectState, check_object_state
 from gns.neighbors import radius_graph
@@ -208,6 +209,28 @@ class ObjectSimulator(nn.Module):
         push = self.action_acceleration(state).mean(dim=1)                                        # (K, 3)
         return (velocity + push[:, :2], spin + push[:, 2], state.mass, state.moment, state.restitution,
                 self.acceleration_normalizer.std)
+
+    @torch.no_grad()
+    def impact_estimate(self, state: ObjectState) -> Tensor:
+        """``(K, 3)`` the velocity (2) and spin change per step that frictionless impacts with the other objects
+        and the walls would give each object in the step after the window (m/step^2, rad/step^2, world frame):
+        the sums of the ``objects.impact`` inputs, whether or not the model reads them (a diagnostic:
+        ``benchmarks/objects_contacts.py --impact-estimate``)."""
+        check_object_state(state, self.window)
+        position, angle = state.position[:, -self.window:], state.angle[:, -self.window:]
+        velocity, spin = velocity_history(position), velocity_history(angle)
+        current, turn = position[:, -1], angle[:, -1, 0]
+        vertices, rounding = body_vertices(state.shape, state.size)
+        world = place(vertices, current, turn)
+        coming, coming_spin, mass, moment, restitution, _ = self.impact_inputs(state, velocity[:, -1], spin[:, -1, 0])
+        unit = torch.ones(3, dtype=current.dtype, device=current.device)
+        senders, receivers = all_pairs(state.n.to(current.device))
+        gap = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])
+        pairs = impact_features(current, coming, coming_spin, world, rounding, mass, moment, restitution, gap, senders,
+                                receivers, lambda v: v, self.scale, self.velocity_normalizer.std.mean(), unit)
+        total = torch.zeros_like(current[:, :1]).expand(-1, 3).clone().index_add_(0, receivers, pairs[:, 6:9])
+        return total + wall_impact_features(world, rounding, current, coming, coming_spin, mass, moment, restitution,
+                                            wall_gaps(world, rounding, self.bounds), unit)
 
     def action_acceleration(self, state: ObjectState) -> Tensor:
         """``(K, 2, 3)`` the actions of the previous and the current frame as the per-step accelerations they

@@ -237,6 +237,16 @@ def test_impact_features_reach_the_network(make_simulator, test_windows):
     assert torch.isfinite(graph.edge_sets["pairs"].features).all()
 
 
+def test_impact_estimate_sums_the_pair_and_wall_inputs(make_simulator, test_windows):
+    simulator = make_simulator("objects.impact=true", "objects.edge_frame=world")
+    state = test_windows.read(0, 3, 3 + simulator.window)
+    graph = simulator.build_graph(state)
+    edges, std = graph.edge_sets["pairs"], simulator.acceleration_normalizer.std
+    pairs = torch.zeros(state.num_entities, 3).index_add_(0, edges.receivers, edges.features[:, -3:] * std)
+    walls = graph.nodes[:, -3:] * std
+    torch.testing.assert_close(simulator.impact_estimate(state), pairs + walls, rtol=1e-5, atol=1e-9)
+
+
 def test_edge_frames_turn_only_the_receiver_frame(make_simulator, test_windows):
     receiver, world = make_simulator(), make_simulator("objects.edge_frame=world")
     state = test_windows.read(0, 3, 3 + receiver.window)
