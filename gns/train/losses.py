@@ -80,7 +80,7 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
         offset: ``(std, restore)``: a constant offset per entity, drawn with this std, added to every
             frame of the target field's input window (the velocities it implies are unchanged: the
             history stays clean), of which the first target asks the model to remove the share
-            ``restore``. Where the random walk teaches the model to correct a noisy velocity, this
+            ``restore`` (after an unroll of ``j`` steps: the target keeps ``(1 - restore)^(j + 1)`` of it). Where the random walk teaches the model to correct a noisy velocity, this
             teaches it to move a configuration that has drifted from the data's back towards it
             (``(0, 0)``: none). Held entities get none.
 
@@ -127,6 +127,8 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
                         nxt[name] = nxt[name] + (1.0 - correction) * (noise[name][:, -1] - noise[name][:, -2])
                 if offset_std > 0:  # the shift went into the noise above; the target keeps 1 - restore of it
                     nxt[target] = nxt[target] - (1.0 - gamma) * shift + (1.0 - restore) * shift
+            elif offset_std > 0:  # after an unroll of j steps, each restoring its share: (1 - restore)^(j + 1) left
+                nxt[target] = nxt[target] + (1.0 - restore) ** (j + 1) * shift
             losses.append(masked_mse(predicted, simulator.target(step_state, nxt, ~held), ~held))
         if j < unroll:
             stepped = simulator.integrate(step_state, predicted)

@@ -106,3 +106,20 @@ def test_offset_noise_keeps_the_velocities_and_asks_for_its_restored_share():
         torch.testing.assert_close(simulator.inputs[0], true[:, :6] + shift[:, None])
         # ... and the target acceleration removes `restore` of the offset in one step
         torch.testing.assert_close(simulator.targets[0], true_acc - restore * shift, atol=1e-7, rtol=0)
+
+
+def test_offset_noise_after_an_unroll_keeps_the_unrestored_share():
+    from gns.particles.state import ParticleState
+    from gns.train.losses import unrolled_loss
+
+    torch.manual_seed(0)
+    true = torch.cumsum(torch.randn(30, 9, 2) * 1e-3, dim=1) + 0.5   # (N, C+1 + 3, D): 6 inputs, 2 unrolled, 1 target
+    state = ParticleState(true, torch.zeros(30, dtype=torch.long), torch.tensor([30]))
+    simulator = _RecordingSimulator(torch.zeros(30, 6, 2))
+    simulator.integrate = lambda s, predicted: {"position": 2 * s.position[:, -1] - s.position[:, -2]}
+    unrolled_loss(simulator, state, 2, 1e-3, 0.0, torch.Generator().manual_seed(2), offset=(1e-3, 0.5))
+    shift = torch.randn((30, 2), generator=torch.Generator().manual_seed(2)) * 1e-3
+    # the target of the step after two unrolled ones keeps (1 - 0.5)^3 of the offset
+    expected = inverse_integrate(simulator.inputs[-1], true[:, 8] + 0.125 * shift, *NO_BOX)
+    torch.testing.assert_close(simulator.targets[-1], expected, atol=1e-7, rtol=0)
+
