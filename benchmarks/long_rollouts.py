@@ -136,7 +136,7 @@ LEVERS.update({
         f"near walls, noise 3e-5, pushforward up to 10 steps, a constant offset of std {std} m per particle "
         f"over the window, {restore} of it removed by the target",
         NEAR_WALLS + UNROLL10 + [f"train.offset_noise_std={std}", f"train.offset_restore={restore}"])
-    for std in ("3e-4", "1e-3") for restore in ("0.1", "0.3")})
+    for std in ("3e-4", "1e-3", "3e-3") for restore in ("0.1", "0.3")})
 
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
