@@ -337,8 +337,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(table(["K", "entities", "one batch s", "one batch futures/s", f"chunks of {args.chunk} futures/s",
                      "one at a time futures/s", "one batch vs one at a time", "chunked vs one at a time",
                      "peak MiB per future (one batch)", "peak MiB (one future alone)", "background cores"], rows))
-    return finish_run(results, t_start, args.json, lambda x: "n/a" if x is None else
-                      " ".join(f"{v:.2f}" for v in x))
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ for _p in (str(REPO), str(HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from throughput import BACKGROUND, finish_run, log, machine, table  # noqa: E402
+from throughput import BACKGROUND, finish_run, loadavg_text, log, machine, table  # noqa: E402
 
 from gns.config import load_config, preset_path  # noqa: E402
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     m = machine()
     print(f"# gns data-parallel scaling: preset {args.preset} (batch {batch} per rank), {args.steps} steps per run, "
           f"{args.threads} thread(s) per rank, {'NCCL on GPUs' if args.device == 'cuda' else 'gloo on CPU'}; {m.get('cpu', '?')} ({m['cpu_count']} cores), torch "
-          f"{m['torch']}, load average {_loadavg(m.get('loadavg_start'))}"
+          f"{m['torch']}, load average {loadavg_text(m.get('loadavg_start'))}"
           f"{', QUICK (not for figures)' if args.quick else ''}\n")
     runs: dict[int, list[dict]] = {k: [] for k in args.ranks}
     with tempfile.TemporaryDirectory(prefix="gns_scaling_") as tmp:
@@ -141,11 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{summary[last]['samples_per_s'] / summary[first]['samples_per_s']:.2f}")
     results = {"machine": m, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                "batch_size": batch, "ranks": summary}
-    return finish_run(results, t_start, args.json, loadavg=_loadavg)
+    return finish_run(results, t_start, args.json)
 
-
-def _loadavg(values) -> str:
-    return "?" if not values else " ".join(f"{v:.2f}" for v in values)
 
 
 if __name__ == "__main__":

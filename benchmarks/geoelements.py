@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["sizes"][str(target)] = res
         print_size(res, device)
     print("\nspeed vs geoelements/gns = their median seconds per step / this step's (above 1: faster than theirs)")
-    return finish_run(results, t_start, args.json, loadavg=lambda v: "?" if not v else " ".join(f"{x:.2f}" for x in v))
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ for _p in (str(REPO), str(HERE)):
         sys.path.insert(0, _p)
 
 from throughput import (BACKGROUND, _Timer, add_retry_options, finish_run, interleaved, log,  # noqa: E402
-                        machine, peak_memory, quietest, start_run, table)
+                        args_record, loadavg_text, machine, peak_memory, quietest, start_run, table,
+                        table_parser)
 
 import gns.mesh.simulator as simulator_module  # noqa: E402
 from gns.config import PRESETS_DIR, MeshConfig, ModelConfig, TrainConfig, load_config  # noqa: E402
@@ -734,19 +735,12 @@ def print_domain(domain: str, result: dict, device: torch.device) -> None:
 # command line
 # =============================================================================================
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Tables are printed as Markdown; --json writes every number.")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p = table_parser(__doc__)
     p.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS, help="default: cloth flow")
     p.add_argument("--scales", type=float, nargs="+", default=None,
                    help="node-count multipliers of the default meshes, same physical size (default: 1 10)")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed repeats, after one warm-up call; the median is reported (default: 3, 2 at scales >= 5)")
-    p.add_argument("--target-seconds", type=float, default=0.3,
-                   help="each repeat runs enough calls to last about this long (default: 0.3)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: meshes of a tenth of the default nodes, scale 1, 1 repeat, short timings, "
                         "peak memory of the first configuration only")
@@ -766,10 +760,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _loadavg(values) -> str:
-    return "?" if not values else " ".join(f"{v:.2f}" for v in values)
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = start_run(args)
@@ -779,17 +769,13 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     t_start = time.perf_counter()
-    results: dict = {"machine": machine(), "args": {k: (str(v) if isinstance(v, Path) else v)
-                                                    for k, v in vars(args).items() if not k.startswith("_")},
-                     "domains": {}}
-    if device.type == "cuda":
-        results["machine"]["gpu"] = torch.cuda.get_device_name(device)
+    results: dict = {"machine": machine(device), "args": args_record(args), "domains": {}}
     m = results["machine"]
     mc = ModelConfig()
     print(f"# gns mesh throughput: default model latent {mc.latent_size}, {mc.message_passing_steps} message passing "
           f"steps, {mc.hidden_layers} hidden layers; device {device}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, {m.get('cpu', '?')} ({m['cpu_count']} cores), load average "
-          f"{_loadavg(m.get('loadavg_start'))}{', QUICK (tiny meshes, 1 repeat: not for figures)' if args.quick else ''}\n")
+          f"{loadavg_text(m.get('loadavg_start'))}{', QUICK (tiny meshes, 1 repeat: not for figures)' if args.quick else ''}\n")
     for domain in args.domains:
         results["domains"][domain] = run_domain(domain, args, device)
     kept = [x for d in results["domains"].values() for r in d["cases"]
@@ -797,7 +783,7 @@ def main(argv: list[str] | None = None) -> dict:
     if BACKGROUND.available and kept:
         print(f"other processes' CPU load during the kept samples: median {statistics.median(kept):.2f}, max "
               f"{max(kept):.2f} cores (retry threshold {args.max_background})")
-    return finish_run(results, t_start, args.json, loadavg=_loadavg)
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

@@ -312,8 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"no_effect {change['no_effect'][last]:.3f}")
     skipped = {kind: sum(kind in s["skipped"] for s in states) for kind in KINDS}
     print(f"kinds skipped (no candidate accepted) on how many states: {skipped}")
-    return finish_run(results, t_start, args.json, loadavg=lambda v: "unknown" if v is None else
-                      "/".join(f"{x:.1f}" for x in v))
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

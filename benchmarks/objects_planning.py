@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
                 [[c["k"], f"{c['learned_s']:.3f}", f"{c['learned_futures_per_s']:.1f}",
                   f"{c['learned_object_steps_per_s']:.0f}", f"{c['solver_futures_per_s']:.1f}",
                   f"{max(c['background_cores']):.2f}"] for c in cells]))
-    return finish_run(results, t_start, args.json, lambda x: "n/a" if x is None else " ".join(f"{v:.2f}" for v in x))
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

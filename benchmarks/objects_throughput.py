@@ -84,7 +84,7 @@ for _p in (str(REPO), str(HERE)):
         sys.path.insert(0, _p)
 
 from throughput import (BACKGROUND, add_retry_options, finish_run, interleaved, log, machine,  # noqa: E402
-                        peak_memory, start_run, table)
+                        peak_memory, start_run, table, table_parser, args_record, loadavg_text)
 
 from gns.config import Config, load_config, preset_path  # noqa: E402
 from gns.data.objects import SHAPES, ObjectMetadata, is_object_dataset, load_object_metadata  # noqa: E402
@@ -402,10 +402,7 @@ def print_results(results: dict, device: torch.device) -> None:
 # command line
 # =============================================================================================
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Tables are printed as Markdown; --json writes every number.")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p = table_parser(__doc__)
     p.add_argument("--objects", type=int, nargs="+", default=None,
                    help="objects per scene, one configuration each (default: 8 64; above the dataset's 8 the box "
                         "grows to keep the objects per area)")
@@ -422,10 +419,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "without it (default: datasets/objects2d)")
     p.add_argument("--repeats", type=int, default=3,
                    help="timed repeats, after one warm-up call; the median is reported (default: 3)")
-    p.add_argument("--target-seconds", type=float, default=0.3,
-                   help="each repeat runs enough calls to last about this long (default: 0.3)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 4 and 8 objects, batch 2, a sweep of 1 and 4 scenes, 1 repeat, short timings, "
                         "no memory subprocesses (seconds; not for figures)")
@@ -446,10 +439,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _loadavg(values) -> str:
-    return "?" if not values else " ".join(f"{v:.2f}" for v in values)
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = start_run(args)
@@ -462,20 +451,17 @@ def main(argv: list[str] | None = None) -> dict:
     config = preset_config(args.overrides)
     batch = args.batch or config.train.batch_size
     base = base_for(args.dataset)
-    results: dict = {"machine": machine(), "args": {k: (str(v) if isinstance(v, Path) else v)
-                                                    for k, v in vars(args).items() if not k.startswith("_")},
+    results: dict = {"machine": machine(device), "args": args_record(args),
                      "batch": batch, "source": base.source, "metadata": base.metadata.to_dict(),
                      "model": dataclasses.asdict(config.model), "objects_config": dataclasses.asdict(config.objects),
                      "cases": [], "sweep": []}
     results["metadata"].pop("generator", None)
-    if device.type == "cuda":
-        results["machine"]["gpu"] = torch.cuda.get_device_name(device)
     m, mc, oc = results["machine"], config.model, config.objects
     overrides = f", overrides {' '.join(args.overrides)}" if args.overrides else ""
     print(f"# gns object throughput: objects preset (latent {mc.latent_size}, {mc.message_passing_steps} message "
           f"passing steps, {mc.hidden_layers} hidden layers, edges {oc.edges}, contact_scale {oc.contact_scale}"
           f"{overrides}); device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"{m.get('cpu', '?')} ({m['cpu_count']} cores), load average {_loadavg(m.get('loadavg_start'))}"
+          f"{m.get('cpu', '?')} ({m['cpu_count']} cores), load average {loadavg_text(m.get('loadavg_start'))}"
           f"{', QUICK (tiny, 1 repeat: not for figures)' if args.quick else ''}\nscenes from {base.source}")
     cases = [Case(n, batch, list(args.overrides)) for n in args.objects]
     results["cases"] = run_group(cases, ("train", "rollout"), base, args, device, "train and rollout")
@@ -488,7 +474,7 @@ def main(argv: list[str] | None = None) -> dict:
     if BACKGROUND.available and kept:
         print(f"other processes' CPU load during the kept samples: median {statistics.median(kept):.2f}, max "
               f"{max(kept):.2f} cores (retry threshold {args.max_background})")
-    return finish_run(results, t_start, args.json, loadavg=_loadavg)
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

@@ -158,8 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"training steps/s {args.precisions[1]} / {args.precisions[0]}: {b / a:.2f}")
     results = {"machine": m, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                "bf16_native": native, "runs": runs}
-    return finish_run(results, t_start, args.json,
-                      loadavg=lambda v: "?" if not v else " ".join(f"{x:.2f}" for x in v))
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["checkpointing"] = run_checkpointing(args)
         print_checkpointing(results["checkpointing"], args)
     print()
-    return finish_run(results, t_start, args.json, loadavg=lambda v: "?" if not v else " ".join(f"{x:.2f}" for x in v))
+    return finish_run(results, t_start, args.json)
 
 
 if __name__ == "__main__":

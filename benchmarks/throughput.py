@@ -733,9 +733,12 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
 
 
-def machine() -> dict:
+def machine(device: torch.device | None = None) -> dict:
+    """Python, torch, threads, cores, platform, load average, CPU model, and the GPU's name on CUDA."""
     info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    if device is not None and device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
     try:
         info["loadavg_start"] = os.getloadavg()
     except OSError:
@@ -757,6 +760,29 @@ def add_retry_options(p: argparse.ArgumentParser, budget_per: str) -> None:
     p.add_argument("--retries", type=int, default=2, help="retries per noisy sample (default: 2)")
     p.add_argument("--retry-budget", type=float, default=60.0,
                    help=f"seconds that retries may cost per {budget_per} in all (default: 60)")
+
+
+def loadavg_text(values) -> str:
+    """A load average triple as printed in the scripts' headers (``?`` where it is unknown)."""
+    return "?" if not values else " ".join(f"{v:.2f}" for v in values)
+
+
+def args_record(args: argparse.Namespace) -> dict:
+    """The command-line arguments for a JSON record: private ones left out, paths as strings."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
+
+
+def table_parser(doc: str) -> argparse.ArgumentParser:
+    """The parser of a throughput script whose docstring is ``doc``, with ``--device``, ``--target-seconds``,
+    ``--threads`` and ``--json``: the options every such script shares."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Tables are printed as Markdown; --json writes every number.")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--target-seconds", type=float, default=0.3,
+                   help="each repeat runs enough calls to last about this long (default: 0.3)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
+    return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -848,10 +874,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"baseline run imported gns from {gns.__file__}, not from {args._expect_gns_root}")
 
     t_start = time.perf_counter()
-    results: dict = {"machine": machine(), "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
-                     "sizes": {}}
-    if device.type == "cuda":
-        results["machine"]["gpu"] = torch.cuda.get_device_name(device)
+    results: dict = {"machine": machine(device), "args": args_record(args), "sizes": {}}
     print(f"# gns throughput: default model {ModelConfig()}, device {device}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, malloc {args.malloc}\n")
 
@@ -994,7 +1017,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def finish_run(results: dict, t_start: float, json_path: str | None,
-               loadavg: Callable[[object], str] = str) -> dict:
+               loadavg: Callable[[object], str] = loadavg_text) -> dict:
     """End of a benchmark run: record the final load average and the wall time in ``results``, print
     them (``loadavg`` formats a load average, None when unknown), and write ``results`` to
     ``json_path`` when one is given."""
