@@ -77,7 +77,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -89,7 +88,7 @@ for _p in (str(REPO), str(HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from throughput import (BACKGROUND, _Timer, add_retry_options, finish_run, interleaved, log,  # noqa: E402
+from throughput import (BACKGROUND, rollout_step, _Timer, add_retry_options, finish_run, interleaved, log,  # noqa: E402
                         args_record, loadavg_text, machine, peak_memory, quietest, start_run, table,
                         table_parser)
 
@@ -475,14 +474,6 @@ class MeshTrainer:
         torch.nn.utils.clip_grad_norm_(self.sim.parameters(), GRAD_CLIP)
         self.opt.step()
         return float(loss.detach())  # waits for the device, like the loop's logging
-
-
-def rollout_step(sim: MeshSimulator, state: MeshState) -> Callable[[], None]:
-    def run() -> None:
-        sim.eval()
-        with torch.inference_mode():
-            sim.predict_next(state)
-    return run
 
 
 # =============================================================================================

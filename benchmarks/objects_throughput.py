@@ -72,7 +72,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -83,7 +82,7 @@ for _p in (str(REPO), str(HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from throughput import (BACKGROUND, add_retry_options, finish_run, interleaved, log, machine,  # noqa: E402
+from throughput import (BACKGROUND, rollout_step, add_retry_options, finish_run, interleaved, log, machine,  # noqa: E402
                         peak_memory, start_run, table, table_parser, args_record, loadavg_text)
 
 from gns.config import Config, load_config, preset_path  # noqa: E402
@@ -276,14 +275,6 @@ class ObjectTrainer:
         self.opt.step()
         self.scheduler.step()
         return float(loss.detach())  # waits for the device, like the loop's logging
-
-
-def rollout_step(sim: ObjectSimulator, state: ObjectState) -> Callable[[], None]:
-    def run() -> None:
-        sim.eval()
-        with torch.inference_mode():
-            sim.predict_next(state)
-    return run
 
 
 # =============================================================================================

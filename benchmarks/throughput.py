@@ -309,11 +309,13 @@ class Trainer:
         return float(loss.detach())  # waits for the device, like the loop's logging
 
 
-def rollout_step(sim, window: ParticleBatch) -> Callable[[], None]:
+def rollout_step(sim, window) -> Callable[[], None]:
+    """One rollout step of any domain's simulator (``predict_next``, graph building included), eval mode,
+    no autograd."""
     def run() -> None:
         sim.eval()
         with torch.inference_mode():
-            sim.predict_next_position(window)
+            sim.predict_next(window)
     return run
 
 
