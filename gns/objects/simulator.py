@@ -18,8 +18,11 @@ the actions of the previous and the current frame (both act on the target accele
 spans two steps) as the per-step accelerations they would give the free object, ``F / m dt^2`` and
 ``tau / I dt^2`` (normalized like the outputs: a force means nothing to the network until divided by
 the mass it pushes); the gaps of the shape to the four walls (:mod:`gns.objects.geometry`); the
-cosine and sine of the angle (the walls and actions are in the world frame). Edge features:
-:func:`gns.objects.features.edge_features` between pairs of objects, and
+cosine and sine of the angle (the walls and actions are in the world frame); with ``objects.impact``,
+the velocity and spin change that impacts with the walls would give the object
+(:func:`gns.objects.features.wall_impact_features`). Edge features:
+:func:`gns.objects.features.edge_features` between pairs of objects (with ``objects.impact``, also the
+contact frame and the impact estimate of :func:`gns.objects.features.impact_features`), and
 :func:`gns.objects.features.spring_features` along both directions of each spring (an edge set
 that is empty in scenes without springs, so that every scene batches with every other).
 """
