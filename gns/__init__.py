@@ -3,7 +3,7 @@
 The public API; notebooks and user code import only from here.
 """
 
-from gns.config import Config, EvalConfig, ModelConfig, TrainConfig, load_config
+from gns.config import Config, EvalConfig, ModelConfig, TrainConfig, load_config, preset_path
 from gns.errors import CheckpointMismatchError, GnsInputError, GraphTooLargeError
 from gns.graph import EdgeSet, Graph, batch_graphs
 from gns.nn import EncodeProcessDecode, GraphNetBlock, build_mlp
@@ -72,7 +72,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'gns' has no attribute {name!r}")
 
 
-__all__ = ["Config", "ModelConfig", "TrainConfig", "EvalConfig", "load_config", "GnsInputError",
+__all__ = ["Config", "ModelConfig", "TrainConfig", "EvalConfig", "load_config", "preset_path", "GnsInputError",
            "GraphTooLargeError", "CheckpointMismatchError", "Graph", "EdgeSet", "batch_graphs",
            "EncodeProcessDecode", "GraphNetBlock", "build_mlp", "Normalizer", "OnlineNormalizer", "inflate_std",
            *_LAZY]
