@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gns.objects.geometry import contact_frame, place, separation, wall_gaps
+from gns.objects.geometry import contact_frame, separation
 
 __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_features", "num_edge_features",
            "gap_scales", "num_wall_features", "into_edge_frame", "EDGE_FRAMES", "approach_features",
@@ -67,17 +67,15 @@ def num_wall_features(contact_scale: float) -> int:
     return 8 if contact_scale > 0 else 4
 
 
-def wall_features(vertices: Tensor, rounding: Tensor, position: Tensor, angle: Tensor, bounds: Tensor,
-                  scale: float, contact_scale: float = 0.0) -> Tensor:
+def wall_features(gaps: Tensor, scale: float, contact_scale: float = 0.0) -> Tensor:
     """Each shape's gap to the left, right, bottom and top wall (:func:`gap_scales`): ``(N, 4)`` over
     ``scale`` (walls farther than ``scale`` carry no information, as for particles), then ``(N, 4)``
     over ``contact_scale`` if it is positive.
 
     Args:
-        vertices: ``(N, 4, 2)`` body-frame vertices; rounding: ``(N,)``; position: ``(N, 2)``;
-            angle: ``(N,)``; bounds: ``(2, 2)``.
+        gaps: ``(N, 4)`` m, :func:`gns.objects.geometry.wall_gaps` of the placed shapes.
     """
-    return gap_scales(wall_gaps(place(vertices, position, angle), rounding, bounds), scale, contact_scale)
+    return gap_scales(gaps, scale, contact_scale)
 
 
 EDGE_FRAMES = ("receiver", "world")
@@ -128,8 +126,8 @@ def _cross(r: Tensor, v: Tensor) -> Tensor:
     return r[:, 0] * v[:, 1] - r[:, 1] * v[:, 0]
 
 
-def impact_features(position: Tensor, velocity: Tensor, angular_velocity: Tensor, world: Tensor, rounding: Tensor,
-                    mass: Tensor, moment: Tensor, restitution: Tensor, gap: Tensor, senders: Tensor,
+def impact_features(position: Tensor, velocity: Tensor, angular_velocity: Tensor, mass: Tensor, moment: Tensor,
+                    restitution: Tensor, contact: tuple[Tensor, Tensor, Tensor], senders: Tensor,
                     receivers: Tensor, into_frame, scale: float, velocity_scale: Tensor,
                     acceleration_scale: Tensor) -> Tensor:
     """``(E, 9)``: the contact geometry of each pair and what a frictionless impact would do to the receiver.
@@ -152,8 +150,9 @@ def impact_features(position: Tensor, velocity: Tensor, angular_velocity: Tensor
     Args:
         position: ``(N, 2)`` centres; velocity: ``(N, 2)`` last per-step velocity (m/step);
             angular_velocity: ``(N,)`` (rad/step).
-        world: ``(N, 4, 2)`` placed vertices; rounding: ``(N,)``; mass, moment, restitution: ``(N,)``.
-        gap: ``(E,)`` separation of each pair (m, :func:`gns.objects.geometry.separation`).
+        mass, moment, restitution: ``(N,)``.
+        contact: :func:`gns.objects.geometry.contact_frame` of each pair, receiver first: ``(E, 2)`` normal
+            towards the sender, ``(E, 2)`` contact point, ``(E,)`` separation (m).
         into_frame: ``(E, 2) -> (E, 2)`` world vectors into the edge frame (:func:`into_edge_frame`).
         scale: length scale (m); velocity_scale: scalar (m/step); acceleration_scale: ``(3,)`` linear (2)
             and angular (1) per-step accelerations.
@@ -164,7 +163,7 @@ def impact_features(position: Tensor, velocity: Tensor, angular_velocity: Tensor
         over ``velocity_scale`` (negative: moving apart); the share of the step after contact; the
         receiver's velocity change (2, edge frame) and spin change over ``acceleration_scale``.
     """
-    normal, point = contact_frame(world[receivers], rounding[receivers], world[senders], rounding[senders])
+    normal, point, gap = contact
     arm_r, arm_s = point - position[receivers], point - position[senders]                  # (E, 2) m
     spin_r, spin_s = angular_velocity[receivers, None], angular_velocity[senders, None]
     at_r = velocity[receivers] + spin_r * torch.stack([-arm_r[:, 1], arm_r[:, 0]], dim=-1)   # (E, 2) m/step
@@ -249,7 +248,11 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
     between = position[senders] - position[receivers]                                  # (E, 2) m, world
     offset = into_edge_frame(between, angle, receivers, frame) / scale                  # (E, 2)
     distance = torch.linalg.vector_norm(offset, dim=-1, keepdim=True)                 # (E, 1)
-    gap_m = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])   # (E,)
+    if impact is not None:  # the contact frame's search gives the separation too
+        contact = contact_frame(world[receivers], rounding[receivers], world[senders], rounding[senders])
+        gap_m = contact[2]                                                               # (E,)
+    else:
+        gap_m = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])   # (E,)
     gap = gap_scales(gap_m[:, None], scale, contact_scale)                              # (E, 1 or 2)
     moving = velocity[senders] - velocity[receivers]                                   # (E, 2) m/step, world
     relative_velocity = into_edge_frame(moving, angle, receivers, frame) / velocity_scale
@@ -261,9 +264,9 @@ def edge_features(position: Tensor, angle: Tensor, velocity: Tensor, angular_vel
         parts.append(approach_features(between, moving, gap_m, velocity_scale))
     if impact is not None:
         coming, coming_spin, mass, moment, restitution, acceleration_scale = impact
-        parts.append(impact_features(position, coming, coming_spin, world, rounding, mass, moment, restitution,
-                                     gap_m, senders, receivers, lambda v: into_edge_frame(v, angle, receivers, frame),
-                                     scale, velocity_scale, acceleration_scale))
+        parts.append(impact_features(position, coming, coming_spin, mass, moment, restitution, contact, senders,
+                                     receivers, lambda v: into_edge_frame(v, angle, receivers, frame), scale,
+                                     velocity_scale, acceleration_scale))
     return torch.cat(parts, dim=-1)
 
 

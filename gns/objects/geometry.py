@@ -140,13 +140,17 @@ def separation(a: Tensor, rounding_a: Tensor, b: Tensor, rounding_b: Tensor) -> 
         ``(E,)``: positive apart, zero touching, negative overlapping.
     """
     apart = torch.minimum(_nearest_vertex_to_segments(a, b)[0], _nearest_vertex_to_segments(b, a)[0])   # (E,)
-    gaps = _axis_gaps(a, b)[0]                                                        # (E, 8)
-    gap, has_axes = gaps.amax(dim=1), torch.isfinite(gaps).any(dim=1)
-    core = torch.where(has_axes & (gap < 0), gap, apart)
-    return core - rounding_a - rounding_b
+    return _signed(apart, _axis_gaps(a, b)[0]) - rounding_a - rounding_b
 
 
-def contact_frame(a: Tensor, rounding_a: Tensor, b: Tensor, rounding_b: Tensor) -> tuple[Tensor, Tensor]:
+def _signed(apart: Tensor, axis_gaps: Tensor) -> Tensor:
+    """``(E,)`` the signed distance of two polygon cores: ``apart`` ``(E,)`` (closest vertex to edge), or, where the
+    separating-axis test's gaps ``(E, 8)`` are all negative, minus the least overlap."""
+    gap, has_axes = axis_gaps.amax(dim=1), torch.isfinite(axis_gaps).any(dim=1)
+    return torch.where(has_axes & (gap < 0), gap, apart)
+
+
+def contact_frame(a: Tensor, rounding_a: Tensor, b: Tensor, rounding_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Where and along which direction two rounded convex polygons would touch.
 
     Apart, the closest points of the two cores (a vertex of one and the nearest point of an edge of
@@ -160,7 +164,8 @@ def contact_frame(a: Tensor, rounding_a: Tensor, b: Tensor, rounding_b: Tensor) 
         a, b: ``(E, 4, 2)`` placed vertices of the two shapes of each pair; rounding_a, rounding_b: ``(E,)``.
 
     Returns:
-        ``(E, 2)`` unit normal from ``a`` to ``b``, ``(E, 2)`` contact point (world, m).
+        ``(E, 2)`` unit normal from ``a`` to ``b``, ``(E, 2)`` contact point (world, m), and ``(E,)`` their
+        :func:`separation` (m), which the same search gives.
     """
     d_ab, vertex_a, on_b = _nearest_vertex_to_segments(a, b)
     d_ba, vertex_b, on_a = _nearest_vertex_to_segments(b, a)
@@ -183,7 +188,8 @@ def contact_frame(a: Tensor, rounding_a: Tensor, b: Tensor, rounding_b: Tensor) 
     deepest_b = b[rows, torch.einsum("evk,ek->ev", b, normal).argmin(dim=1)] - rounding_b[:, None] * normal
     deepest_a = a[rows, torch.einsum("evk,ek->ev", a, normal).argmax(dim=1)] + rounding_a[:, None] * normal
     incident = torch.where((axis < MAX_VERTICES)[:, None], deepest_b, deepest_a)
-    return normal, torch.where(apart[:, None], (surface_a + surface_b) / 2, incident)
+    signed = _signed(torch.minimum(d_ab, d_ba), gap) - rounding_a - rounding_b
+    return normal, torch.where(apart[:, None], (surface_a + surface_b) / 2, incident), signed
 
 
 def touching(shape: Tensor, size: Tensor, position: Tensor, angle: Tensor, pairs: Tensor, margin: float) -> Tensor:

@@ -43,7 +43,7 @@ from gns.objects.features import (all_pairs, both_directions, edge_features, num
                                   impact_features, num_wall_features, spring_features, velocity_history, wall_features,
                                   wall_impact_features,
                                   EDGE_FRAMES, NUM_WALL_IMPACT_FEATURES)
-from gns.objects.geometry import body_vertices, place, separation, wall_gaps
+from gns.objects.geometry import body_vertices, contact_frame, place, wall_gaps
 from gns.objects.integrate import integrate, inverse_integrate
 from gns.objects.state import ObjectState, check_object_state
 from gns.neighbors import radius_graph
@@ -172,22 +172,22 @@ class ObjectSimulator(nn.Module):
         velocity, spin = velocity_history(position), velocity_history(angle)                  # (K, C, 2), (K, C, 1)
         current, turn = position[:, -1], angle[:, -1, 0]                                        # (K, 2), (K,)
         vertices, rounding = body_vertices(state.shape, state.size)                            # (K, 4, 2), (K,)
+        world = place(vertices, current, turn)                                                  # (K, 4, 2)
+        walls = wall_gaps(world, rounding, self.bounds)                                         # (K, 4) m
         nodes = torch.cat([
             self.velocity_normalizer.normalize(velocity).flatten(1),                            # (K, 2C)
             self.angular_velocity_normalizer.normalize(spin).flatten(1),                        # (K, C)
-            wall_features(vertices, rounding, current, turn, self.bounds, self.scale, self.contact_scale),  # (K, 4|8)
+            wall_features(walls, self.scale, self.contact_scale),                               # (K, 4|8)
             nn.functional.one_hot(state.shape, self.num_shapes).to(current),                    # (K, shapes)
             self.attribute_normalizer.normalize(self.attributes(state), accumulate=self.training),  # (K, 6)
             self.acceleration_normalizer.normalize(self.action_acceleration(state)).flatten(1),  # (K, 6)
             torch.cos(turn)[:, None], torch.sin(turn)[:, None]], dim=-1)                          # (K, 2)
         senders, receivers = self.edge_index(state, current)
-        world = place(vertices, current, turn)                                                  # (K, 4, 2)
         impact = self.impact_inputs(state, velocity[:, -1], spin[:, -1, 0]) if self.impact else None
         if impact is not None:
             coming, coming_spin, mass, moment, restitution, scale = impact
             nodes = torch.cat([nodes, wall_impact_features(world, rounding, current, coming, coming_spin, mass, moment,
-                                                           restitution, wall_gaps(world, rounding, self.bounds),
-                                                           scale)], dim=-1)                          # (K, 3)
+                                                           restitution, walls, scale)], dim=-1)        # (K, 3)
         velocity_scale = self.velocity_normalizer.std.mean()
         edges = edge_features(current, turn, velocity[:, -1], spin[:, -1, 0], world, rounding, senders, receivers,
                               self.scale, velocity_scale, self.angular_velocity_normalizer.std[0], self.contact_scale,
@@ -228,9 +228,9 @@ class ObjectSimulator(nn.Module):
         coming, coming_spin, mass, moment, restitution, _ = self.impact_inputs(state, velocity[:, -1], spin[:, -1, 0])
         unit = torch.ones(3, dtype=current.dtype, device=current.device)
         senders, receivers = all_pairs(state.n.to(current.device))
-        gap = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])
-        pairs = impact_features(current, coming, coming_spin, world, rounding, mass, moment, restitution, gap, senders,
-                                receivers, lambda v: v, self.scale, self.velocity_normalizer.std.mean(), unit)
+        contact = contact_frame(world[receivers], rounding[receivers], world[senders], rounding[senders])
+        pairs = impact_features(current, coming, coming_spin, mass, moment, restitution, contact, senders, receivers,
+                                lambda v: v, self.scale, self.velocity_normalizer.std.mean(), unit)
         total = torch.zeros_like(current[:, :1]).expand(-1, 3).clone().index_add_(0, receivers, pairs[:, 6:9])
         return total + wall_impact_features(world, rounding, current, coming, coming_spin, mass, moment, restitution,
                                             wall_gaps(world, rounding, self.bounds), unit)

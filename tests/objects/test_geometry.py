@@ -79,7 +79,8 @@ def test_contact_frame_matches_chipmunks_contact_normal():
             continue
         shapes = [_chipmunk_shape(int(c), sz, p, float(a)) for c, sz, p, a in zip(codes, sizes, positions, angles)]
         theirs = shapes[0].shapes_collide(shapes[1])
-        normal, point = contact_frame(world[:1], rounding[:1], world[1:], rounding[1:])
+        normal, point, signed = contact_frame(world[:1], rounding[:1], world[1:], rounding[1:])
+        assert float(signed[0]) == pytest.approx(gap, abs=1e-7)                     # the same search's separation
         assert float(normal[0] @ torch.tensor(tuple(theirs.normal))) > 0.999, (codes, normal, theirs.normal)
         nearest = min(float(np.linalg.norm(point[0].numpy() - np.asarray(tuple(p.point_a)))) for p in theirs.points)
         assert nearest < 0.005, (codes, point, theirs.points)
@@ -94,7 +95,8 @@ def test_contact_frame_of_separated_shapes():
     position = torch.tensor([[0.2, 0.5], [0.2, 0.7], [0.5, 0.5]])
     world = place(vertices, position, torch.zeros(3))
     a, b = torch.tensor([0, 0]), torch.tensor([1, 2])
-    normal, point = contact_frame(world[a], rounding[a], world[b], rounding[b])
+    normal, point, signed = contact_frame(world[a], rounding[a], world[b], rounding[b])
+    torch.testing.assert_close(signed, separation(world[a], rounding[a], world[b], rounding[b]))
     # two discs one above the other: the normal is the centre line, the point midway between the surfaces
     torch.testing.assert_close(normal[0], torch.tensor([0.0, 1.0]))
     torch.testing.assert_close(point[0], torch.tensor([0.2, 0.5 + (0.05 + 0.2 - 0.03) / 2]))

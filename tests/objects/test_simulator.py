@@ -200,7 +200,7 @@ def test_approach_features_reach_the_network(make_simulator, test_windows):
 
 def test_impact_features_give_a_head_on_collision_its_exchange_of_velocity():
     from gns.objects.features import NUM_IMPACT_FEATURES, impact_features, into_edge_frame, num_edge_features
-    from gns.objects.geometry import body_vertices, place, separation
+    from gns.objects.geometry import body_vertices, contact_frame, place
 
     # two equal discs, perfectly elastic, closing head on at 1 cm/step each, 5 mm apart: they meet a
     # quarter into the step, so three quarters of the exchange of velocities is in the step
@@ -210,10 +210,9 @@ def test_impact_features_give_a_head_on_collision_its_exchange_of_velocity():
     velocity = torch.tensor([[0.01, 0.0], [-0.01, 0.0]])
     world = place(vertices, position, torch.zeros(2))
     senders, receivers = torch.tensor([1, 0]), torch.tensor([0, 1])
-    gap = separation(world[senders], rounding[senders], world[receivers], rounding[receivers])
+    contact = contact_frame(world[receivers], rounding[receivers], world[senders], rounding[senders])
     one = torch.ones(2)
-    out = impact_features(position, velocity, torch.zeros(2), world, rounding, one, 0.01 * one, one, gap, senders,
-                          receivers, lambda v: into_edge_frame(v, torch.zeros(2), receivers, "world"), 0.1,
+    out = impact_features(position, velocity, torch.zeros(2), one, 0.01 * one, one, contact, senders, receivers, lambda v: into_edge_frame(v, torch.zeros(2), receivers, "world"), 0.1,
                           torch.tensor(0.01), torch.tensor([0.01, 0.01, 1.0]))
     torch.testing.assert_close(out[0, :2], torch.tensor([1.0, 0.0]))                  # normal to the sender
     torch.testing.assert_close(out[0, 2:4], torch.tensor([0.5 + 0.025, 0.0]))        # contact point / 0.1 m
@@ -223,7 +222,7 @@ def test_impact_features_give_a_head_on_collision_its_exchange_of_velocity():
     torch.testing.assert_close(out[:, 6:8], torch.tensor([[-1.5, 0.0], [1.5, 0.0]]))
     torch.testing.assert_close(out[:, 8], torch.zeros(2))                            # no lever arm: no spin
     # moving apart: no impact
-    apart = impact_features(position, -velocity, torch.zeros(2), world, rounding, one, 0.01 * one, one, gap,
+    apart = impact_features(position, -velocity, torch.zeros(2), one, 0.01 * one, one, contact,
                             senders, receivers, lambda v: v, 0.1, torch.tensor(0.01), torch.tensor([0.01, 0.01, 1.0]))
     assert float(apart[:, 5:].abs().max()) == 0.0
     assert num_edge_features(0.02, impact=True) == 10 + NUM_IMPACT_FEATURES
