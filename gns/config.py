@@ -147,6 +147,9 @@ class ObjectConfig:
     impact: bool = False               # pair edges also carry the contact frame (normal, contact point), the closing
                                        # speed at the contact point and the velocity and spin change a frictionless
                                        # impact would give the receiver (gns.objects.features.impact_features)
+    obstacles: bool = False            # a third edge set from each static obstacle of a scene to each object
+                                       # (gns.objects.features.obstacle_features); needed for scenes with
+                                       # obstacles, which a model without it refuses; off: none (no parameters)
     impact_fraction: float = 0.0       # share of training windows whose scored step holds an impact (an object
                                        # starts touching another, by the solver's contact record): a few percent
                                        # of uniform windows; 0: uniform

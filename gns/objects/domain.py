@@ -65,7 +65,7 @@ class ObjectDomain:
     def training_windows(self, simulator, split):
         from gns.objects.windows import ObjectWindows
 
-        return ObjectWindows(split, simulator.object_config.impact_fraction)
+        return ObjectWindows(split, simulator.object_config.impact_fraction, simulator.obstacles)
 
     def structure(self, config: Config, metadata: dict) -> dict[str, dict]:
         """What a checkpoint must agree on to be resumed: the model and object settings, the box,

@@ -131,7 +131,7 @@ class ObjectEvaluation(EvaluationDefaults):
         self.info: dict[str, Any] = {"bounds": self.metadata.bounds}
 
     def windows(self, split: Any) -> ObjectWindows:
-        return ObjectWindows(split)
+        return ObjectWindows(split, obstacles=self.steppers["model"].obstacles)
 
     def extra_metrics(self, predicted: Mapping[str, Tensor], truth: Mapping[str, Tensor], initial: State,
                       scored: Tensor) -> dict[str, Tensor]:

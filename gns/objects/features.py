@@ -14,12 +14,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gns.objects.geometry import contact_frame, separation
+from gns.objects.geometry import body_vertices, contact_frame, place, separation
 
 __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_features", "num_edge_features",
            "gap_scales", "num_wall_features", "into_edge_frame", "EDGE_FRAMES", "approach_features",
            "impact_features", "NUM_IMPACT_FEATURES", "wall_impact_features", "NUM_WALL_IMPACT_FEATURES",
-           "spring_features", "num_spring_features", "wall_features"]
+           "spring_features", "num_spring_features", "wall_features", "obstacle_pairs", "obstacle_features",
+           "num_obstacle_features"]
 
 
 def all_pairs(n: Tensor) -> Tensor:
@@ -308,3 +309,72 @@ def spring_features(position: Tensor, angle: Tensor, velocity: Tensor, mass: Ten
     relative_velocity = into_edge_frame(moving, angle, receivers, frame) / velocity_scale
     return torch.cat([offset / scale, (length / scale)[:, None], (extension / scale)[:, None], pull[:, None],
                       damping[:, None], relative_velocity], dim=-1)
+
+
+def obstacle_pairs(batch: Tensor, obstacle_shape: Tensor) -> tuple[Tensor, Tensor]:
+    """Every (object, obstacle of its scene) pair.
+
+    Args:
+        batch: ``(K,)`` int64 scene of each object; obstacle_shape: ``(B, M)`` int64 (-1: padding).
+
+    Returns:
+        ``(P,)`` object indices and ``(P,)`` obstacle indices into the flattened ``(B * M)`` obstacles,
+        sorted by object then obstacle.
+    """
+    width = obstacle_shape.shape[1]
+    objects = torch.arange(batch.numel(), device=batch.device).repeat_interleave(width)         # (K * M,)
+    obstacles = (batch[:, None] * width + torch.arange(width, device=batch.device)).flatten()  # (K * M,)
+    keep = obstacle_shape.flatten()[obstacles] >= 0
+    return objects[keep], obstacles[keep]
+
+
+def num_obstacle_features(num_shapes: int, contact_scale: float = 0.0, approach: bool = False,
+                          impact: bool = False) -> int:
+    """Width of :func:`obstacle_features`."""
+    return num_edge_features(contact_scale, approach, impact) + 2 + num_shapes
+
+
+def obstacle_features(obstacles: dict[str, Tensor], objects: Tensor, flat: Tensor, num_shapes: int,
+                      position: Tensor, angle: Tensor, velocity: Tensor, angular_velocity: Tensor, world: Tensor,
+                      rounding: Tensor, scale: float, velocity_scale: Tensor, angular_velocity_scale: Tensor,
+                      contact_scale: float = 0.0, frame: str = "receiver", approach: bool = False,
+                      impact: tuple[Tensor, ...] | None = None) -> Tensor:
+    """Features of the edges from each static obstacle to each object of its scene (:func:`obstacle_pairs`).
+
+    An obstacle is a shape that does not move and cannot be moved: :func:`edge_features` with the
+    obstacle as the sender at rest, and, for the impact estimate, of infinite mass and moment and
+    restitution 1 (the generator's, as for the walls: Chipmunk multiplies it with the object's); then
+    the obstacle's size over ``scale`` (2) and its shape (one-hot), which the object's own node does
+    not carry as it does for another object.
+
+    Args:
+        obstacles: :data:`gns.objects.state.OBSTACLES` of the batch, ``(B, M, ...)``.
+        objects, flat: ``(P,)`` :func:`obstacle_pairs`.
+        num_shapes: shape codes of the one-hot.
+        position .. rounding: of the ``N`` objects, as for :func:`edge_features`.
+        impact: as for :func:`edge_features`, of the objects.
+
+    Returns:
+        ``(P, num_obstacle_features)``, in the frame of the object (the receiver).
+    """
+    shape = obstacles["obstacle_shape"].flatten()[flat]                                         # (P,)
+    size = obstacles["obstacle_size"].flatten(0, 1)[flat]                                       # (P, 2)
+    centre = obstacles["obstacle_position"].flatten(0, 1)[flat].to(position)                    # (P, 2)
+    turn = obstacles["obstacle_angle"].flatten()[flat].to(angle)                                # (P,)
+    vertices, corner = body_vertices(shape, size.to(position))
+    count, pairs = position.shape[0], flat.numel()
+    senders = torch.arange(count, count + pairs, device=position.device)                      # one sender per pair
+    rest = position.new_zeros(pairs)
+    if impact is not None:
+        coming, coming_spin, mass, moment, restitution, acceleration_scale = impact
+        infinite = position.new_full((pairs,), float("inf"))
+        impact = (torch.cat([coming, rest[:, None].expand(-1, 2)]), torch.cat([coming_spin, rest]),
+                  torch.cat([mass, infinite]), torch.cat([moment, infinite]),
+                  torch.cat([restitution, torch.ones_like(rest)]), acceleration_scale)
+    edges = edge_features(torch.cat([position, centre]), torch.cat([angle, turn]),
+                          torch.cat([velocity, rest[:, None].expand(-1, 2)]), torch.cat([angular_velocity, rest]),
+                          torch.cat([world, place(vertices, centre, turn)]), torch.cat([rounding, corner]),
+                          senders, objects, scale, velocity_scale, angular_velocity_scale, contact_scale, frame,
+                          approach, impact)
+    return torch.cat([edges, size.to(position) / scale,
+                      torch.nn.functional.one_hot(shape, num_shapes).to(position)], dim=-1)

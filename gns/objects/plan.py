@@ -337,7 +337,7 @@ class Episode:
     def _static(self) -> tuple:
         from gns.objects.windows import scene_static
 
-        return scene_static(self.task.scene, file=self.task.name or None)
+        return scene_static(self.task.scene)
 
     def window(self, frames: int):
         """The last ``frames`` frames as an :class:`~gns.objects.state.ObjectState` of one scene (the

@@ -24,7 +24,10 @@ the velocity and spin change that impacts with the walls would give the object
 :func:`gns.objects.features.edge_features` between pairs of objects (with ``objects.impact``, also the
 contact frame and the impact estimate of :func:`gns.objects.features.impact_features`), and
 :func:`gns.objects.features.spring_features` along both directions of each spring (an edge set
-that is empty in scenes without springs, so that every scene batches with every other).
+that is empty in scenes without springs, so that every scene batches with every other); with
+``objects.obstacles``, :func:`gns.objects.features.obstacle_features` from each static obstacle to each
+object of its scene (an obstacle is not a node: nothing about it changes; its edge starts and ends at
+the object it acts on, like a wall's features on a node but as many as the scene has).
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.objects.features import (all_pairs, both_directions, edge_features, num_edge_features, num_spring_features,
-                                  impact_features, num_wall_features, spring_features, velocity_history, wall_features,
-                                  wall_impact_features,
-                                  EDGE_FRAMES, NUM_WALL_IMPACT_FEATURES)
+                                  impact_features, num_obstacle_features, num_wall_features, obstacle_features,
+                                  obstacle_pairs, spring_features, velocity_history, wall_features,
+                                  wall_impact_features, EDGE_FRAMES, NUM_WALL_IMPACT_FEATURES)
 from gns.objects.geometry import body_vertices, contact_frame, place, wall_gaps
 from gns.objects.integrate import integrate, inverse_integrate
 from gns.objects.state import ObjectState, check_object_state
@@ -131,10 +134,14 @@ class ObjectSimulator(nn.Module):
         node_in = 3 * self.history + num_wall_features(self.contact_scale) + self.num_shapes + _ATTRIBUTES + 6 + 2
         self.approach, self.impact = bool(object_config.approach), bool(object_config.impact)
         node_in += NUM_WALL_IMPACT_FEATURES * self.impact
-        self.network = EncodeProcessDecode(node_in, {"pairs": num_edge_features(self.contact_scale, self.approach,
-                                                                                self.impact),
-                                                     "springs": num_spring_features()},
-                                           3, config.latent_size, config.message_passing_steps, config.hidden_layers)
+        self.obstacles = bool(object_config.obstacles)
+        edge_sets = {"pairs": num_edge_features(self.contact_scale, self.approach, self.impact),
+                     "springs": num_spring_features()}
+        if self.obstacles:
+            edge_sets["obstacles"] = num_obstacle_features(self.num_shapes, self.contact_scale, self.approach,
+                                                           self.impact)
+        self.network = EncodeProcessDecode(node_in, edge_sets, 3, config.latent_size, config.message_passing_steps,
+                                           config.hidden_layers)
 
     # --- the stepper interface (gns.rollout.Stepper) and the training interface (gns.train.losses) ---
     target_field = "position"
@@ -197,8 +204,32 @@ class ObjectSimulator(nn.Module):
         springs = spring_features(current, turn, velocity[:, -1], state.mass, state.spring_values.repeat(2, 1),
                                   spring_senders, spring_receivers, self.scale, velocity_scale,
                                   self.acceleration_normalizer.std[:2].mean(), self.dt, self.edge_frame)
-        return Graph(nodes, {"pairs": EdgeSet(edges, senders, receivers),
-                             "springs": EdgeSet(springs, spring_senders, spring_receivers)}, state.n)
+        edge_sets = {"pairs": EdgeSet(edges, senders, receivers),
+                     "springs": EdgeSet(springs, spring_senders, spring_receivers)}
+        if self.obstacles:  # an obstacle is no node: its edge carries it, sent from the object it acts on
+            objects, flat = obstacle_pairs(state.batch.to(current.device), state.system["obstacle_shape"])
+            edge_sets["obstacles"] = EdgeSet(
+                obstacle_features(state.obstacles, objects, flat, self.num_shapes, current, turn, velocity[:, -1],
+                                  spin[:, -1, 0], world, rounding, self.scale, velocity_scale,
+                                  self.angular_velocity_normalizer.std[0], self.contact_scale, self.edge_frame,
+                                  self.approach, impact), objects, objects)
+        else:
+            self.refuse_obstacles(state)
+        return Graph(nodes, edge_sets, state.n)
+
+    def refuse_obstacles(self, state: ObjectState) -> None:
+        """Raise if ``state`` has obstacles this model cannot see (``objects.obstacles`` off).
+
+        Raises:
+            GnsInputError: naming the scene and its obstacles.
+        """
+        shapes = state.system.get("obstacle_shape")
+        if shapes is not None and shapes.shape[1] and bool((shapes >= 0).any()):
+            scene = int((shapes >= 0).any(dim=1).nonzero()[0])
+            raise GnsInputError("this model has no obstacle inputs (trained with objects.obstacles false) and the "
+                                "scene has static obstacles it would not see", key=f"scene {scene}/obstacle_shape",
+                                expected="no obstacles, or a model trained with objects.obstacles true",
+                                found=f"{int((shapes[scene] >= 0).sum())} obstacles")
 
     def attributes(self, state: ObjectState) -> Tensor:
         """``(K, 6)`` size (2), log mass, log moment, friction, restitution (before normalization)."""
@@ -216,7 +247,7 @@ class ObjectSimulator(nn.Module):
     @torch.no_grad()
     def impact_estimate(self, state: ObjectState) -> Tensor:
         """``(K, 3)`` the velocity (2) and spin change per step that frictionless impacts with the other objects
-        and the walls would give each object in the step after the window (m/step^2, rad/step^2, world frame):
+        the walls and the obstacles would give each object in the step after the window (m/step^2, rad/step^2, world frame):
         the sums of the ``objects.impact`` inputs, whether or not the model reads them (a diagnostic:
         ``benchmarks/objects_contacts.py --impact-estimate``)."""
         check_object_state(state, self.window)
@@ -232,6 +263,14 @@ class ObjectSimulator(nn.Module):
         pairs = impact_features(current, coming, coming_spin, mass, moment, restitution, contact, senders, receivers,
                                 lambda v: v, self.scale, self.velocity_normalizer.std.mean(), unit)
         total = torch.zeros_like(current[:, :1]).expand(-1, 3).clone().index_add_(0, receivers, pairs[:, 6:9])
+        objects, flat = obstacle_pairs(state.batch.to(current.device), state.system["obstacle_shape"])
+        if objects.numel():
+            blocked = obstacle_features(state.obstacles, objects, flat, self.num_shapes, current, turn, velocity[:, -1],
+                                        spin[:, -1, 0], world, rounding, self.scale,
+                                        self.velocity_normalizer.std.mean(), self.angular_velocity_normalizer.std[0],
+                                        impact=(coming, coming_spin, mass, moment, restitution, unit), frame="world")
+            start = num_edge_features(impact=True) - 3                                              # dv (2), dw (1)
+            total.index_add_(0, objects, blocked[:, start:start + 3])
         return total + wall_impact_features(world, rounding, current, coming, coming_spin, mass, moment, restitution,
                                             wall_gaps(world, rounding, self.bounds), unit)
 

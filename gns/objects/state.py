@@ -18,7 +18,8 @@ from torch import Tensor
 from gns.errors import GnsInputError
 from gns.state import State
 
-__all__ = ["ObjectState", "ATTRIBUTES", "SPRING_VALUES", "check_object_state"]
+__all__ = ["ObjectState", "ATTRIBUTES", "SPRING_VALUES", "OBSTACLES", "no_obstacles", "pad_obstacles",
+           "check_object_state"]
 
 # Static per-object attributes and their per-object shapes (after the object axis); ``shape`` is int64.
 ATTRIBUTES: dict[str, tuple[int, ...]] = {"shape": (), "size": (2,), "mass": (), "moment": (), "friction": (),
@@ -27,6 +28,27 @@ ATTRIBUTES: dict[str, tuple[int, ...]] = {"shape": (), "size": (2,), "mass": (),
 FIELD_WIDTHS: dict[str, int] = {"position": 2, "angle": 1, "action": 3}
 # The values of each spring (link "springs"), in this order: rest length (m), stiffness (N/m), damping (N s/m).
 SPRING_VALUES = ("spring_rest_length", "spring_stiffness", "spring_damping")
+# Static obstacles of each scene (per-system attributes, ``(B, M, ...)`` after the scene and obstacle axes),
+# named as in the object format; ``M`` is the most obstacles of any scene of the batch, and the rows of a
+# scene with fewer are padding, with shape code -1 (and zeros elsewhere).
+OBSTACLES: dict[str, tuple[int, ...]] = {"obstacle_shape": (), "obstacle_size": (2,), "obstacle_position": (2,),
+                                         "obstacle_angle": ()}
+
+
+def no_obstacles(scenes: int, device: torch.device | str | None = None) -> dict[str, Tensor]:
+    """:data:`OBSTACLES` of ``scenes`` scenes without obstacles (``M = 0``)."""
+    return {name: torch.zeros(scenes, 0, *tail, dtype=torch.long if name == "obstacle_shape" else torch.float32,
+                              device=device) for name, tail in OBSTACLES.items()}
+
+
+def pad_obstacles(obstacles: Mapping[str, Tensor], width: int) -> dict[str, Tensor]:
+    """:data:`OBSTACLES` ``(B, M, ...)`` padded to ``(B, width, ...)`` (shape code -1, zeros elsewhere)."""
+    out = {}
+    for name, values in obstacles.items():
+        pad = values.new_full((values.shape[0], width - values.shape[1], *values.shape[2:]),
+                              -1 if name == "obstacle_shape" else 0)
+        out[name] = torch.cat([values, pad], dim=1)
+    return out
 
 
 class ObjectState(State):
@@ -44,13 +66,17 @@ class ObjectState(State):
             objects), or None for none: link ``"springs"``, always present (``S = 0`` without springs, so
             that scenes with and without springs batch together).
         spring_values: ``(S, 3)`` the :data:`SPRING_VALUES` of each spring (its link values).
+        obstacles: the static obstacles of each scene, :data:`OBSTACLES` (system attributes): ``obstacle_shape
+            (B, M)`` int64 (-1: padding), ``obstacle_size (B, M, 2)``, ``obstacle_position (B, M, 2)``,
+            ``obstacle_angle (B, M)``; None for none (``M = 0``, so that every scene batches with every other).
 
     Raises:
         GnsInputError: a field, attribute or spring array of the wrong shape (:func:`check_object_state`).
     """
 
     def __init__(self, position: Tensor, angle: Tensor, action: Tensor, attributes: Mapping[str, Tensor],
-                 n_objects: Tensor, springs: Tensor | None = None, spring_values: Tensor | None = None) -> None:
+                 n_objects: Tensor, springs: Tensor | None = None, spring_values: Tensor | None = None,
+                 obstacles: Mapping[str, Tensor] | None = None) -> None:
         if springs is None:
             springs = torch.zeros(2, 0, dtype=torch.long, device=position.device)
             spring_values = position.new_zeros(0, len(SPRING_VALUES))
@@ -58,9 +84,22 @@ class ObjectState(State):
             raise GnsInputError("springs need their rest length, stiffness and damping", key="spring_values",
                                 expected=(springs.shape[-1], len(SPRING_VALUES)),
                                 found=None if spring_values is None else tuple(spring_values.shape))
+        if obstacles is None:
+            obstacles = no_obstacles(len(n_objects), position.device)
         super().__init__(fields={"position": position, "angle": angle, "action": action}, static=attributes,
-                         n=n_objects, links={"springs": springs}, link_values={"springs": spring_values})
+                         system=obstacles, n=n_objects, links={"springs": springs},
+                         link_values={"springs": spring_values})
         check_object_state(self, frames=1)
+
+    @classmethod
+    def concat(cls, states):
+        """As :meth:`gns.state.State.concat`, with the obstacles of every state padded to the most of any."""
+        states = list(states)
+        width = max((s.system["obstacle_shape"].shape[1] for s in states if "obstacle_shape" in s.system), default=0)
+        padded = [s.replace(system={**s.system, **pad_obstacles({k: s.system[k] for k in OBSTACLES}, width)})
+                  if "obstacle_shape" in s.system and s.system["obstacle_shape"].shape[1] != width else s
+                  for s in states]
+        return super().concat(padded)
 
     @property
     def position(self) -> Tensor:
@@ -113,6 +152,16 @@ class ObjectState(State):
         return self.static["colour"]
 
     @property
+    def obstacles(self) -> dict[str, Tensor]:
+        """The scenes' :data:`OBSTACLES`: ``name -> (B, M, ...)`` (padding rows have shape code -1)."""
+        return {name: self.system[name] for name in OBSTACLES}
+
+    @property
+    def num_obstacles(self) -> Tensor:
+        """``(B,)`` int64 obstacles per scene (rows that are not padding)."""
+        return (self.system["obstacle_shape"] >= 0).sum(dim=1)
+
+    @property
     def n_objects(self) -> Tensor:
         """``(B,)`` int64."""
         return self.n
@@ -156,6 +205,18 @@ def check_object_state(state: State, frames: int, fields: tuple[str, ...] = tupl
     if state.static["shape"].dtype != torch.long:
         raise GnsInputError("shape codes must be int64", key="shape", expected="torch.int64",
                             found=state.static["shape"].dtype)
+    if any(name in state.system for name in OBSTACLES):  # an ObjectState always has them (M = 0: none)
+        scenes = state.num_systems
+        width = next((int(v.shape[1]) for v in state.system.values() if v.ndim >= 2), 0)
+        for name, tail in OBSTACLES.items():
+            values = state.system.get(name)
+            if values is None or tuple(values.shape) != (scenes, width, *tail):
+                raise GnsInputError("an object state's obstacles have the wrong shape", key=name,
+                                    expected=(scenes, width, *tail),
+                                    found=None if values is None else tuple(values.shape))
+        if state.system["obstacle_shape"].dtype != torch.long:
+            raise GnsInputError("obstacle shape codes must be int64", key="obstacle_shape", expected="torch.int64",
+                                found=state.system["obstacle_shape"].dtype)
     springs, values = state.links.get("springs"), state.link_values.get("springs")
     if springs is None or springs.ndim != 2 or springs.shape[0] != 2 or values is None \
             or tuple(values.shape) != (springs.shape[1], len(SPRING_VALUES)):

@@ -18,6 +18,16 @@ def springs_dataset(tmp_path_factory):
     return generate_objects2d(tmp_path_factory.mktemp("objects2d_springs"), config, progress=False)
 
 
+@pytest.fixture(scope="session")
+def obstacles_dataset(tmp_path_factory):
+    """A small Objects2D set whose scenes have one or two static obstacles (4 / 2 / 2 scenes of 30 steps)."""
+    pytest.importorskip("pymunk")
+    from gns.solvers.objects2d import Objects2DConfig, generate_objects2d
+
+    config = Objects2DConfig.small(num_workers=1, num_steps=30, min_obstacles=1, max_obstacles=2, seed=2)
+    return generate_objects2d(tmp_path_factory.mktemp("objects2d_obstacles"), config, progress=False)
+
+
 @pytest.fixture(scope="module")
 def make_simulator(objects_dataset):
     """``make_simulator(*overrides, dataset=None)``: a small untrained :class:`ObjectSimulator` for the small
@@ -50,6 +60,15 @@ def test_windows(objects_dataset):
     from gns.objects.windows import ObjectWindows
 
     return ObjectWindows(open_object_split(objects_dataset, "test"))
+
+
+@pytest.fixture(scope="module")
+def obstacle_windows(obstacles_dataset):
+    """:class:`ObjectWindows` over the obstacles set's test split."""
+    from gns.data.objects import open_object_split
+    from gns.objects.windows import ObjectWindows
+
+    return ObjectWindows(open_object_split(obstacles_dataset, "test"))
 
 
 @pytest.fixture(scope="module")

@@ -58,16 +58,21 @@ def test_windows_put_each_action_at_the_frame_it_starts_from(test_windows, objec
     np.testing.assert_array_equal(middle.action.numpy(), stored.action[5:8].transpose(1, 0, 2))
 
 
-def test_scenes_with_obstacles_are_refused(tmp_path):
-    """The graph has no obstacle nodes yet: training on scenes with obstacles would hide them from the model."""
+def test_obstacles_come_with_the_windows_and_go_back_into_the_scene(obstacles_dataset):
+    """A window carries its scene's obstacles as system attributes; the scene made back from the state has
+    them exactly (so the solver re-simulates a state with its obstacles); a model without obstacle inputs
+    refuses the scene, naming the file and the key."""
     from gns.errors import GnsInputError
-    from gns.objects.windows import ObjectWindows
-    from gns.solvers.objects2d import Objects2DConfig, generate_objects2d
+    from gns.objects.windows import ObjectWindows, state_scene
 
-    config = Objects2DConfig.small(num_train=1, num_valid=0, num_test=0, num_steps=5, min_obstacles=1,
-                                   max_obstacles=1, num_workers=1)
-    dataset = generate_objects2d(tmp_path / "obstacles", config, progress=False)
-    with open_object_split(dataset, "train") as split:
+    with open_object_split(obstacles_dataset, "train") as split:
+        scene = split.scene(0)
+        assert scene.num_obstacles >= 1
+        state = ObjectWindows(split).read(0, 0, 3)
+        assert state.num_obstacles.tolist() == [scene.num_obstacles]
+        back = state_scene(state, scene.bounds)
+        for name in ("obstacle_shape", "obstacle_size", "obstacle_position", "obstacle_angle", "shape", "mass"):
+            np.testing.assert_array_equal(getattr(back, name), getattr(scene, name))
         with pytest.raises(GnsInputError, match="obstacles") as error:
-            ObjectWindows(split).read(0, 0, 3)
-    assert error.value.key == "00000/obstacle_shape"
+            ObjectWindows(split, obstacles=False).read(0, 0, 3)
+        assert error.value.key == "00000/obstacle_shape" and str(split.path) in str(error.value)
