@@ -225,8 +225,9 @@ def impact_estimate(dataset: str, trajectories: int) -> dict[str, dict[str, floa
 
     On the first ``trajectories`` training trajectories, every object that starts touching another object
     (by the solver's record) in the step after the window and touches no wall in it or the step before
-    (``pairs``), that starts touching a wall and no object (``walls``), and the free objects (no contact in
-    either step, every fifth frame): the change of the acceleration beyond the free motion (the mean of the
+    (``pairs``), that starts touching a wall and no object (``walls``), that starts touching a static obstacle
+    and nothing else (``obstacles``, in scenes that have them), and the free objects (no contact in either
+    step, every fifth frame): the change of the acceleration beyond the free motion (the mean of the
     two actions' accelerations and the solver's damping) against the summed impact inputs
     (:meth:`gns.objects.ObjectSimulator.impact_estimate`), as the share ``sum |change - estimate| / sum
     |change|`` (predicting no change: 1), and, for the free objects, the share of their whole acceleration
@@ -243,15 +244,19 @@ def impact_estimate(dataset: str, trajectories: int) -> dict[str, dict[str, floa
                                 metadata, 0.0).eval()
     windows = ObjectWindows(split)
     keep = 0.5 ** metadata.dt - 1                       # the solver's damping: half the velocity kept per second
-    sums = {name: [0.0, 0.0, 0, 0.0, 0.0] for name in ("pairs", "walls", "free")}
+    sums = {name: [0.0, 0.0, 0, 0.0, 0.0] for name in ("pairs", "walls", "obstacles", "free")}
     for i in range(min(trajectories, len(split))):
         frames = split.num_frames(i)
         full, record = windows.read(i, 0, frames), split.read_window(i, 0, frames)
         pair, wall = np.asarray(record.contacts).any(-1), np.asarray(record.wall_contacts).any(-1)
+        blocked = (np.asarray(record.obstacle_contacts).any(-1) if record.obstacle_contacts is not None
+                   and np.size(record.obstacle_contacts) else np.zeros_like(pair))             # (T-1, K)
         for t in range(simulator.window - 1, frames - 1):
-            groups = {"pairs": pair[t] & ~pair[t - 1] & ~wall[t] & ~wall[t - 1],
-                      "walls": wall[t] & ~wall[t - 1] & ~pair[t] & ~pair[t - 1],
-                      "free": ~(pair[t] | pair[t - 1] | wall[t] | wall[t - 1]) & (t % 5 == 0)}
+            near = {"pairs": pair, "walls": wall, "obstacles": blocked}
+            groups = {name: contact[t] & ~contact[t - 1]
+                      & ~np.any([other[t] | other[t - 1] for key, other in near.items() if key != name], axis=0)
+                      for name, contact in near.items()}
+            groups["free"] = ~np.any([c[t] | c[t - 1] for c in near.values()], axis=0) & (t % 5 == 0)
             if not any(g.any() for g in groups.values()):
                 continue
             state = full.replace(fields={k: v[:, t + 1 - simulator.window:t + 1] for k, v in full.fields.items()})

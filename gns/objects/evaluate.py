@@ -10,8 +10,11 @@ persistence (nothing moves). Extra scalars of the rollouts from the first frame,
   the largest factor between predicted and true mean energy over windows of
   :data:`gns.metrics.ENERGY_WINDOW` steps;
 * ``outside_max``: how far (m) any predicted shape reaches through a wall, at worst;
-* ``contact_agreement_<h>`` (and ``_full``): the share of a scene's object pairs on which prediction
-  and truth agree about whether the two objects touched at some frame of the first ``h`` steps.
+* ``obstacle_overlap_max`` (models with ``objects.obstacles``): how far (m) any predicted shape reaches
+  into an obstacle, at worst;
+* ``contact_agreement_<h>`` (and ``_full``): the share of a scene's object pairs (and pairs of an
+  object and an obstacle) on which prediction and truth agree about whether the two touched at some
+  frame of the first ``h`` steps.
   Touching is decided from the shapes' geometry (:func:`gns.objects.geometry.touching`: rounded
   convex polygons, the model of the solver), at :data:`CONTACT_MARGIN` or closer, for the truth as
   for the prediction, so that the two are judged alike (the solver's own contact flags, recorded
@@ -29,8 +32,8 @@ from torch import Tensor
 from gns.baselines import ConstantVelocity, Persistence
 from gns.evaluate import EvaluationDefaults
 from gns.metrics import ENERGY_WINDOW, per_system_max, per_system_mean, per_system_sum, window_factor
-from gns.objects.features import all_pairs
-from gns.objects.geometry import body_vertices, place, touching, wall_gaps
+from gns.objects.features import all_pairs, obstacle_pairs
+from gns.objects.geometry import body_vertices, place, separation, touching, wall_gaps
 from gns.objects.simulator import ObjectSimulator
 from gns.objects.state import ATTRIBUTES
 from gns.objects.windows import ObjectWindows
@@ -38,7 +41,7 @@ from gns.rollout import box_checks
 from gns.state import State
 
 __all__ = ["ObjectEvaluation", "CONTACT_MARGIN", "CONTACT_HORIZONS", "kinetic_energy", "contact_agreement",
-           "outside_box", "object_pairs", "touched_by_step"]
+           "outside_box", "object_pairs", "touched_by_step", "obstacle_gaps"]
 
 # Two shapes closer than this (m) at a frame touch. The solver leaves overlaps of up to a few
 # millimetres (collision slop, impacts); frames 33 ms apart see objects that bounce off each other
@@ -90,8 +93,42 @@ def contact_agreement(predicted: Mapping[str, Tensor], truth: Mapping[str, Tenso
     """
     pairs = object_pairs(state)
     agree = (touched_by_step(predicted, state, pairs, margin) == touched_by_step(truth, state, pairs, margin)).float()
-    every = torch.ones(pairs.shape[1], dtype=torch.bool, device=agree.device)                 # agree: (P, S)
-    return per_system_mean(agree, state.batch[pairs[0]], every, state.num_systems)
+    owner = state.batch[pairs[0]]                                                              # agree: (P, S)
+    gaps, objects = obstacle_gaps(predicted, state)                                           # (Q, S), (Q,)
+    if objects.numel():
+        true_gaps = obstacle_gaps(truth, state)[0]
+        blocked = lambda gap: torch.cummax((gap <= margin).int(), dim=1).values.bool()  # noqa: E731
+        agree = torch.cat([agree, (blocked(gaps) == blocked(true_gaps)).float()])
+        owner = torch.cat([owner, state.batch[objects]])
+    every = torch.ones(owner.numel(), dtype=torch.bool, device=agree.device)
+    return per_system_mean(agree, owner, every, state.num_systems)
+
+
+def obstacle_gaps(frames: Mapping[str, Tensor], state: State) -> tuple[Tensor, Tensor]:
+    """How far each object is from each static obstacle of its scene, frame by frame.
+
+    Args:
+        frames: ``position (K, S, 2)``, ``angle (K, S, 1)``.
+        state: the scenes (shapes, sizes, :data:`gns.objects.state.OBSTACLES`).
+
+    Returns:
+        ``(Q, S)`` separation (m; negative: overlapping) of every (object, obstacle) pair of
+        :func:`gns.objects.features.obstacle_pairs`, and ``(Q,)`` the object of each.
+    """
+    shapes = state.system.get("obstacle_shape")
+    steps = frames["position"].shape[1]
+    if shapes is None or not shapes.shape[1]:
+        return frames["position"].new_zeros(0, steps), torch.zeros(0, dtype=torch.long, device=state.device)
+    objects, flat = obstacle_pairs(state.batch, shapes)
+    vertices, rounding = body_vertices(state.static["shape"], state.static["size"])
+    world = place(vertices, frames["position"].transpose(0, 1), frames["angle"][..., 0].T)     # (S, K, 4, 2)
+    corners, corner = body_vertices(shapes.flatten()[flat], state.system["obstacle_size"].flatten(0, 1)[flat])
+    fixed = place(corners, state.system["obstacle_position"].flatten(0, 1)[flat],
+                  state.system["obstacle_angle"].flatten()[flat])                             # (Q, 4, 2)
+    count = objects.numel()
+    gap = separation(world[:, objects].reshape(steps * count, *world.shape[2:]), rounding[objects].repeat(steps),
+                     fixed.repeat(steps, 1, 1), corner.repeat(steps))
+    return gap.reshape(steps, count).T, objects
 
 
 def object_pairs(state: State) -> Tensor:
@@ -142,6 +179,12 @@ class ObjectEvaluation(EvaluationDefaults):
         out = {"ke_error": (ke_pred - ke_true).abs().mean(1), "ke_true_mean": ke_true.mean(1),
                "ke_window_factor_max": window_factor(ke_pred, ke_true, ENERGY_WINDOW),
                "outside_max": outside_box(predicted, initial, self.simulator.bounds)}
+        if self.simulator.obstacles:  # 0 for a scene without obstacles
+            gaps, objects = obstacle_gaps(predicted, initial)                                  # (Q, S), (Q,)
+            inside = torch.nan_to_num(-gaps, nan=float("inf")).clamp(min=0).amax(dim=1)         # (Q,)
+            out["obstacle_overlap_max"] = per_system_max(inside, initial.batch[objects],
+                                                         torch.ones_like(objects, dtype=torch.bool),
+                                                         initial.num_systems)
         agreement = contact_agreement(predicted, truth, initial)                               # (B, S)
         steps = agreement.shape[1]
         out.update({f"contact_agreement_{h}": agreement[:, h - 1] for h in CONTACT_HORIZONS if h <= steps})

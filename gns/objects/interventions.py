@@ -8,7 +8,7 @@ Selections by ``type`` pick shape codes (``gns.data.objects.SHAPES``: 0 disc, 1 
 
 Every intervened scene is checked before anything rolls out (:func:`check_objects`), as the solver
 checks a state it starts from (``gns.solvers.objects2d.check_state``): no shapes overlapping each
-other or reaching through a wall by more than the solver's ``overlap_tolerance``, no non-positive
+other or a static obstacle, or reaching through a wall by more than the solver's ``overlap_tolerance``, no non-positive
 size, mass or moment, discs as wide as high. Changes beyond the training split (actions, sizes,
 masses and moments per component, speeds) are refused unless ``allow_extrapolation``.
 """
@@ -26,7 +26,7 @@ from gns.data.objects import (box_excursion, check_scene, load_object_metadata, 
                               open_object_split, readable)
 from gns.errors import GnsInputError
 from gns.interventions import RigidBodies, Space, box_halves, speed_limit
-from gns.objects.evaluate import object_pairs
+from gns.objects.evaluate import object_pairs, obstacle_gaps
 from gns.objects.geometry import body_vertices, place, separation
 from gns.objects.windows import state_scene
 from gns.state import State
@@ -71,8 +71,8 @@ def check_objects(state: State, where: str, *, bounds: Tensor, tolerance: float)
 
     Raises:
         GnsInputError: naming the object and the value: a non-positive size, mass or moment, a disc not as
-            wide as high (``gns.data.objects.check_scene``); a shape reaching through a wall, or two shapes
-            overlapping, by more than ``tolerance``.
+            wide as high (``gns.data.objects.check_scene``); a shape reaching through a wall, or into a static
+            obstacle, or two shapes overlapping, by more than ``tolerance``.
     """
     check_scene(state_scene(state, bounds), name=where)
     position, angle = state.fields["position"][:, -1], state.fields["angle"][:, -1, 0]        # (K, 2), (K,)
@@ -95,6 +95,13 @@ def check_objects(state: State, where: str, *, bounds: Tensor, tolerance: float)
                             expected=f"an overlap of at most the solver's overlap_tolerance, {tolerance} m",
                             found={f"object {i}": readable(position[i].cpu().numpy()),
                                    f"object {j}": readable(position[j].cpu().numpy())})
+    gaps, objects = obstacle_gaps({"position": position[:, None], "angle": angle[:, None, None]}, state)  # (Q, 1)
+    if objects.numel() and float(-gaps.min()) > tolerance:
+        first = int(gaps[:, 0].argmin())
+        k = int(objects[first])
+        raise GnsInputError(f"object {k} would reach {float(-gaps[first, 0]):.4g} m into a static obstacle", key=where,
+                            expected=f"an overlap of at most the solver's overlap_tolerance, {tolerance} m",
+                            found=readable(position[k].cpu().numpy()))
 
 
 def training_ranges(dataset: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -155,3 +155,31 @@ def test_counterfactual_command_on_objects(tmp_path, capsys):
     assert main(["counterfactual", str(run), "--interventions", str(bad), "--out", str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "variants/light/0 (reweigh)" in err and "object 1: its mass must be positive" in err and "-1" in err
+
+
+def test_scenes_with_obstacles_replay_intervene_and_roll_out(make_simulator, obstacles_dataset, obstacle_windows):
+    """The solver re-runs an obstacle scene with its obstacles (the continuation of the stored one); moving an
+    object into an obstacle is refused; a kick rolls out in the model and in the solver."""
+    from gns.interventions import Kick
+
+    simulator = make_simulator("objects.obstacles=true", dataset=obstacles_dataset)
+    domain = get_domain("objects")
+    start = simulator.window - 1
+    factual = factual_scenario(obstacle_windows, 0, start, STEPS, simulator.window, True)
+    assert int(factual.state.num_obstacles[0]) >= 1
+    replay = domain.resimulator(simulator, obstacles_dataset, "test", 0, start)
+    truth, notes = replay.resimulate({"factual": factual}, STEPS)
+    assert not notes
+    with open_object_split(obstacles_dataset, "test") as split:
+        stored = split[0]
+    np.testing.assert_array_equal(truth["factual"]["position"].numpy(),
+                                  stored.position[start + 1:start + 1 + STEPS].transpose(1, 0, 2))
+    space = domain.intervention_space(simulator, obstacles_dataset)
+    centre = factual.state.system["obstacle_position"][0, 0]
+    into = [Move(Selection(index=(0,)), (centre - factual.state.position[0, -1]).tolist())]
+    with pytest.raises(GnsInputError, match="into a static obstacle"):
+        apply_interventions(factual, into, space, "into")
+    result = run_counterfactuals(simulator, factual, {"kick": [Kick(Selection(index=(0,)), [0.2, 0.0])]}, STEPS,
+                                 space, solver=replay, baselines=False, horizons=(1, 5))
+    assert result.solver["kick"]["position"].shape == result.predicted["kick"]["position"].shape
+    assert result.scores["kick"]["effect"]["no_effect"]["full"] > 0

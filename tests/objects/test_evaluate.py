@@ -9,7 +9,7 @@ import torch
 
 from gns.domains import get_domain
 from gns.evaluate import evaluate_split, format_table
-from gns.objects.evaluate import contact_agreement, kinetic_energy, outside_box
+from gns.objects.evaluate import contact_agreement, kinetic_energy, obstacle_gaps, outside_box
 from gns.objects.state import ObjectState
 
 BOX = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
@@ -43,6 +43,25 @@ def test_contact_agreement_up_to_each_step():
     torch.testing.assert_close(contact_agreement(never, truth, state), torch.tensor([[1.0, 1.0, 0.0, 0.0]]))
 
 
+def _with_obstacle(state: ObjectState) -> ObjectState:
+    """The scene with a box obstacle 0.2 wide at (0.3, 0.7) (0.05 above the first disc's top) and padding."""
+    obstacles = {"obstacle_shape": torch.tensor([[1, -1]]), "obstacle_size": torch.tensor([[[0.2, 0.2], [0, 0]]]),
+                 "obstacle_position": torch.tensor([[[0.3, 0.7], [0, 0]]]), "obstacle_angle": torch.zeros(1, 2)}
+    return state.replace(system=obstacles)
+
+
+def test_obstacle_gaps_and_contacts_count_the_obstacles():
+    state, frames = _two_discs(torch.tensor([0.6, 0.6, 0.6]))
+    state = _with_obstacle(state)
+    truth = {k: v.clone() for k, v in frames.items()}
+    truth["position"][0, 1:, 1] = 0.55                                               # the first disc rises to touch it
+    gaps, objects = obstacle_gaps(truth, state)
+    assert objects.tolist() == [0, 1]                                                # the padding row is no obstacle
+    torch.testing.assert_close(gaps[0], torch.tensor([0.05, 0.0, 0.0]), atol=1e-6, rtol=0)
+    # the object pair never touches (agrees); the obstacle pair of disc 0 disagrees from step 2
+    torch.testing.assert_close(contact_agreement(frames, truth, state), torch.tensor([[1.0, 2 / 3, 2 / 3]]))
+
+
 def test_outside_box_measures_the_shape_through_the_wall():
     state, frames = _two_discs(torch.tensor([0.5, 0.98]))
     assert float(outside_box(frames, state, BOX)[0]) == pytest.approx(0.03, abs=1e-6)   # 0.98 + 0.05 - 1
@@ -70,3 +89,12 @@ def test_the_shared_evaluator_scores_objects_against_constant_velocity(make_simu
     assert summary["multistart"]["num_rollouts"] == 4                                  # starts 0, 10 of 2 scenes
     table = format_table(summary)
     assert "MSE of angle" in table and "contact_agreement_20" in table
+
+
+def test_an_obstacle_model_reports_overlaps_with_obstacles(make_simulator, obstacles_dataset):
+    simulator = make_simulator("objects.obstacles=true", dataset=obstacles_dataset)
+    with get_domain("objects").open_split_for(simulator, obstacles_dataset, "test") as split:
+        summary = evaluate_split(simulator, split, (1, 5), progress=False)
+    for name in summary["rollouts"]:
+        assert summary[name]["obstacle_overlap_max"] >= 0
+    assert summary["persistence"]["obstacle_overlap_max"] < 0.02          # the solver's frames barely overlap

@@ -258,3 +258,84 @@ def test_edge_frames_turn_only_the_receiver_frame(make_simulator, test_windows):
     assert not torch.allclose(pairs_r.features[:, :2], pairs_w.features[:, :2])
     with pytest.raises(GnsInputError, match="objects.edge_frame"):
         make_simulator("objects.edge_frame=body")
+
+
+# --- static obstacles (objects.obstacles) ---------------------------------------------------------
+def test_reordering_objects_reorders_the_outputs_with_obstacles(make_simulator, obstacle_windows, obstacles_dataset):
+    simulator = make_simulator("objects.obstacles=true", "objects.impact=true", dataset=obstacles_dataset)
+    state = obstacle_windows.read(1, 10, 10 + simulator.window)
+    assert int(state.num_obstacles[0]) >= 1
+    order = torch.randperm(state.num_entities, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out, reordered = simulator(state), simulator(_permuted(state, order))
+    torch.testing.assert_close(reordered, out[order], atol=1e-5, rtol=1e-5)
+
+
+def test_scenes_with_and_without_obstacles_batch_like_separate_ones(make_simulator, obstacle_windows, test_windows,
+                                                                    obstacles_dataset):
+    simulator = make_simulator("objects.obstacles=true", "objects.impact=true", dataset=obstacles_dataset)
+    scenes = [test_windows.read(0, 4, 4 + simulator.window), *(obstacle_windows.read(i, 4, 4 + simulator.window)
+                                                               for i in range(2))]
+    batched = ObjectState.concat(scenes)
+    assert batched.num_obstacles.tolist() == [0, *(int(s.num_obstacles[0]) for s in scenes[1:])]
+    graph = simulator.build_graph(batched)
+    obstacles = graph.edge_sets["obstacles"]
+    assert bool((obstacles.senders == obstacles.receivers).all())                   # an obstacle is no node
+    counts = torch.bincount(batched.batch[obstacles.receivers], minlength=3)
+    assert counts.tolist() == (batched.n * batched.num_obstacles).tolist()           # every object x obstacle
+    with torch.no_grad():
+        torch.testing.assert_close(simulator(batched), torch.cat([simulator(s) for s in scenes]), atol=1e-5, rtol=1e-5)
+
+
+def test_obstacles_change_the_prediction_and_a_model_without_them_refuses_them(make_simulator, obstacle_windows,
+                                                                             obstacles_dataset):
+    simulator = make_simulator("objects.obstacles=true", dataset=obstacles_dataset)
+    state = obstacle_windows.read(0, 4, 4 + simulator.window)
+    moved = state.replace(system={**state.system, "obstacle_position": state.system["obstacle_position"] + 0.05})
+    with torch.no_grad():
+        assert not torch.allclose(simulator(state), simulator(moved))
+    blind = make_simulator()
+    with pytest.raises(GnsInputError, match="objects.obstacles") as error:
+        blind(state)
+    assert error.value.key == "scene 0/obstacle_shape"
+
+
+def test_an_obstacle_face_is_a_wall_to_the_impact_inputs():
+    """A disc moving right into the left face of a box obstacle gets the same impact inputs as from the
+    right wall at the same distance: both are fixed bodies of restitution 1."""
+    from gns.objects.features import obstacle_features, obstacle_pairs, wall_impact_features
+    from gns.objects.geometry import body_vertices, place, wall_gaps
+
+    shape, size, position = torch.tensor([0]), torch.full((1, 2), 0.1), torch.tensor([[0.8, 0.5]])
+    velocity, spin = torch.tensor([[0.02, 0.0]]), torch.zeros(1)
+    mass, moment, restitution = torch.ones(1), torch.full((1,), 0.00125), torch.full((1,), 0.7)
+    vertices, rounding = body_vertices(shape, size)
+    world = place(vertices, position, torch.zeros(1))
+    bounds = torch.tensor([[0.0, 0.86], [0.0, 1.0]])                                  # the right wall 1 cm away
+    scale = torch.tensor([0.01, 0.01, 1.0])
+    wall = wall_impact_features(world, rounding, position, velocity, spin, mass, moment, restitution,
+                                wall_gaps(world, rounding, bounds), scale)
+    obstacles = {"obstacle_shape": torch.tensor([[1]]), "obstacle_size": torch.tensor([[[0.2, 0.6]]]),
+                 "obstacle_position": torch.tensor([[[0.96, 0.5]]]), "obstacle_angle": torch.zeros(1, 1)}
+    objects, flat = obstacle_pairs(torch.zeros(1, dtype=torch.long), obstacles["obstacle_shape"])
+    edge = obstacle_features(obstacles, objects, flat, 3, position, torch.zeros(1), velocity, spin, world, rounding,
+                             0.3, torch.tensor(0.01), torch.tensor(0.1), frame="world",
+                             impact=(velocity, spin, mass, moment, restitution, scale))
+    assert torch.isfinite(edge).all() and edge.shape == (1, 18 + 2 + 3)
+    torch.testing.assert_close(edge[0, 15:18], wall[0])                              # dv (2), dw
+    assert float(wall[0, 0]) == pytest.approx(-(1 + 0.7) * 2 * 0.5, rel=1e-5)       # meets half-way: -1.7 cm/step x 1/2
+    torch.testing.assert_close(edge[0, 9:11], torch.tensor([1.0, 0.0]))              # normal towards the obstacle
+
+
+def test_impact_estimate_counts_the_obstacles(make_simulator, obstacle_windows, obstacles_dataset):
+    simulator = make_simulator("objects.impact=true", "objects.edge_frame=world", "objects.obstacles=true",
+                               dataset=obstacles_dataset)
+    state = obstacle_windows.read(0, 3, 3 + simulator.window)
+    graph = simulator.build_graph(state)
+    std = simulator.acceleration_normalizer.std
+    pairs, obstacles = graph.edge_sets["pairs"], graph.edge_sets["obstacles"]
+    expected = torch.zeros(state.num_entities, 3).index_add_(0, pairs.receivers, pairs.features[:, -3:] * std)
+    start = obstacles.features.shape[1] - 2 - simulator.num_shapes - 3
+    expected.index_add_(0, obstacles.receivers, obstacles.features[:, start:start + 3] * std)
+    torch.testing.assert_close(simulator.impact_estimate(state), expected + graph.nodes[:, -3:] * std,
+                               rtol=1e-5, atol=1e-9)
