@@ -138,6 +138,13 @@ LEVERS.update({
         NEAR_WALLS + UNROLL10 + [f"train.offset_noise_std={std}", f"train.offset_restore={restore}"])
     for std in ("3e-4", "1e-3", "3e-3") for restore in ("0.1", "0.3")})
 
+# The particle's place in the box (unclipped): the inside of a block in flight and of a resting pool differ only there.
+LEVERS.update({
+    "near_walls_3e-5_unroll10_boxpos": ("near walls, noise 3e-5, pushforward up to 10 steps, each particle's place in "
+                                        "the box as an input (model.box_position)",
+                                        NEAR_WALLS + UNROLL10 + ["model.box_position=true"]),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 

@@ -38,6 +38,10 @@ class ModelConfig:
     # step; GNS: off, edges see only the displacement): the quantity that viscosity and pressure act on, and the
     # same whatever the common velocity of the two particles (a falling block, a sliding layer)
     edge_velocity: bool = False
+    # particles: also give each particle its place in the box, (x - lo) / (hi - lo) * 2 - 1 per non-periodic
+    # dimension, unclipped (GNS: only the wall distances, clipped at one radius). Within a few message-passing
+    # steps the inside of a block in flight looks like the inside of a resting pool; its height tells them apart
+    box_position: bool = False
     # how the network's output is read: "node" (GNS: an MLP of each node's final latent) or "antisymmetric"
     # (particles: a term of each particle's own inputs plus a sum of pair terms over its neighbours with
     # f_ij = -f_ji, so that what particles do to each other cannot accelerate a group as a whole: internal

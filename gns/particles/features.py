@@ -37,6 +37,14 @@ def wall_distances(position: Tensor, bounds: Tensor, periodic: Tensor, radius: f
     return torch.cat([(x - lo) / radius, (hi - x) / radius], dim=-1).clamp(-1.0, 1.0)
 
 
+def box_position(position: Tensor, bounds: Tensor, periodic: Tensor) -> Tensor:
+    """``(N, D_np)`` the place of each particle in the box per non-periodic dimension, ``(x - lo) / (hi - lo) * 2 - 1``:
+    -1 at the lower wall, 1 at the upper one, unclipped (a particle outside the box gets a value beyond)."""
+    keep = ~periodic.to(position.device)
+    lo, hi = bounds[:, 0].to(position)[keep], bounds[:, 1].to(position)[keep]
+    return (position[:, keep] - lo) / (hi - lo) * 2 - 1
+
+
 def num_wall_features(periodic: Tensor) -> int:
     return 2 * int((~periodic).sum())
 

@@ -23,7 +23,7 @@ from gns.nn import EncodeProcessDecode
 from gns.nn.encode_process_decode import DECODERS
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.particles.state import ParticleState
-from gns.particles.features import edge_features, num_wall_features, velocity_history, wall_distances
+from gns.particles.features import box_position, edge_features, num_wall_features, velocity_history, wall_distances
 from gns.particles.integrate import integrate, inverse_integrate
 from gns.neighbors import radius_graph
 from gns.train.noise import random_walk_noise
@@ -68,7 +68,7 @@ class ParticleSimulator(nn.Module):
         self.context_normalizer = OnlineNormalizer(self.context_size) if self.context_size else None
         self.type_embedding = nn.Embedding(self.num_particle_types, config.type_embedding_size)
         node_in = (self.history * self.dim + num_wall_features(self.periodic) + config.type_embedding_size
-                   + self.context_size)
+                   + self.context_size + (num_wall_features(self.periodic) // 2 if config.box_position else 0))
         edge_in = self.dim + 1 + (self.dim if config.edge_velocity else 0)
         self.network = EncodeProcessDecode(node_in, {"neighbors": edge_in}, self.dim, config.latent_size,
                                            config.message_passing_steps, config.hidden_layers,
@@ -94,6 +94,8 @@ class ParticleSimulator(nn.Module):
         parts = [velocities.flatten(1),                                               # (N, C*D)
                  walls,
                  self.type_embedding(batch.particle_type)]                           # (N, E_t)
+        if self.config.box_position:
+            parts.append(box_position(last, self.bounds, self.periodic))                # (N, D_np)
         if self.context_normalizer is not None:
             context = self.context_normalizer.normalize(batch.context, accumulate=self.training)  # (B, G)
             parts.append(context[batch.batch])

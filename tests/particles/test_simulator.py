@@ -135,6 +135,27 @@ def test_near_walls_velocity_encoding(bouncing_dataset):
     assert sim(state).shape == (40, meta.dim)
 
 
+def test_box_position_gives_the_place_in_the_box(bouncing_dataset, lj3d_dataset):
+    from gns.particles.features import box_position
+
+    meta = load_metadata(bouncing_dataset)
+    plain = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1), meta, 0.0)
+    placed = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1, box_position=True), meta, 0.0)
+    (state,) = systems(meta, [40])
+    nodes, more = plain.build_graph(state).nodes, placed.build_graph(state).nodes
+    assert more.shape[1] == nodes.shape[1] + meta.dim
+    lo, hi = plain.bounds[:, 0], plain.bounds[:, 1]
+    where = box_position(state.position[:, -1], plain.bounds, plain.periodic)
+    torch.testing.assert_close(where, (state.position[:, -1] - lo) / (hi - lo) * 2 - 1)
+    assert float(where.abs().max()) <= 1.0 and placed(state).shape == (40, meta.dim)
+    # past a wall: beyond 1, not clipped
+    assert float(box_position(hi[None] + 0.1 * (hi - lo), plain.bounds, plain.periodic).min()) == pytest.approx(1.2)
+    periodic = load_metadata(lj3d_dataset)                        # no walls: nothing to place
+    sim = ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1, box_position=True), periodic, 0.0)
+    (state,) = systems(periodic, [20])
+    assert box_position(state.position[:, -1], sim.bounds, sim.periodic).shape == (20, 0)
+
+
 def test_antisymmetric_decoder_conserves_the_systems_momentum(bouncing_dataset, lj3d_dataset):
     from gns.errors import GnsInputError
 
