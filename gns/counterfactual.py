@@ -41,7 +41,7 @@ from gns.errors import GnsInputError
 from gns.interventions import Intervention, Scenario, Selection, Space, apply_interventions
 from gns.metrics import at_horizons
 from gns.rollout import Monitor, default_chunk, rollout_many, stepper_device
-from gns.rollout_io import RolloutRecord, write_rollouts
+from gns.rollout_io import RolloutRecord, system_arrays, write_rollouts
 
 __all__ = ["CounterfactualResult", "factual_scenario", "run_counterfactuals", "query", "counterfactual_query",
            "write_counterfactuals", "format_counterfactuals"]
@@ -505,7 +505,7 @@ def write_counterfactuals(path: str | Path, result: CounterfactualResult, evalua
                 sources[source][field_name] = frames.transpose(0, 1).cpu().numpy()
         static, links = evaluation.drawing(state)
         static["origin"] = scenario.origin.cpu().numpy()
-        records.append(RolloutRecord(name, sources, static, links))
+        records.append(RolloutRecord(name, sources, static, links, system_arrays(state)))
     info = {"counterfactual": {**_plain(dict(query)), **summary(result)}, "input_frames": evaluation.window,
             **evaluation.info}
     path = Path(path)

@@ -38,7 +38,7 @@ from gns.data.windows import WindowSampler
 from gns.metrics import per_system_sum, reduce_extra, reduce_rollouts
 from gns.progress import no_bar
 from gns.rollout import Monitor, Stepper, rollout, stepper_device
-from gns.rollout_io import RolloutRecord, write_rollouts
+from gns.rollout_io import RolloutRecord, system_arrays, write_rollouts
 from gns.state import State
 
 __all__ = ["Evaluation", "EvaluationDefaults", "evaluate_split", "format_table", "format_divergence", "best_baseline"]
@@ -85,7 +85,8 @@ class Evaluation(Protocol):
         Reduced over rollouts by :func:`gns.metrics.reduce_extra` (keys ending in ``_max``: the largest)."""
 
     def drawing(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Per-entity attributes and ``(E, K)`` links of a one-system state, for its rollout record."""
+        """Per-entity attributes and ``(E, K)`` links of a one-system state, for its rollout record (its
+        per-system attributes go with them as they are: :func:`gns.rollout_io.system_arrays`)."""
 
     def divergence_checks(self) -> dict:
         """The domain's :data:`gns.rollout.DivergenceCheck` s for the model's rollouts."""
@@ -294,7 +295,8 @@ def _records(ev: Evaluation, full: State, predicted: Mapping[str, Tensor], keys:
         pred = {name: np.concatenate([truth[name][:ev.window], values[sl].transpose(0, 1).cpu().numpy()])
                 for name, values in predicted.items()}
         static, links = ev.drawing(system)
-        records.append(RolloutRecord(key, {"predicted": pred, "ground_truth": truth}, static, links))
+        records.append(RolloutRecord(key, {"predicted": pred, "ground_truth": truth}, static, links,
+                                     system_arrays(system)))
     return records
 
 

@@ -4,10 +4,12 @@
 and ``gns export`` read it back and dispatch on its ``simulator`` attribute. One
 :class:`RolloutRecord` per trajectory (or per counterfactual variant) holds any number of
 *sources* (``predicted``, ``ground_truth``, ``solver``, ...) of the same fields and shapes, plus
-the per-entity attributes and links needed to draw it. HDF5 layout::
+the per-entity attributes, the per-system attributes (a scene's obstacles, a material context) and
+the links needed to draw it. HDF5 layout::
 
     /<key>/<source>/<field>   float32 (T, N, F)   frame 0.. include the initial frames given to the model
     /<key>/static/<name>      (N, ...)           per-entity attributes (particle_type; mesh_pos, node_type)
+    /<key>/system/<name>      (...)              per-system attributes, any shape (obstacle_shape, context)
     /<key>/links/<name>       int32 (E, K)        entity tuples (cells: K = 3 triangles, 4 tetrahedra)
     root attributes:
       kind = "gns_rollout", format_version = 2
@@ -22,7 +24,8 @@ the per-entity attributes and links needed to draw it. HDF5 layout::
 
 A path ending in ``.npz`` holds the same arrays under the same names and the root attributes as a
 JSON string named ``__attrs__`` (a unicode array, so that reading needs no pickle). Files written
-by gns 0.1 (mesh files with ``kind = "mesh_rollout"``, untagged particle files) are read too.
+by gns 0.1 (mesh files with ``kind = "mesh_rollout"``, untagged particle files) are read too, and
+records without a ``system`` group (written before it existed) read with none.
 Writing is atomic (:mod:`gns.atomic`).
 """
 
@@ -41,13 +44,13 @@ from gns.atomic import atomic_path
 from gns.errors import GnsInputError
 
 __all__ = ["RolloutRecord", "write_rollouts", "read_rollouts", "read_rollout", "select_record", "comparison_panels",
-           "ROLLOUT_KIND", "FORMAT_VERSION"]
+           "system_arrays", "ROLLOUT_KIND", "FORMAT_VERSION"]
 
 ROLLOUT_KIND = "gns_rollout"
 FORMAT_VERSION = 2
 _LEGACY_MESH_KIND = "mesh_rollout"          # gns 0.1 mesh rollout files
 _NPZ_ATTRS = "__attrs__"                   # cannot clash: keys never start with "_"
-_RESERVED = ("static", "links")            # group names that are not sources
+_RESERVED = ("static", "system", "links")  # group names that are not sources
 
 
 @dataclass
@@ -60,12 +63,15 @@ class RolloutRecord:
             fields with the same shapes.
         static: name -> ``(N, ...)`` per-entity attributes.
         links: name -> ``(E, K)`` integer entity indices in ``[0, N)``.
+        system: name -> ``(...)`` attributes of the record's one system, of any shape (e.g. a scene's
+            obstacles ``obstacle_shape (M,)``, ``obstacle_position (M, 2)``; a material context ``(G,)``).
     """
 
     key: str
     sources: dict[str, dict[str, np.ndarray]]
     static: dict[str, np.ndarray] = field(default_factory=dict)
     links: dict[str, np.ndarray] = field(default_factory=dict)
+    system: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def predicted(self) -> dict[str, np.ndarray]:
@@ -89,11 +95,12 @@ class RolloutRecord:
         return next((int(a.shape[1]) for s in self.sources.values() for a in s.values()), 0)
 
     def validate(self, *, file: object = None) -> "RolloutRecord":
-        """Check names, shapes and dtypes; return a copy with float32 fields and int32 links.
+        """Check names, shapes and dtypes; return a copy with float32 fields and int32 links (and
+        static and system attributes int32 where integer or bool, float32 otherwise).
 
         Raises:
-            GnsInputError: naming ``<key>/<source>/<field>`` (or ``static/``, ``links/``) and the
-                expected and found shapes.
+            GnsInputError: naming ``<key>/<source>/<field>`` (or ``static/``, ``system/``, ``links/``) and the
+                expected and found shapes; or a system attribute that is not numeric or not finite.
         """
         key = str(self.key)
         if not key or "/" in key:
@@ -143,6 +150,18 @@ class RolloutRecord:
                 raise GnsInputError("a static attribute needs one row per entity", file=file,
                                     key=f"{key}/static/{name}", expected=f"({n}, ...)", found=array.shape)
             static[name] = array.astype(np.int32) if array.dtype.kind in "iub" else array.astype(np.float32)
+        system = {}
+        for name, values in self.system.items():
+            _check_name(name, file, f"{key}/system", "system attribute")
+            where = f"{key}/system/{name}"
+            array = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values)
+            if array.dtype.kind not in "iubf":
+                raise GnsInputError("a system attribute must be a numeric array", file=file, key=where,
+                                    expected="integers, bools or floats", found=array.dtype)
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise GnsInputError("a system attribute must be finite", file=file, key=where,
+                                    expected="finite values", found=f"{int((~np.isfinite(array)).sum())} NaN or inf")
+            system[name] = array.astype(np.int32) if array.dtype.kind in "iub" else array.astype(np.float32)
         links = {}
         for name, values in self.links.items():
             _check_name(name, file, f"{key}/links", "link")
@@ -155,7 +174,7 @@ class RolloutRecord:
                 raise GnsInputError("links must refer to entities of the record", file=file, key=where,
                                     expected=f"indices in [0, {n})", found=f"indices in [{array.min()}, {array.max()}]")
             links[name] = array.astype(np.int32)
-        return RolloutRecord(key, sources, static, links)
+        return RolloutRecord(key, sources, static, links, system)
 
 
 def write_rollouts(path: str | os.PathLike, records: Sequence[RolloutRecord], *, simulator: str, domain: str,
@@ -215,6 +234,19 @@ def select_record(records: Sequence[RolloutRecord], trajectory: int | str, *, fi
     """Pick a record by position or by key (the available keys are listed in the error)."""
     keys = [r.key for r in records]
     return records[keys.index(_resolve(keys, trajectory, file))]
+
+
+def system_arrays(state: Any) -> dict[str, np.ndarray]:
+    """The per-system attributes of a one-system :class:`gns.state.State`, for its record's ``system``:
+    name -> ``(...)`` (its ``(1, ...)`` tensors without the system axis).
+
+    Raises:
+        GnsInputError: the state holds more than one system.
+    """
+    if state.num_systems != 1:
+        raise GnsInputError("a rollout record holds one system", key="system", expected="a one-system state",
+                            found=f"{state.num_systems} systems")
+    return {name: values[0].detach().cpu().numpy() for name, values in state.system.items()}
 
 
 _TITLES = {"ground_truth": "Ground truth", "predicted": "Prediction", "solver": "Solver"}
@@ -319,9 +351,10 @@ def _make_attrs(records: Sequence[RolloutRecord], path: Path, *, simulator: str,
 
 
 def _arrays_of(record: RolloutRecord) -> dict[str, np.ndarray]:
-    """``{"<source>/<field>" | "static/<name>" | "links/<name>": array}`` of one record."""
+    """``{"<source>/<field>" | "static/<name>" | "system/<name>" | "links/<name>": array}`` of one record."""
     out = {f"{source}/{name}": v for source, fields in record.sources.items() for name, v in fields.items()}
     out.update({f"static/{name}": v for name, v in record.static.items()})
+    out.update({f"system/{name}": v for name, v in record.system.items()})
     out.update({f"links/{name}": v for name, v in record.links.items()})
     return out
 
@@ -427,7 +460,8 @@ def _read_npz(path: Path, choose: Callable[[list[str]], list[str]]) -> tuple[dic
                 raw[parts[0]].setdefault(parts[1], {})[parts[2]] = archive[name]
             else:
                 raise GnsInputError("unexpected array name", file=path, key=name,
-                                    expected="<key>/<source>/<field>, <key>/static/<name> or <key>/links/<name>",
+                                    expected="<key>/<source>/<field>, <key>/static/<name>, <key>/system/<name> "
+                                             "or <key>/links/<name>",
                                     found=name)
     return raw, attrs
 
@@ -489,7 +523,17 @@ def _record(key: str, groups: Mapping[str, Any], attrs: Mapping[str, Any], path:
             raise GnsInputError("fields differ from the file's 'fields' attribute", file=path, key=f"{key}/{source}",
                                 expected=attrs["fields"], found=sorted(group))
         sources[source] = {name: group[name] for name in attrs["fields"]}  # the declared order
-    return RolloutRecord(key, sources, dict(groups.get("static", {})), dict(groups.get("links", {})))
+    return RolloutRecord(key, sources, _group(groups, "static", key, path), _group(groups, "links", key, path),
+                         _group(groups, "system", key, path))
+
+
+def _group(groups: Mapping[str, Any], name: str, key: str, path: Path) -> dict[str, np.ndarray]:
+    """The arrays of the reserved group ``name`` of a record (empty where the file has none)."""
+    group = groups.get(name, {})
+    if not isinstance(group, dict):
+        raise GnsInputError(f"{name!r} must be a group of named arrays", file=path, key=f"{key}/{name}",
+                            expected=f"{key}/{name}/<name>", found="a single array")
+    return dict(group)
 
 
 def _legacy(raw: Mapping[str, Mapping[str, Any]], attrs: Mapping[str, Any], path: Path

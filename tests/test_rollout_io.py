@@ -224,3 +224,63 @@ def test_field_order_follows_the_first_source(tmp_path):
     record.ground_truth["density"] = record.ground_truth["pressure"]
     with pytest.raises(GnsInputError, match="same fields"):
         record.validate()
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".npz"])
+def test_system_attributes_round_trip(tmp_path, suffix):
+    import torch
+
+    from gns.particles.state import ParticleState
+    from gns.rollout_io import system_arrays
+
+    record = _particle_record()
+    record.system = {"obstacle_shape": np.array([1, 0, -1], np.int64),
+                     "obstacle_position": np.array([[0.2, 0.3], [0.5, 0.5], [0.0, 0.0]], np.float64),
+                     "gravity": np.float64(-9.8), "empty": np.zeros((0, 2), np.float32),
+                     "context": torch.tensor([0.5, 2.0])}                                  # tensors accepted
+    path = _write(tmp_path / f"r{suffix}", [record, _particle_record("00001")], simulator="particles",
+                  domain="water2d", target_field="position")
+    if suffix == ".h5":
+        with h5py.File(path, "r") as f:
+            assert f["00000/system/obstacle_position"].shape == (3, 2) and "system" not in f["00001"]
+    (back, plain), attrs = read_rollouts(path)
+    assert attrs["sources"] == ["predicted", "ground_truth"]                     # "system" is no source
+    assert set(back.system) == {"obstacle_shape", "obstacle_position", "gravity", "empty", "context"}
+    assert back.system["obstacle_shape"].dtype == np.int32 and back.system["obstacle_position"].dtype == np.float32
+    np.testing.assert_array_equal(back.system["obstacle_shape"], [1, 0, -1])
+    np.testing.assert_allclose(back.system["obstacle_position"], record.system["obstacle_position"], rtol=1e-6)
+    assert back.system["gravity"].shape == () and float(back.system["gravity"]) == pytest.approx(-9.8)
+    assert back.system["empty"].shape == (0, 2)
+    np.testing.assert_allclose(back.system["context"], [0.5, 2.0])
+    assert plain.system == {}                                                    # a record without: none
+    # a one-system state's per-system tensors, without the system axis
+    state = ParticleState(torch.zeros(3, 2, 2), torch.zeros(3, dtype=torch.long), torch.tensor([3]),
+                          context=torch.tensor([[1.0, 2.0]]))
+    arrays = system_arrays(state)
+    assert list(arrays) == ["context"] and arrays["context"].shape == (2,)
+    with pytest.raises(GnsInputError, match="one system"):
+        system_arrays(ParticleState(torch.zeros(4, 2, 2), torch.zeros(4, dtype=torch.long), torch.tensor([2, 2])))
+
+
+def test_bad_system_attributes_name_file_and_key(tmp_path):
+    nan = _particle_record()
+    nan.system = {"obstacle_angle": np.array([0.0, np.nan], np.float32)}
+    with pytest.raises(GnsInputError, match="finite") as err:
+        _write(tmp_path / "r.h5", [nan], simulator="particles", target_field="position")
+    assert "r.h5" in str(err.value) and "00000/system/obstacle_angle" in str(err.value)
+    text = _particle_record()
+    text.system = {"label": np.array(["a", "b"])}
+    with pytest.raises(GnsInputError, match="numeric") as err:
+        _write(tmp_path / "r.npz", [text], simulator="particles", target_field="position")
+    assert "r.npz" in str(err.value) and "00000/system/label" in str(err.value)
+    reserved = _particle_record()
+    reserved.sources["system"] = reserved.sources["predicted"]
+    with pytest.raises(GnsInputError, match="reserved"):
+        reserved.validate()
+    assert not list(tmp_path.iterdir())
+    # a file whose "system" is an array, not a group
+    path = _write(tmp_path / "r.h5", [_particle_record()], simulator="particles", target_field="position")
+    with h5py.File(path, "a") as f:
+        f["00000/system"] = np.zeros(3)
+    with pytest.raises(GnsInputError, match="00000/system"):
+        read_rollouts(path)

@@ -2,9 +2,10 @@
 
 Each panel is the raster video of :mod:`gns.objects.video` (every object as its shape in its
 colour, the image spanning the box) with the springs drawn over it as white lines, rendered from
-the rollout file alone: the file's ``static`` group holds the objects' shapes, sizes and colours
-and its ``links`` the springs (:meth:`ObjectEvaluation.drawing`), its ``info`` the box. The
-animation and the writing are the shared ones of :mod:`gns.viz`.
+the rollout file alone: the file's ``static`` group holds the objects' shapes, sizes and colours,
+its ``links`` the springs (:meth:`ObjectEvaluation.drawing`), its ``system`` group the scene's
+static obstacles (:data:`gns.objects.state.OBSTACLES`, drawn by the video in its obstacle grey), its
+``info`` the box. The animation and the writing are the shared ones of :mod:`gns.viz`.
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ from matplotlib.collections import LineCollection
 
 from gns.data.objects import ObjectScene, ObjectTrajectory
 from gns.errors import GnsInputError
+from gns.objects.state import OBSTACLES
 from gns.objects.video import render_object_frames
 from gns.rollout_io import RolloutRecord, comparison_panels, read_rollouts
 from gns.viz import RolloutAnimation, _animation_figure, _frame_steps, _freeze_layout, save_animation
 
-__all__ = ["record_trajectory", "animate_objects", "render_object_rollout"]
+__all__ = ["record_trajectory", "record_obstacles", "animate_objects", "render_object_rollout"]
 
 
 def record_trajectory(record: RolloutRecord, source: str, bounds: Sequence[Sequence[float]]) -> ObjectTrajectory:
     """One source of a rollout record as an :class:`~gns.data.objects.ObjectTrajectory` (poses only:
-    velocities and actions are zero), to be drawn by :func:`gns.objects.video.render_object_frames`.
+    velocities and actions are zero), to be drawn by :func:`gns.objects.video.render_object_frames`;
+    its scene holds the record's obstacles (:func:`record_obstacles`).
 
     Raises:
-        GnsInputError: the record lacks an attribute the drawing needs.
+        GnsInputError: the record lacks an attribute the drawing needs, or holds malformed obstacles.
     """
     needed = ("shape", "size", "colour")
     missing = [name for name in needed if name not in record.static]
@@ -44,12 +47,46 @@ def record_trajectory(record: RolloutRecord, source: str, bounds: Sequence[Seque
     scene = ObjectScene(bounds=np.asarray(bounds, dtype=np.float32), shape=np.asarray(record.static["shape"]),
                         size=np.asarray(record.static["size"]), mass=ones, moment=ones, friction=ones,
                         restitution=ones, colour=np.asarray(record.static["colour"]), spring_pairs=springs,
-                        spring_rest_length=unit, spring_stiffness=unit, spring_damping=unit)
+                        spring_rest_length=unit, spring_stiffness=unit, spring_damping=unit,
+                        **record_obstacles(record))
     fields = record.sources[source]
     frames = fields["position"].shape[0]
     zeros = np.zeros((frames, count), dtype=np.float32)
     return ObjectTrajectory(scene, fields["position"], fields["angle"][..., 0], np.zeros((frames, count, 2)), zeros,
                             np.zeros((max(frames - 1, 0), count, 3)), key=record.key)
+
+
+def record_obstacles(record: RolloutRecord) -> dict[str, np.ndarray]:
+    """The static obstacles of a record's scene, from its ``system`` attributes, without the padding rows
+    (shape code -1) of a scene batched with scenes of more obstacles: ``obstacle_shape (O,)`` int64,
+    ``obstacle_size (O, 2)``, ``obstacle_position (O, 2)``, ``obstacle_angle (O,)`` float32 (``O = 0``
+    for a record without obstacles, e.g. one written before rollout files held them).
+
+    Raises:
+        GnsInputError: some but not all of the obstacle arrays, or arrays of the wrong shapes.
+    """
+    present = [name for name in OBSTACLES if name in record.system]
+    if not present:
+        return {}
+    where = f"{record.key}/system"
+    if len(present) != len(OBSTACLES):
+        raise GnsInputError("a record's obstacles need every obstacle array", key=where, expected=list(OBSTACLES),
+                            found=sorted(record.system))
+    shapes = np.asarray(record.system["obstacle_shape"]).astype(np.int64)
+    if shapes.ndim != 1:
+        raise GnsInputError("obstacle shapes must be one code per obstacle", key=f"{where}/obstacle_shape",
+                            expected="(M,)", found=shapes.shape)
+    out = {"obstacle_shape": shapes}
+    for name, tail in OBSTACLES.items():
+        if name == "obstacle_shape":
+            continue
+        values = np.asarray(record.system[name], dtype=np.float32)
+        if values.shape != (len(shapes), *tail):
+            raise GnsInputError("an obstacle array must have one row per obstacle", key=f"{where}/{name}",
+                                expected=(len(shapes), *tail), found=values.shape)
+        out[name] = values
+    keep = shapes >= 0                                                                      # padding: -1
+    return {name: values[keep] for name, values in out.items()}
 
 
 def animate_objects(panels: Sequence[tuple[str, ObjectTrajectory]], *, stride: int = 1, fps: int = 20,
