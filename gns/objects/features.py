@@ -20,7 +20,7 @@ __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_f
            "gap_scales", "num_wall_features", "into_edge_frame", "EDGE_FRAMES", "approach_features",
            "impact_features", "NUM_IMPACT_FEATURES", "wall_impact_features", "NUM_WALL_IMPACT_FEATURES",
            "spring_features", "num_spring_features", "wall_features", "obstacle_pairs", "obstacle_features",
-           "num_obstacle_features"]
+           "num_obstacle_features", "obstacle_node_features", "num_obstacle_node_features"]
 
 
 def all_pairs(n: Tensor) -> Tensor:
@@ -378,3 +378,32 @@ def obstacle_features(obstacles: dict[str, Tensor], objects: Tensor, flat: Tenso
                           approach, impact)
     return torch.cat([edges, size.to(position) / scale,
                       torch.nn.functional.one_hot(shape, num_shapes).to(position)], dim=-1)
+
+
+def num_obstacle_node_features(contact_scale: float = 0.0, impact: bool = False) -> int:
+    """Width of :func:`obstacle_node_features`."""
+    return 1 + (contact_scale > 0) + 3 * bool(impact)
+
+
+def obstacle_node_features(edges: Tensor, objects: Tensor, count: int, contact_scale: float = 0.0,
+                           approach: bool = False, impact: bool = False) -> Tensor:
+    """What the obstacles of its scene do to each object, on its node, as the walls' features are: the gap to
+    the nearest obstacle (the columns of :func:`gap_scales`; 1, far, without any) and, with ``impact``, the
+    sum over the obstacles of the impact estimate (velocity (2) and spin change, in the edge frame).
+
+    The obstacle edges carry the same and more, but obstacle impacts are a few times rarer in the data than
+    wall impacts, and the walls' node features are what the network learns to keep objects out with.
+
+    Args:
+        edges: ``(P, num_obstacle_features)`` :func:`obstacle_features`; objects: ``(P,)`` their objects.
+        count: objects ``N``; contact_scale, approach, impact: the settings the edges were made with.
+
+    Returns:
+        ``(N, num_obstacle_node_features)``.
+    """
+    gaps = edges[:, 3:4 + (contact_scale > 0)]                                               # (P, 1 or 2)
+    nearest = edges.new_ones(count, gaps.shape[1]).scatter_reduce(0, objects[:, None].expand_as(gaps), gaps, "amin")
+    if not impact:
+        return nearest
+    start = num_edge_features(contact_scale, approach) + 6                                  # dv (2), dw
+    return torch.cat([nearest, edges.new_zeros(count, 3).index_add_(0, objects, edges[:, start:start + 3])], dim=-1)

@@ -43,8 +43,8 @@ from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.objects.features import (all_pairs, both_directions, edge_features, num_edge_features, num_spring_features,
-                                  impact_features, num_obstacle_features, num_wall_features, obstacle_features,
-                                  obstacle_pairs, spring_features, velocity_history, wall_features,
+                                  impact_features, num_obstacle_features, num_obstacle_node_features,
+                                  num_wall_features, obstacle_features, obstacle_node_features, obstacle_pairs, spring_features, velocity_history, wall_features,
                                   wall_impact_features, EDGE_FRAMES, NUM_WALL_IMPACT_FEATURES)
 from gns.objects.geometry import body_vertices, contact_frame, place, wall_gaps
 from gns.objects.integrate import integrate, inverse_integrate
@@ -138,6 +138,7 @@ class ObjectSimulator(nn.Module):
         edge_sets = {"pairs": num_edge_features(self.contact_scale, self.approach, self.impact),
                      "springs": num_spring_features()}
         if self.obstacles:
+            node_in += num_obstacle_node_features(self.contact_scale, self.impact)
             edge_sets["obstacles"] = num_obstacle_features(self.num_shapes, self.contact_scale, self.approach,
                                                            self.impact)
         self.network = EncodeProcessDecode(node_in, edge_sets, 3, config.latent_size, config.message_passing_steps,
@@ -208,11 +209,13 @@ class ObjectSimulator(nn.Module):
                      "springs": EdgeSet(springs, spring_senders, spring_receivers)}
         if self.obstacles:  # an obstacle is no node: its edge carries it, sent from the object it acts on
             objects, flat = obstacle_pairs(state.batch.to(current.device), state.system["obstacle_shape"])
-            edge_sets["obstacles"] = EdgeSet(
-                obstacle_features(state.obstacles, objects, flat, self.num_shapes, current, turn, velocity[:, -1],
-                                  spin[:, -1, 0], world, rounding, self.scale, velocity_scale,
-                                  self.angular_velocity_normalizer.std[0], self.contact_scale, self.edge_frame,
-                                  self.approach, impact), objects, objects)
+            blocked = obstacle_features(state.obstacles, objects, flat, self.num_shapes, current, turn, velocity[:, -1],
+                                        spin[:, -1, 0], world, rounding, self.scale, velocity_scale,
+                                        self.angular_velocity_normalizer.std[0], self.contact_scale, self.edge_frame,
+                                        self.approach, impact)
+            edge_sets["obstacles"] = EdgeSet(blocked, objects, objects)
+            nodes = torch.cat([nodes, obstacle_node_features(blocked, objects, nodes.shape[0], self.contact_scale,
+                                                             self.approach, self.impact)], dim=-1)
         else:
             self.refuse_obstacles(state)
         return Graph(nodes, edge_sets, state.n)

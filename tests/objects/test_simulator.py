@@ -336,6 +336,11 @@ def test_impact_estimate_counts_the_obstacles(make_simulator, obstacle_windows, 
     pairs, obstacles = graph.edge_sets["pairs"], graph.edge_sets["obstacles"]
     expected = torch.zeros(state.num_entities, 3).index_add_(0, pairs.receivers, pairs.features[:, -3:] * std)
     start = obstacles.features.shape[1] - 2 - simulator.num_shapes - 3
-    expected.index_add_(0, obstacles.receivers, obstacles.features[:, start:start + 3] * std)
-    torch.testing.assert_close(simulator.impact_estimate(state), expected + graph.nodes[:, -3:] * std,
+    blocked = torch.zeros(state.num_entities, 3).index_add_(0, obstacles.receivers,
+                                                            obstacles.features[:, start:start + 3])
+    # the nodes end with the walls' impact estimate, then the nearest obstacle's gap and the obstacles' estimate
+    torch.testing.assert_close(graph.nodes[:, -3:], blocked)
+    nearest = torch.ones(state.num_entities).scatter_reduce(0, obstacles.receivers, obstacles.features[:, 3], "amin")
+    torch.testing.assert_close(graph.nodes[:, -4], nearest)
+    torch.testing.assert_close(simulator.impact_estimate(state), expected + (blocked + graph.nodes[:, -7:-4]) * std,
                                rtol=1e-5, atol=1e-9)
