@@ -11,7 +11,8 @@ persistence (nothing moves). Extra scalars of the rollouts from the first frame,
   :data:`gns.metrics.ENERGY_WINDOW` steps;
 * ``outside_max``: how far (m) any predicted shape reaches through a wall, at worst;
 * ``obstacle_overlap_max`` (models with ``objects.obstacles``): how far (m) any predicted shape reaches
-  into an obstacle, at worst;
+  into an obstacle, at worst; ``obstacle_overlap_mean``, each rollout's worst, averaged over rollouts;
+  ``obstacle_overlap_share``, the share of rollouts whose worst is deeper than :data:`OBSTACLE_OVERLAP`;
 * ``contact_agreement_<h>`` (and ``_full``): the share of a scene's object pairs (and pairs of an
   object and an obstacle) on which prediction and truth agree about whether the two touched at some
   frame of the first ``h`` steps.
@@ -40,13 +41,16 @@ from gns.objects.windows import ObjectWindows
 from gns.rollout import box_checks
 from gns.state import State
 
-__all__ = ["ObjectEvaluation", "CONTACT_MARGIN", "CONTACT_HORIZONS", "kinetic_energy", "contact_agreement",
+__all__ = ["ObjectEvaluation", "CONTACT_MARGIN", "OBSTACLE_OVERLAP", "CONTACT_HORIZONS", "kinetic_energy", "contact_agreement",
            "outside_box", "object_pairs", "touched_by_step", "obstacle_gaps"]
 
 # Two shapes closer than this (m) at a frame touch. The solver leaves overlaps of up to a few
 # millimetres (collision slop, impacts); frames 33 ms apart see objects that bounce off each other
 # a few millimetres apart at their closest.
 CONTACT_MARGIN = 0.005
+# A shape deeper than this (m) in a static obstacle is counted: the default overlap_tolerance of the solver,
+# the deepest overlap it accepts in a state it starts from (its own frames stay a few millimetres deep at most).
+OBSTACLE_OVERLAP = 0.02
 # Horizons of the collision-event agreement (steps), besides the whole rollout.
 CONTACT_HORIZONS = (1, 5, 10, 20, 50, 100)
 POSE_FIELDS = ("position", "angle")
@@ -182,9 +186,10 @@ class ObjectEvaluation(EvaluationDefaults):
         if self.simulator.obstacles:  # 0 for a scene without obstacles
             gaps, objects = obstacle_gaps(predicted, initial)                                  # (Q, S), (Q,)
             inside = torch.nan_to_num(-gaps, nan=float("inf")).clamp(min=0).amax(dim=1)         # (Q,)
-            out["obstacle_overlap_max"] = per_system_max(inside, initial.batch[objects],
-                                                         torch.ones_like(objects, dtype=torch.bool),
-                                                         initial.num_systems)
+            worst = per_system_max(inside, initial.batch[objects], torch.ones_like(objects, dtype=torch.bool),
+                                   initial.num_systems)                                        # (B,) m
+            out.update({"obstacle_overlap_max": worst, "obstacle_overlap_mean": worst,
+                        "obstacle_overlap_share": (worst > OBSTACLE_OVERLAP).to(worst.dtype)})
         agreement = contact_agreement(predicted, truth, initial)                               # (B, S)
         steps = agreement.shape[1]
         out.update({f"contact_agreement_{h}": agreement[:, h - 1] for h in CONTACT_HORIZONS if h <= steps})

@@ -96,5 +96,6 @@ def test_an_obstacle_model_reports_overlaps_with_obstacles(make_simulator, obsta
     with get_domain("objects").open_split_for(simulator, obstacles_dataset, "test") as split:
         summary = evaluate_split(simulator, split, (1, 5), progress=False)
     for name in summary["rollouts"]:
-        assert summary[name]["obstacle_overlap_max"] >= 0
+        assert summary[name]["obstacle_overlap_max"] >= summary[name]["obstacle_overlap_mean"] >= 0
+        assert 0 <= summary[name]["obstacle_overlap_share"] <= 1
     assert summary["persistence"]["obstacle_overlap_max"] < 0.02          # the solver's frames barely overlap
