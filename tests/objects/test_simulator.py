@@ -40,15 +40,19 @@ def _permuted(state: ObjectState, order: torch.Tensor) -> ObjectState:
                          links={"springs": new_index[state.springs]}, link_values=state.link_values)
 
 
-@pytest.mark.parametrize("edges, springs, impact", [("all", False, False), ("radius", False, False), ("all", True, False),
-                                                    ("all", False, True)])
+@pytest.mark.parametrize("edges, data, impact", [("all", "plain", False), ("radius", "plain", False),
+                                                  ("all", "springs", False), ("all", "plain", True),
+                                                  ("all", "obstacles", True)])
 def test_reordering_objects_reorders_the_outputs(make_simulator, test_windows, spring_windows, springs_dataset,
-                                                 edges, springs, impact):
+                                                 obstacle_windows, obstacles_dataset, edges, data, impact):
+    datasets = {"plain": (None, test_windows), "springs": (springs_dataset, spring_windows),
+                "obstacles": (obstacles_dataset, obstacle_windows)}
+    dataset, windows = datasets[data]
     simulator = make_simulator(f"objects.edges={edges}", f"objects.impact={str(impact).lower()}",
-                               dataset=springs_dataset if springs else None)
-    windows = spring_windows if springs else test_windows
+                               f"objects.obstacles={str(data == 'obstacles').lower()}", dataset=dataset)
     state = windows.read(1, 10, 10 + simulator.window)
-    assert bool(state.springs.numel()) == springs
+    assert bool(state.springs.numel()) == (data == "springs")
+    assert bool(state.num_obstacles.sum()) == (data == "obstacles")
     order = torch.randperm(state.num_entities, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         out, reordered = simulator(state), simulator(_permuted(state, order))
@@ -261,16 +265,6 @@ def test_edge_frames_turn_only_the_receiver_frame(make_simulator, test_windows):
 
 
 # --- static obstacles (objects.obstacles) ---------------------------------------------------------
-def test_reordering_objects_reorders_the_outputs_with_obstacles(make_simulator, obstacle_windows, obstacles_dataset):
-    simulator = make_simulator("objects.obstacles=true", "objects.impact=true", dataset=obstacles_dataset)
-    state = obstacle_windows.read(1, 10, 10 + simulator.window)
-    assert int(state.num_obstacles[0]) >= 1
-    order = torch.randperm(state.num_entities, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        out, reordered = simulator(state), simulator(_permuted(state, order))
-    torch.testing.assert_close(reordered, out[order], atol=1e-5, rtol=1e-5)
-
-
 def test_scenes_with_and_without_obstacles_batch_like_separate_ones(make_simulator, obstacle_windows, test_windows,
                                                                     obstacles_dataset):
     simulator = make_simulator("objects.obstacles=true", "objects.impact=true", dataset=obstacles_dataset)
