@@ -127,6 +127,9 @@ class MeshConfig:
     noisy_node_types: tuple[int, ...] = (0,)         # NORMAL: nodes whose inputs get training noise (as MeshGraphNets)
     use_inputs: bool = True            # feed the dataset's declared input fields (metadata "inputs", cloth: wind) as node features
     history: int = 1                   # past velocities (order 2) or frames (order 1) each node reads; MeshGraphNets: 1
+    strain_features: bool = False      # Lagrangian meshes (cloth): mesh edges also carry their strain, world length over
+                                       # rest (mesh-space) length minus 1, alone and along the world direction (the pull
+                                       # of a spring of that strain); MeshGraphNets: the two lengths only
     max_accumulations: int = 1_000_000  # online normalizers stop accumulating after this many training batches
     horizons: tuple[int, ...] = (1, 10, 20, 50, 100, 200)  # rollout steps at which RMSE is reported
 

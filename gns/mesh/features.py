@@ -59,6 +59,16 @@ def mesh_edge_features(mesh_pos: Tensor, world_pos: Tensor | None, edge_index: T
     return torch.cat(parts, dim=-1)
 
 
+def strain_features(mesh_features: Tensor, mesh_dim: int) -> Tensor:
+    """``(E, 1 + Dw)`` the strain of each mesh edge, ``|world disp| / |mesh disp| - 1``, and the strain along the
+    world direction (the pull of a spring of that strain), from :func:`mesh_edge_features` with world positions
+    (``[mesh disp (Dm), |mesh disp|, world disp (Dw), |world disp|]``; edges of zero rest length: strain 0)."""
+    rest, world, length = (mesh_features[:, mesh_dim:mesh_dim + 1], mesh_features[:, mesh_dim + 1:-1],
+                           mesh_features[:, -1:])
+    strain = torch.where(rest > 0, length / rest.clamp(min=1e-12) - 1, torch.zeros_like(rest))      # (E, 1)
+    return torch.cat([strain, strain * world / length.clamp(min=1e-12)], dim=-1)
+
+
 def world_edge_features(world_pos: Tensor, edge_index: Tensor) -> Tensor:
     """Features of the world edges: ``(E, D + 1)`` ``[world disp, |world disp|]``.
 

@@ -29,7 +29,7 @@ from gns.config import MeshConfig, ModelConfig
 from gns.data.mesh import MeshMetadata
 from gns.errors import GnsInputError
 from gns.graph import EdgeSet, Graph
-from gns.mesh.features import mesh_edge_features, world_edge_features
+from gns.mesh.features import mesh_edge_features, strain_features, world_edge_features
 from gns.mesh.state import MeshState
 from gns.mesh.types import NODE_TYPE_SIZE, one_hot
 from gns.mesh.world_edges import world_edges
@@ -90,6 +90,9 @@ class MeshSimulator(nn.Module):
         acc = mesh_config.max_accumulations
         node_in = self.field_dim * self.history + NODE_TYPE_SIZE + sum(self.input_dims)
         edge_in = {"mesh": metadata.mesh_dim + 1 + ((self.field_dim + 1) if self.lagrangian else 0)}
+        self.strain = bool(mesh_config.strain_features) and self.lagrangian
+        if self.strain:
+            edge_in["mesh"] += 1 + self.field_dim
         if self.world_radius is not None:
             edge_in["world"] = self.field_dim + 1
         self.node_normalizer = OnlineNormalizer(node_in, acc)
@@ -180,6 +183,8 @@ class MeshSimulator(nn.Module):
         current = state.fields[self.target_field][:, -1] if self.lagrangian else None  # (N, 3) world positions
         edge_sets = {}
         mesh_features = mesh_edge_features(state.mesh_pos, current, state.mesh_edges)
+        if self.strain:
+            mesh_features = torch.cat([mesh_features, strain_features(mesh_features, state.mesh_pos.shape[1])], -1)
         edge_sets["mesh"] = EdgeSet(self.edge_normalizers["mesh"].normalize(mesh_features, accumulate),
                                     state.mesh_edges[0], state.mesh_edges[1])
         if self.world_radius is not None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gns.errors import GnsInputError
-from gns.mesh.features import mesh_edge_features, node_features, world_edge_features
+from gns.mesh.features import mesh_edge_features, node_features, strain_features, world_edge_features
 from gns.mesh.topology import edges_from_cells
 from gns.particles.features import edge_features as particle_edge_features
 
@@ -29,6 +29,20 @@ def test_mesh_edge_features_values():
         assert torch.allclose(features[row], expected)
     only_mesh = mesh_edge_features(mesh_pos, None, edges)
     assert torch.equal(only_mesh, features[:, :3])
+
+
+def test_strain_features_are_stretch_over_rest_length():
+    mesh_pos, world_pos, edges = _mesh()
+    features = mesh_edge_features(mesh_pos, world_pos, edges)
+    strain = strain_features(features, 2)                                          # (E, 1 + 3)
+    for row, (s, r) in enumerate(edges.t().tolist()):
+        world_disp = world_pos[s] - world_pos[r]
+        expected = world_disp.norm() / (mesh_pos[s] - mesh_pos[r]).norm() - 1
+        assert float(strain[row, 0]) == pytest.approx(float(expected))
+        assert torch.allclose(strain[row, 1:], expected * world_disp / world_disp.norm())
+    assert float(strain[:, 0].max()) == pytest.approx(2.0)                           # edge 0-1: 3 m over 1 m
+    rest = mesh_edge_features(mesh_pos, torch.cat([mesh_pos, torch.zeros(3, 1, dtype=mesh_pos.dtype)], 1), edges)
+    assert float(strain_features(rest, 2).abs().max()) < 1e-12                      # at rest: no strain
 
 
 def test_convention_matches_particle_features():

@@ -104,11 +104,21 @@ def test_graph_has_world_edges_only_when_enabled(cloth_dataset, flow_dataset):
     world = graph.edge_sets["world"]
     mesh_pairs = set(zip(mesh.senders.tolist(), mesh.receivers.tolist()))
     assert not mesh_pairs & set(zip(world.senders.tolist(), world.receivers.tolist()))
+    strained = _simulator(cloth_dataset, "mesh.strain_features=true").build_graph(state).edge_sets["mesh"]
+    assert strained.features.shape[1] == 2 + 1 + 3 + 1 + 1 + 3  # and the strain, alone and along the world direction
+    assert flow_has_no_strain(flow_dataset)
     without = _simulator(cloth_dataset, "mesh.world_edges=false")
     assert set(without.build_graph(state).edge_sets) == {"mesh"}
     flow = _simulator(flow_dataset)  # Eulerian: the mesh does not move, no world edges
     graph = flow.build_graph(_trajectory(flow, flow_dataset).window(0, 1))
     assert set(graph.edge_sets) == {"mesh"} and graph.edge_sets["mesh"].features.shape[1] == 3
+
+
+def flow_has_no_strain(flow_dataset) -> bool:
+    """An Eulerian mesh does not move: the strain setting adds nothing to it."""
+    flow = _simulator(flow_dataset, "mesh.strain_features=true")
+    graph = flow.build_graph(_trajectory(flow, flow_dataset).window(0, 1))
+    return graph.edge_sets["mesh"].features.shape[1] == 3
 
 
 def test_flow_outputs_include_pressure(flow_dataset):
