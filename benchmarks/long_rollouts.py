@@ -138,6 +138,14 @@ LEVERS.update({
         NEAR_WALLS + UNROLL10 + [f"train.offset_noise_std={std}", f"train.offset_restore={restore}"])
     for std in ("3e-4", "1e-3", "3e-3") for restore in ("0.1", "0.3")})
 
+# Unrolls up to 20 steps (the next step past 10), reached by step 4500 of 6000.
+UNROLL20 = ["train.pushforward_steps=[0,600,1500,3000,4500]", "train.pushforward_unrolls=[0,2,5,10,20]",
+            "train.pushforward_probs=[8,2,2,2,2]"]
+LEVERS.update({
+    "near_walls_3e-5_unroll20": ("near walls, noise 3e-5, pushforward up to 20 steps, reached by step 4500",
+                                 NEAR_WALLS + UNROLL20),
+})
+
 # The particle's place in the box (unclipped): the inside of a block in flight and of a resting pool differ only there.
 LEVERS.update({
     "near_walls_3e-5_unroll10_boxpos": ("near walls, noise 3e-5, pushforward up to 10 steps, each particle's place in "
