@@ -41,8 +41,8 @@ from gns.objects.windows import ObjectWindows
 from gns.rollout import box_checks
 from gns.state import State
 
-__all__ = ["ObjectEvaluation", "CONTACT_MARGIN", "OBSTACLE_OVERLAP", "CONTACT_HORIZONS", "kinetic_energy", "contact_agreement",
-           "outside_box", "object_pairs", "touched_by_step", "obstacle_gaps"]
+__all__ = ["ObjectEvaluation", "CONTACT_MARGIN", "OBSTACLE_OVERLAP", "CONTACT_HORIZONS", "kinetic_energy",
+           "contact_agreement", "outside_box", "object_pairs", "touched_by_step", "obstacle_gaps"]
 
 # Two shapes closer than this (m) at a frame touch. The solver leaves overlaps of up to a few
 # millimetres (collision slop, impacts); frames 33 ms apart see objects that bounce off each other
@@ -87,18 +87,22 @@ def outside_box(frames: Mapping[str, Tensor], state: State, bounds: Tensor) -> T
 
 
 def contact_agreement(predicted: Mapping[str, Tensor], truth: Mapping[str, Tensor], state: State,
-                      margin: float = CONTACT_MARGIN) -> Tensor:
-    """``(B, S)`` the share of each scene's object pairs on which ``predicted`` and ``truth`` agree
-    about whether the pair touched (:func:`gns.objects.geometry.touching`) at some frame up to each step.
+                      margin: float = CONTACT_MARGIN,
+                      predicted_obstacle_gaps: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """``(B, S)`` the share of each scene's object pairs (and object-obstacle pairs) on which ``predicted``
+    and ``truth`` agree about whether the pair touched (:func:`gns.objects.geometry.touching`) at some
+    frame up to each step.
 
     Args:
         predicted, truth: ``position (K, S, 2)``, ``angle (K, S, 1)``.
-        state: the scenes (shapes, sizes); a scene of one object has no pair and gets 0.
+        state: the scenes (shapes, sizes, obstacles); a scene of one object and no obstacle has no pair
+            and gets 0.
+        predicted_obstacle_gaps: :func:`obstacle_gaps` of ``predicted``, if the caller has it already.
     """
     pairs = object_pairs(state)
     agree = (touched_by_step(predicted, state, pairs, margin) == touched_by_step(truth, state, pairs, margin)).float()
     owner = state.batch[pairs[0]]                                                              # agree: (P, S)
-    gaps, objects = obstacle_gaps(predicted, state)                                           # (Q, S), (Q,)
+    gaps, objects = predicted_obstacle_gaps or obstacle_gaps(predicted, state)                # (Q, S), (Q,)
     if objects.numel():
         true_gaps = obstacle_gaps(truth, state)[0]
         blocked = lambda gap: torch.cummax((gap <= margin).int(), dim=1).values.bool()  # noqa: E731
@@ -183,14 +187,15 @@ class ObjectEvaluation(EvaluationDefaults):
         out = {"ke_error": (ke_pred - ke_true).abs().mean(1), "ke_true_mean": ke_true.mean(1),
                "ke_window_factor_max": window_factor(ke_pred, ke_true, ENERGY_WINDOW),
                "outside_max": outside_box(predicted, initial, self.simulator.bounds)}
+        blocked = obstacle_gaps(predicted, initial)                                            # (Q, S), (Q,)
         if self.simulator.obstacles:  # 0 for a scene without obstacles
-            gaps, objects = obstacle_gaps(predicted, initial)                                  # (Q, S), (Q,)
+            gaps, objects = blocked
             inside = torch.nan_to_num(-gaps, nan=float("inf")).clamp(min=0).amax(dim=1)         # (Q,)
             worst = per_system_max(inside, initial.batch[objects], torch.ones_like(objects, dtype=torch.bool),
                                    initial.num_systems)                                        # (B,) m
             out.update({"obstacle_overlap_max": worst, "obstacle_overlap_mean": worst,
                         "obstacle_overlap_share": (worst > OBSTACLE_OVERLAP).to(worst.dtype)})
-        agreement = contact_agreement(predicted, truth, initial)                               # (B, S)
+        agreement = contact_agreement(predicted, truth, initial, predicted_obstacle_gaps=blocked)   # (B, S)
         steps = agreement.shape[1]
         out.update({f"contact_agreement_{h}": agreement[:, h - 1] for h in CONTACT_HORIZONS if h <= steps})
         if steps:

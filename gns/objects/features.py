@@ -20,7 +20,8 @@ __all__ = ["all_pairs", "both_directions", "velocity_history", "rotate", "edge_f
            "gap_scales", "num_wall_features", "into_edge_frame", "EDGE_FRAMES", "approach_features",
            "impact_features", "NUM_IMPACT_FEATURES", "wall_impact_features", "NUM_WALL_IMPACT_FEATURES",
            "spring_features", "num_spring_features", "wall_features", "obstacle_pairs", "obstacle_features",
-           "num_obstacle_features", "obstacle_node_features", "num_obstacle_node_features"]
+           "num_obstacle_features", "obstacle_node_features", "num_obstacle_node_features", "GAP_COLUMN",
+           "impact_change_columns"]
 
 
 def all_pairs(n: Tensor) -> Tensor:
@@ -86,6 +87,16 @@ def into_edge_frame(vectors: Tensor, angle: Tensor, receivers: Tensor, frame: st
     """``(E, 2)`` edge vectors in the edge frame: turned by minus the receiver's angle (``"receiver"``), or as
     they are (``"world"``, no work done)."""
     return rotate(vectors, -angle[receivers]) if frame == "receiver" else vectors
+
+
+# Column of the (first) gap in :func:`edge_features`, after the relative position (2) and its length.
+GAP_COLUMN = 3
+
+
+def impact_change_columns(contact_scale: float = 0.0, approach: bool = False) -> slice:
+    """The columns of :func:`edge_features` with ``impact`` that hold the receiver's velocity (2) and spin change."""
+    start = num_edge_features(contact_scale, approach) + 6          # after normal (2), arm (2), closing, share
+    return slice(start, start + 3)
 
 
 def num_edge_features(contact_scale: float = 0.0, approach: bool = False, impact: bool = False) -> int:
@@ -401,9 +412,9 @@ def obstacle_node_features(edges: Tensor, objects: Tensor, count: int, contact_s
     Returns:
         ``(N, num_obstacle_node_features)``.
     """
-    gaps = edges[:, 3:4 + (contact_scale > 0)]                                               # (P, 1 or 2)
+    gaps = edges[:, GAP_COLUMN:GAP_COLUMN + 1 + (contact_scale > 0)]                         # (P, 1 or 2)
     nearest = edges.new_ones(count, gaps.shape[1]).scatter_reduce(0, objects[:, None].expand_as(gaps), gaps, "amin")
     if not impact:
         return nearest
-    start = num_edge_features(contact_scale, approach) + 6                                  # dv (2), dw
-    return torch.cat([nearest, edges.new_zeros(count, 3).index_add_(0, objects, edges[:, start:start + 3])], dim=-1)
+    change = edges[:, impact_change_columns(contact_scale, approach)]                       # (P, 3) dv (2), dw
+    return torch.cat([nearest, edges.new_zeros(count, 3).index_add_(0, objects, change)], dim=-1)

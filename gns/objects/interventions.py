@@ -8,8 +8,8 @@ Selections by ``type`` pick shape codes (``gns.data.objects.SHAPES``: 0 disc, 1 
 
 Every intervened scene is checked before anything rolls out (:func:`check_objects`), as the solver
 checks a state it starts from (``gns.solvers.objects2d.check_state``): no shapes overlapping each
-other or a static obstacle, or reaching through a wall by more than the solver's ``overlap_tolerance``, no non-positive
-size, mass or moment, discs as wide as high. Changes beyond the training split (actions, sizes,
+other or a static obstacle, or reaching through a wall, by more than the solver's ``overlap_tolerance``;
+no non-positive size, mass or moment; discs as wide as high. Changes beyond the training split (actions, sizes,
 masses and moments per component, speeds) are refused unless ``allow_extrapolation``.
 """
 

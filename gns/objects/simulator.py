@@ -42,9 +42,10 @@ from gns.geometry import as_bounds, as_periodic
 from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
-from gns.objects.features import (all_pairs, both_directions, edge_features, num_edge_features, num_spring_features,
-                                  impact_features, num_obstacle_features, num_obstacle_node_features,
-                                  num_wall_features, obstacle_features, obstacle_node_features, obstacle_pairs, spring_features, velocity_history, wall_features,
+from gns.objects.features import (all_pairs, both_directions, edge_features, impact_change_columns, impact_features,
+                                  num_edge_features, num_obstacle_features, num_obstacle_node_features,
+                                  num_spring_features, num_wall_features, obstacle_features, obstacle_node_features,
+                                  obstacle_pairs, spring_features, velocity_history, wall_features,
                                   wall_impact_features, EDGE_FRAMES, NUM_WALL_IMPACT_FEATURES)
 from gns.objects.geometry import body_vertices, contact_frame, place, wall_gaps
 from gns.objects.integrate import integrate, inverse_integrate
@@ -249,8 +250,9 @@ class ObjectSimulator(nn.Module):
 
     @torch.no_grad()
     def impact_estimate(self, state: ObjectState) -> Tensor:
-        """``(K, 3)`` the velocity (2) and spin change per step that frictionless impacts with the other objects
-        the walls and the obstacles would give each object in the step after the window (m/step^2, rad/step^2, world frame):
+        """``(K, 3)`` the velocity (2) and spin change per step that frictionless impacts with the other objects,
+        the walls and the obstacles would give each object in the step after the window (m/step^2, rad/step^2,
+        world frame):
         the sums of the ``objects.impact`` inputs, whether or not the model reads them (a diagnostic:
         ``benchmarks/objects_contacts.py --impact-estimate``)."""
         check_object_state(state, self.window)
@@ -272,8 +274,7 @@ class ObjectSimulator(nn.Module):
                                         spin[:, -1, 0], world, rounding, self.scale,
                                         self.velocity_normalizer.std.mean(), self.angular_velocity_normalizer.std[0],
                                         impact=(coming, coming_spin, mass, moment, restitution, unit), frame="world")
-            start = num_edge_features(impact=True) - 3                                              # dv (2), dw (1)
-            total.index_add_(0, objects, blocked[:, start:start + 3])
+            total.index_add_(0, objects, blocked[:, impact_change_columns()])                       # dv (2), dw (1)
         return total + wall_impact_features(world, rounding, current, coming, coming_spin, mass, moment, restitution,
                                             wall_gaps(world, rounding, self.bounds), unit)
 

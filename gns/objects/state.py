@@ -207,12 +207,13 @@ def check_object_state(state: State, frames: int, fields: tuple[str, ...] = tupl
                             found=state.static["shape"].dtype)
     if any(name in state.system for name in OBSTACLES):  # an ObjectState always has them (M = 0: none)
         scenes = state.num_systems
-        width = next((int(v.shape[1]) for v in state.system.values() if v.ndim >= 2), 0)
+        shapes = state.system.get("obstacle_shape")
+        width = int(shapes.shape[1]) if shapes is not None and shapes.ndim == 2 else -1
         for name, tail in OBSTACLES.items():
             values = state.system.get(name)
             if values is None or tuple(values.shape) != (scenes, width, *tail):
                 raise GnsInputError("an object state's obstacles have the wrong shape", key=name,
-                                    expected=(scenes, width, *tail),
+                                    expected=(scenes, width if width >= 0 else "M", *tail),
                                     found=None if values is None else tuple(values.shape))
         if state.system["obstacle_shape"].dtype != torch.long:
             raise GnsInputError("obstacle shape codes must be int64", key="obstacle_shape", expected="torch.int64",
