@@ -153,6 +153,21 @@ LEVERS.update({
                                         NEAR_WALLS + UNROLL10 + ["model.box_position=true"]),
 })
 
+# More data, on the main job's configuration: the training (and validation) split comes from another
+# dataset; the test split stays the default set's (the generator draws trajectory i of a split from
+# rng([seed, split, i]) alone, so these sets share the default set's test trajectories, and their first
+# 32 training trajectories are the default set's). Each names the command that makes its dataset.
+DATA_LEVERS: dict[str, tuple[str, str, str]] = {
+    "near_walls_3e-5_unroll10_train256": (
+        "near walls, noise 3e-5, pushforward up to 10 steps, 256 training trajectories (8x)",
+        "datasets/water2d_train256", "gns generate water2d --out datasets/water2d_train256 --param num_train=256"),
+    "near_walls_3e-5_unroll10_steps1000": (
+        "near walls, noise 3e-5, pushforward up to 10 steps, training trajectories of 1000 steps (2.5x)",
+        "datasets/water2d_steps1000", "gns generate water2d --out datasets/water2d_steps1000 --param num_steps=1000"),
+}
+LEVERS.update({name: (what, NEAR_WALLS + UNROLL10 + [f"dataset={data}"])
+               for name, (what, data, _) in DATA_LEVERS.items()})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 
@@ -196,6 +211,10 @@ def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out) / f"{lever}-s{seed}"
+    if lever in DATA_LEVERS and not (REPO / DATA_LEVERS[lever][1] / "metadata.json").exists() \
+            and not Path(DATA_LEVERS[lever][1], "metadata.json").exists():
+        raise SystemExit(f"lever {lever}: its training set {DATA_LEVERS[lever][1]} is missing; make it with: "
+                         f"{DATA_LEVERS[lever][2]}")
     overrides = [f"dataset={args.dataset}", f"out_dir={out}", f"train.seed={seed}", "train.time_budget_s=0",
                  "device=cpu", *LEVERS[lever][1]]
     if args.steps:
