@@ -168,6 +168,14 @@ DATA_LEVERS: dict[str, tuple[str, str, str]] = {
 LEVERS.update({name: (what, NEAR_WALLS + UNROLL10 + [f"dataset={data}"])
                for name, (what, data, _) in DATA_LEVERS.items()})
 
+# Pair terms f_ij = -f_ji, one shared acceleration, and a node term only within one radius of a wall
+# (model.decoder: gated_antisymmetric): away from walls a block's mean acceleration cannot depend on its inputs.
+LEVERS.update({
+    "gated_near_walls_unroll10_3e-5": ("gated antisymmetric decoder (pair terms, one shared acceleration, a node "
+                                       "term only near walls), near walls, noise 3e-5, pushforward up to 10 steps",
+                                       NEAR_WALLS + UNROLL10 + ["model.decoder=gated_antisymmetric"]),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 

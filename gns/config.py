@@ -45,7 +45,10 @@ class ModelConfig:
     # how the network's output is read: "node" (GNS: an MLP of each node's final latent) or "antisymmetric"
     # (particles: a term of each particle's own inputs plus a sum of pair terms over its neighbours with
     # f_ij = -f_ji, so that what particles do to each other cannot accelerate a group as a whole: internal
-    # forces conserve momentum; gns/nn/encode_process_decode.py)
+    # forces conserve momentum; gns/nn/encode_process_decode.py) or "gated_antisymmetric" (particles: the
+    # same pair terms, one learned acceleration shared by every particle, and a term of each particle's
+    # processed latent only within one radius of a wall: away from walls a group's mean acceleration is
+    # that shared one, whatever its inputs)
     decoder: str = "node"
     latent_size: int = 128             # width of node/edge latents (GNS: 128)
     message_passing_steps: int = 10    # processor blocks, unshared weights (GNS: 10)

@@ -50,11 +50,19 @@ class Graph:
         edge_sets: name -> :class:`EdgeSet`; indices refer to rows of ``nodes``.
         n_node: ``(B,)`` int64 nodes per graph when this is a batch of ``B`` graphs
             (nodes of graph ``b`` are contiguous); ``None`` for a single graph.
+        node_gate: ``(N,)`` weight in ``[0, 1]`` of each node's own output term, read by the gated
+            antisymmetric decoder (:mod:`gns.nn.encode_process_decode`); ``None`` for the others.
     """
 
     nodes: Tensor
     edge_sets: dict[str, EdgeSet] = field(default_factory=dict)
     n_node: Tensor | None = None
+    node_gate: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.node_gate is not None and tuple(self.node_gate.shape) != (self.nodes.shape[0],):
+            raise ValueError(f"graph: node_gate has shape {tuple(self.node_gate.shape)}, expected "
+                             f"({self.nodes.shape[0]},), one weight per node")
 
     @property
     def num_nodes(self) -> int:
@@ -75,7 +83,8 @@ class Graph:
             nodes=self.nodes.to(device),
             edge_sets={k: EdgeSet(e.features.to(device), e.senders.to(device), e.receivers.to(device))
                        for k, e in self.edge_sets.items()},
-            n_node=None if self.n_node is None else self.n_node.to(device))
+            n_node=None if self.n_node is None else self.n_node.to(device),
+            node_gate=None if self.node_gate is None else self.node_gate.to(device))
 
     # --- PyTorch Geometric interop -------------------------------------------------------
     def to_pyg(self):
@@ -123,7 +132,11 @@ def batch_graphs(graphs: list[Graph]) -> Graph:
             torch.cat([p.senders + o for p, o in zip(parts, offsets)]),
             torch.cat([p.receivers + o for p, o in zip(parts, offsets)]))
     n_node = torch.cat([g.n_node if g.n_node is not None else torch.tensor([g.num_nodes]) for g in graphs])
-    return Graph(torch.cat([g.nodes for g in graphs]), edge_sets, n_node.to(graphs[0].nodes.device))
+    gated = [g.node_gate is not None for g in graphs]
+    if any(gated) and not all(gated):
+        raise ValueError("batch_graphs: some graphs have a node_gate and some do not")
+    gate = torch.cat([g.node_gate for g in graphs]) if all(gated) else None
+    return Graph(torch.cat([g.nodes for g in graphs]), edge_sets, n_node.to(graphs[0].nodes.device), gate)
 
 
 def replace_nodes(graph: Graph, nodes: Tensor) -> Graph:

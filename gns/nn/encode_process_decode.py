@@ -15,6 +15,17 @@ Two decoders:
   so that the pair terms of a symmetric edge set sum to zero over all nodes: whatever the
   network learns about neighbours, it cannot move a group's common output (for a simulator
   that outputs accelerations: internal forces conserve momentum, Newton's third law).
+* ``"gated_antisymmetric"``: the same pair terms, a learned constant ``b`` shared by every node,
+  and a node term of each node's *processed* latent weighted by the graph's per-node gate
+  ``g_i`` in ``[0, 1]`` (:attr:`gns.graph.Graph.node_gate`),
+
+  .. math::
+      y_i = b + g_i \\, \\phi_v(h_i) + \\sum_{s \\to i} \\big(\\phi_e([e_{si}, h_s, h_i]) - \\phi_e([e_{is}, h_i, h_s])\\big).
+
+  Where the simulator sets the gate to zero (for particles: farther than one radius from any
+  wall), a group's mean output is exactly ``b`` whatever its inputs: a body in free flight
+  falls with one learned acceleration. Where it is not zero, the node term reads everything
+  the processor gathered (a wall must carry the weight of the whole column above it).
 
 How the network computes, as opposed to what (:mod:`gns.nn.execution`): ``precision`` ``"bf16"``
 runs the forward (and so the backward) under bf16 autocast and returns outputs in the input's
@@ -36,7 +47,7 @@ from gns.nn.graph_net import EdgeBlock, GraphNetBlock
 from gns.nn.mlp import build_mlp
 from gns.nn.scatter import scatter_sum
 
-DECODERS = ("node", "antisymmetric")
+DECODERS = ("node", "antisymmetric", "gated_antisymmetric")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -77,7 +88,9 @@ class EncodeProcessDecode(nn.Module):
              for _ in range(message_passing_steps)])
         self.decoder_kind = decoder
         self.decoder = build_mlp(latent_size, hidden_size, node_out, hidden_layers, layer_norm=False)
-        if decoder == "antisymmetric":
+        if decoder == "gated_antisymmetric":
+            self.bias = nn.Parameter(torch.zeros(node_out))
+        if decoder in ("antisymmetric", "gated_antisymmetric"):
             self.pair_edge_set = pair_edge_set or self.edge_set_names[0]
             if self.pair_edge_set not in self.edge_set_names:
                 raise ValueError(f"pair edge set {self.pair_edge_set!r} is not one of {self.edge_set_names}")
@@ -131,7 +144,13 @@ class EncodeProcessDecode(nn.Module):
         nodes, edges = self.process(encoded, edges, graph)
         if self.decoder_kind == "node":
             return self.decoder(nodes)
-        return self.decoder(encoded) + self.pair_sum(nodes, edges[self.pair_edge_set], graph)
+        pairs = self.pair_sum(nodes, edges[self.pair_edge_set], graph)
+        if self.decoder_kind == "antisymmetric":
+            return self.decoder(encoded) + pairs
+        if graph.node_gate is None:
+            raise ValueError("the gated antisymmetric decoder needs the graph's node_gate (one weight per node)")
+        gate = graph.node_gate.to(nodes.dtype)[:, None]                                   # (N, 1)
+        return self.bias + gate * self.decoder(nodes) + pairs
 
     def pair_sum(self, nodes: Tensor, edges: Tensor, graph: Graph) -> Tensor:
         """``(N, node_out)``: per node, the sum over incoming edges of the antisymmetric pair terms.

@@ -37,6 +37,15 @@ def wall_distances(position: Tensor, bounds: Tensor, periodic: Tensor, radius: f
     return torch.cat([(x - lo) / radius, (hi - x) / radius], dim=-1).clamp(-1.0, 1.0)
 
 
+def wall_nearness(walls: Tensor) -> Tensor:
+    """``(N,)`` how near each particle is to its closest wall, from the ``(N, 2 * D_np)`` features of
+    :func:`wall_distances`: ``1 - distance / R``, 0 farther than one radius, 1 at a wall and beyond it;
+    0 everywhere in a box without walls."""
+    if not walls.shape[-1]:
+        return walls.new_zeros(len(walls))
+    return (1.0 - walls.amin(dim=-1)).clamp(0.0, 1.0)
+
+
 def box_position(position: Tensor, bounds: Tensor, periodic: Tensor) -> Tensor:
     """``(N, D_np)`` the place of each particle in the box per non-periodic dimension, ``(x - lo) / (hi - lo) * 2 - 1``:
     -1 at the lower wall, 1 at the upper one, unclipped (a particle outside the box gets a value beyond)."""

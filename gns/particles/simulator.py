@@ -23,7 +23,8 @@ from gns.nn import EncodeProcessDecode
 from gns.nn.encode_process_decode import DECODERS
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.particles.state import ParticleState
-from gns.particles.features import box_position, edge_features, num_wall_features, velocity_history, wall_distances
+from gns.particles.features import (box_position, edge_features, num_wall_features, velocity_history, wall_distances,
+                                   wall_nearness)
 from gns.particles.integrate import integrate, inverse_integrate
 from gns.neighbors import radius_graph
 from gns.train.noise import random_walk_noise
@@ -104,7 +105,9 @@ class ParticleSimulator(nn.Module):
         if self.config.edge_velocity:
             relative = (raw[senders, -1] - raw[receivers, -1]) / self.velocity_normalizer.std   # (E, D)
             edges = torch.cat([edges, relative], dim=-1)
-        return Graph(nodes, {"neighbors": EdgeSet(edges, senders, receivers)}, batch.n_particles)
+        # the gated decoder's node term acts only within one radius of a wall (gns.nn.encode_process_decode)
+        gate = wall_nearness(walls) if self.config.decoder == "gated_antisymmetric" else None
+        return Graph(nodes, {"neighbors": EdgeSet(edges, senders, receivers)}, batch.n_particles, gate)
 
     def encode_velocities(self, velocities: Tensor, walls: Tensor | None = None) -> Tensor:
         """``(N, C, D)`` velocities -> ``(N, C, D)`` normalized node inputs (``config.velocity_encoding``).
@@ -120,8 +123,7 @@ class ParticleSimulator(nn.Module):
         if self.config.velocity_encoding == "near_walls":
             if walls is None:
                 raise ValueError("the near_walls velocity encoding needs the wall features")
-            near = (1.0 - walls.amin(dim=-1)).clamp(0.0, 1.0) if walls.shape[-1] else walls.new_zeros(len(walls))
-            last = velocities[:, -1:] / self.velocity_normalizer.std * near[:, None, None]
+            last = velocities[:, -1:] / self.velocity_normalizer.std * wall_nearness(walls)[:, None, None]
         return torch.cat([changes, last], dim=1)
 
     def _check(self, batch: ParticleState, position_seq: Tensor) -> None:

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from gns.graph import EdgeSet, Graph, batch_graphs
@@ -124,3 +125,29 @@ def test_antisymmetric_decoder_pair_terms_sum_to_zero_per_graph():
     assert torch.allclose(out.sum(0), net.decoder(encoded).sum(0), atol=1e-4)
     # one graph alone gives the same outputs as in the batch
     assert torch.allclose(net(graphs[0]), out[:25], atol=1e-5)
+
+
+def test_gated_antisymmetric_decoder_ungated_nodes_share_one_mean_output():
+    torch.manual_seed(0)
+    net = EncodeProcessDecode(5, {"neighbors": 3}, 2, latent_size=16, message_passing_steps=2,
+                              decoder="gated_antisymmetric")
+    with torch.no_grad():
+        net.bias.copy_(torch.tensor([0.3, -0.7]))
+    graphs = [symmetric_graph(25, 0.35, seed=s) for s in (0, 1)]
+    with pytest.raises(ValueError, match="node_gate"):
+        net(graphs[0])
+    # graph 0: no node gated -> its outputs average to the bias whatever its inputs; graph 1: some gated
+    gates = [torch.zeros(25), (torch.arange(25) % 3 == 0).float()]
+    graphs = [Graph(g.nodes, g.edge_sets, g.n_node, gate) for g, gate in zip(graphs, gates)]
+    batch = batch_graphs(graphs)
+    assert torch.equal(batch.node_gate, torch.cat(gates))
+    out = net(batch)
+    free, walled = out.split([25, 25])
+    assert free.std(0).min() > 1e-3                                        # outputs differ per node
+    assert torch.allclose(free.mean(0), net.bias.detach(), atol=1e-5)
+    assert not torch.allclose(walled.mean(0), net.bias.detach(), atol=1e-3)
+    assert torch.allclose(net(graphs[1]), walled, atol=1e-5)               # batched equals unbatched
+    with pytest.raises(ValueError, match="node_gate"):
+        batch_graphs([graphs[0], symmetric_graph(25, 0.35, seed=2)])
+    with pytest.raises(ValueError, match="one weight per node"):
+        Graph(graphs[0].nodes, graphs[0].edge_sets, None, torch.zeros(3))

@@ -177,3 +177,39 @@ def test_antisymmetric_decoder_conserves_the_systems_momentum(bouncing_dataset, 
         assert torch.allclose(sim(states[1]), out[35:], atol=1e-5)   # batched equals unbatched
     with pytest.raises(GnsInputError, match="model.decoder"):
         ParticleSimulator(ModelConfig(decoder="edges"), meta, 0.0)
+
+
+def test_gated_antisymmetric_decoder_gates_the_node_term_by_wall_nearness(bouncing_dataset, lj3d_dataset):
+    from gns.particles.features import wall_nearness
+
+    meta = load_metadata(bouncing_dataset)
+    torch.manual_seed(0)
+    sim = ParticleSimulator(ModelConfig(latent_size=16, message_passing_steps=2, decoder="gated_antisymmetric",
+                                        velocity_encoding="near_walls", edge_velocity=True), meta, 1e-4)
+    with torch.no_grad():
+        sim.network.bias.copy_(torch.tensor([0.1, -0.6]))
+    (state,) = systems(meta, [40], seed=3)
+    last = state.position[:, -1]
+    # far from every wall: the particles' mean acceleration is the shared one, whatever their inputs
+    lo, hi = sim.bounds[:, 0], sim.bounds[:, 1]
+    centre = (lo + hi) / 2
+    free = (state.position - last.mean(0)) * 0.2 + centre          # the system shrunk into the box's middle
+    free = ParticleState(free, state.particle_type, state.n_particles)
+    assert float(wall_nearness(wall_distances(free.position[:, -1], sim.bounds, sim.periodic, sim.radius)).max()) == 0
+    out = sim(free)
+    assert out.std(0).min() > 1e-3
+    assert torch.allclose(out.mean(0), sim.network.bias.detach(), atol=1e-5)
+    # pressed against the lower wall: the gated node term carries the rest
+    pressed = free.position.clone()
+    pressed[..., 1] += float(lo[1]) + 0.2 * sim.radius - float(pressed[:, -1, 1].min())
+    pressed = ParticleState(pressed, state.particle_type, state.n_particles)
+    graph = sim.build_graph(pressed)
+    assert graph.node_gate is not None and float(graph.node_gate.max()) > 0.5
+    assert not torch.allclose(sim(pressed).mean(0), sim.network.bias.detach(), atol=1e-3)
+    # a periodic box has no walls: no particle has a node term, momentum moves only by the shared constant
+    meta = load_metadata(lj3d_dataset)
+    sim = ParticleSimulator(ModelConfig(latent_size=16, message_passing_steps=2, decoder="gated_antisymmetric"),
+                            meta, 1e-4)
+    (state,) = systems(meta, [20], seed=1)
+    assert float(sim.build_graph(state).node_gate.abs().max()) == 0
+    assert torch.allclose(sim(state).mean(0), sim.network.bias.detach(), atol=1e-5)
