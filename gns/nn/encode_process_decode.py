@@ -3,7 +3,7 @@
 It maps a :class:`gns.graph.Graph` of (already normalized) node and edge features to
 per-node outputs. It knows nothing of particles, meshes, units, walls or time steps.
 
-Two decoders:
+Three decoders:
 
 * ``"node"`` (GNS, MeshGraphNets): an MLP of each node's final latent.
 * ``"antisymmetric"``: a node term of each node's *encoded* latent (its own inputs only) plus
