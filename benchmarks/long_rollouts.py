@@ -219,8 +219,7 @@ def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out) / f"{lever}-s{seed}"
-    if lever in DATA_LEVERS and not (REPO / DATA_LEVERS[lever][1] / "metadata.json").exists() \
-            and not Path(DATA_LEVERS[lever][1], "metadata.json").exists():
+    if lever in DATA_LEVERS and not Path(DATA_LEVERS[lever][1], "metadata.json").exists():  # as training reads it
         raise SystemExit(f"lever {lever}: its training set {DATA_LEVERS[lever][1]} is missing; make it with: "
                          f"{DATA_LEVERS[lever][2]}")
     overrides = [f"dataset={args.dataset}", f"out_dir={out}", f"train.seed={seed}", "train.time_budget_s=0",
