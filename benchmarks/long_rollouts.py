@@ -176,6 +176,13 @@ LEVERS.update({
                                        NEAR_WALLS + UNROLL10 + ["model.decoder=gated_antisymmetric"]),
 })
 
+# Full backprop through short unrolls (train.loss: bptt): the loss averages every step of the unroll and its
+# gradient reaches the earlier steps, so the model is taught not to make the drift that pushforward teaches it to undo.
+LEVERS.update({
+    f"near_walls_3e-5_bptt{k}": (f"near walls, noise 3e-5, backprop through unrolls of {k} steps (train.loss=bptt)",
+                                 NEAR_WALLS + ["train.loss=bptt", f"train.bptt_steps={k}"])
+    for k in (4, 8)})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 

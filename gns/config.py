@@ -93,7 +93,7 @@ class TrainConfig:
     early_fraction: float = 0.0        # ...make up this share of the training windows (0: every window equally likely)
     valid_windows: int = 64            # fixed one-step validation windows
     valid_rollouts: int = 2            # validation trajectories rolled out
-    valid_rollout_steps: int = 50      # steps per validation rollout
+    valid_rollout_steps: int = 50      # steps per validation rollout (0: each trajectory to its end)
     num_threads: int = 0               # torch CPU threads of each rank (0: torch's default)
     time_budget_s: float = 0.0         # stop (and checkpoint) once training has run this long; 0: no limit
     backend: str = "auto"              # torch.distributed backend under torchrun: "auto" (nccl on GPUs, gloo on

@@ -38,7 +38,7 @@ from gns.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, se
 from gns.train.distributed import Ranks
 
 LOG_FIELDS = ["step", "loss", "lr", "grad_norm", "steps_per_s", "elapsed_s", "valid_onestep_mse",
-              "valid_rollout_mse"]
+              "valid_rollout_mse", "valid_diverged"]
 
 
 class StepRandom(NamedTuple):
@@ -129,7 +129,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: learning_rate(s, self.train_cfg) / self.train_cfg.lr_init)
         self.step = 0
-        self.best = math.inf
+        self.best = math.inf       # the best checkpoint's validation rollout MSE...
+        self.best_diverged = math.inf   # ...and how many of its validation rollouts diverged (fewer wins first)
         self.window = [0.0, 0]  # loss sum and count since the last regular log row (kept in checkpoints)
         self.resumed_world_size: int | None = None   # ranks that wrote the checkpoint resumed from
         self._stop_requested = False
@@ -138,6 +139,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "best": self.best,
+                "best_diverged": self.best_diverged,
                 "loss_window": list(self.window), "world_size": self.ranks.world_size,
                 "rng": rng_state(), "config": self.config.to_dict(), **self.task.checkpoint_extra()}
 
@@ -169,6 +171,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best = int(state["step"]), float(state["best"])
+        # checkpoints from before the divergence count ranked by MSE alone: their best counts as clean
+        self.best_diverged = float(state.get("best_diverged", 0 if math.isfinite(self.best) else math.inf))
         self.window = list(state.get("loss_window", [0.0, 0]))
         self.resumed_world_size = int(state.get("world_size", 1))
         set_rng_state(state["rng"])
@@ -243,6 +247,14 @@ class Trainer:
         self.scheduler.step()
         return float(mean_loss), grad_norm
 
+    def _better(self, valid: dict[str, float]) -> bool:
+        """Whether a validation beats the best so far: fewer diverged rollouts first (a model whose rollouts
+        leave the domain, blow up or gain energy is never preferred for a lower error), then a lower rollout MSE."""
+        mse = valid.get("valid_rollout_mse", math.inf)
+        if not math.isfinite(mse):
+            return False
+        return (valid.get("valid_diverged", 0), mse) < (self.best_diverged, self.best)
+
     def _validate(self) -> dict[str, float]:
         """Rank 0 validates; every rank gets its figures (the others wait meanwhile)."""
         return self.ranks.broadcast(self.task.validate() if self.ranks.is_main else None)
@@ -312,9 +324,10 @@ class Trainer:
                 if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                     last_valid = self._validate()
                     row.update(last_valid)
-                    is_best = last_valid.get("valid_rollout_mse", math.inf) < self.best
+                    is_best = self._better(last_valid)
                     if is_best:
                         self.best = last_valid["valid_rollout_mse"]
+                        self.best_diverged = last_valid.get("valid_diverged", 0)
                     self.save(best=is_best)
                     saved_at = self.step
                     last_log_t = time.perf_counter()  # validation time is not training throughput

@@ -91,7 +91,9 @@ class SimulatorTask:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Noise-free one-step loss (normalized outputs) and the MSE of short rollouts of the target field."""
+        """Noise-free one-step loss (normalized outputs), the MSE of rollouts of the target field from the first
+        frames of the first ``valid_rollouts`` validation trajectories (``valid_rollout_steps`` steps; 0: to the
+        end), and how many of those rollouts the domain's divergence checks flagged (``valid_diverged``)."""
         was_training = self.model.training
         self.model.eval()
         window = self.model.window + 1
@@ -102,11 +104,13 @@ class SimulatorTask:
             losses.append(float(unrolled_loss(self.model, truth, 0, 0.0, self.gamma)))
         summary = evaluate_split(self.model, self.valid_split, horizons=(),
                                  max_trajectories=self.config.train.valid_rollouts,
-                                 num_steps=self.config.train.valid_rollout_steps, progress=False)
+                                 num_steps=self.config.train.valid_rollout_steps or None, progress=False)
         self.model.train(was_training)
         full = summary["model"][summary["metric"]]["full"]
+        diverged = {event["trajectory"] for event in summary["divergence"]["first_frame"]}
         return {"valid_onestep_mse": sum(losses) / len(losses),
-                "valid_rollout_mse": full ** 2 if summary["metric"] == "rmse" else full}
+                "valid_rollout_mse": full ** 2 if summary["metric"] == "rmse" else full,
+                "valid_diverged": len(diverged)}
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"metadata": self.metadata.to_dict(), "noise_std": self.noise_std, "noise_gamma": self.gamma,

@@ -40,6 +40,40 @@ def test_resume_after_interrupt_continues_exactly(bouncing_dataset, tmp_path, sm
     assert [(r["step"], r["loss"]) for r in log_a] == [(r["step"], r["loss"]) for r in regular_b]
 
 
+def test_best_checkpoint_prefers_rollouts_that_did_not_diverge(bouncing_dataset, tmp_path, small_config):
+    """best.pt: fewer diverged validation rollouts first, then the lower rollout MSE; the log records the count."""
+    from gns.domains import domain_for_dataset
+    from gns.train.task import SimulatorTask
+
+    config = small_config(bouncing_dataset, tmp_path / "run", "train.steps=40", "train.eval_every=10",
+                          "train.log_every=10", "train.checkpoint_every=10")
+    task = SimulatorTask(config, domain_for_dataset(config.dataset))
+    scripted = iter([(1e-3, 1), (1e-2, 0), (1e-4, 2), (5e-3, 0)])   # steps 10, 20, 30, 40: step 40 is best
+    task.validate = lambda: dict(zip(("valid_rollout_mse", "valid_diverged"), next(scripted)),
+                                 valid_onestep_mse=0.1)
+    trainer = Trainer(config, task, config.out_dir)
+    trainer.train(progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")["step"] == 40
+    assert (trainer.best, trainer.best_diverged) == (5e-3, 0)
+    assert [r["valid_diverged"] for r in read_log(trainer.log_path)] == ["1", "0", "2", "0"]
+
+
+def test_validation_counts_diverged_rollouts_and_runs_to_the_end(bouncing_dataset, tmp_path, small_config):
+    """A validation rollout (here to the trajectory's end: valid_rollout_steps=0) that leaves the box is counted."""
+    from gns.domains import domain_for_dataset
+    from gns.train.task import SimulatorTask
+
+    config = small_config(bouncing_dataset, tmp_path / "v", "train.valid_rollout_steps=0", "train.valid_rollouts=1")
+    task = SimulatorTask(config, domain_for_dataset(config.dataset))
+    network = task.model.network
+    with torch.no_grad():   # a network whose every output is a large push: the particles leave the box
+        for p in network.parameters():
+            p.zero_()
+        [m for m in network.decoder.modules() if isinstance(m, torch.nn.Linear)][-1].bias.fill_(50.0)
+    flagged = task.validate()
+    assert flagged["valid_diverged"] == 1 and flagged["valid_rollout_mse"] > 0
+
+
 @pytest.mark.parametrize("loss", ["pushforward", "bptt"])
 def test_rollout_losses_train(bouncing_dataset, tmp_path, loss, small_config, train_small):
     extra = ["train.steps=20", f"train.loss={loss}", "train.pushforward_steps=[0,5]",
