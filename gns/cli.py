@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from gns.errors import GnsInputError
 
@@ -220,6 +221,15 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from gns.train.checkpoint import release_checkpoint
+
+    released = release_checkpoint(_resolve_checkpoint(args.checkpoint), args.out, args.made_by)
+    size = Path(args.out).stat().st_size / 1e6
+    print(f"wrote {args.out} ({size:.2f} MB; {released.get('kind', 'particles')} model, step {released.get('step')})")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from gns.mesh.export import export_rollout
 
@@ -268,29 +278,62 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate the default dataset, train briefly, evaluate on the test split and render."""
-    from gns.config import load_config, preset_path
-    from gns.domains import load_simulator, open_split_for
+PRETRAINED_WATER = Path(__file__).parent / "pretrained" / "water_long.pt"
+
+
+def _evaluate_and_render(simulator: Any, config: Any, dataset: Path, out: Path, stride: int, quiet: bool,
+                         title: str) -> dict[str, Any]:
+    """The demo's scoring of one model: roll out the test split (first frame and multi-start), print the table,
+    write ``out/rollouts_test.h5`` (and its JSON), the animation and the error-vs-horizon plot."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gns.domains import open_split_for
     from gns.evaluate import evaluate_split, format_table
-    from gns.particles.task import ParticleTask
     from gns.particles.viz import render_file
+    from gns.viz import plot_evaluation, save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    summary = evaluate_split(simulator, open_split_for(simulator, dataset, "test"), config.eval.horizons,
+                             max_trajectories=config.eval.max_trajectories,
+                             batch_trajectories=config.eval.batch_trajectories, save_path=out / "rollouts_test.h5",
+                             progress=not quiet, start_stride=config.eval.start_stride)
+    print(format_table(summary))
+    gif = render_file(out / "rollouts_test.h5", out / "rollout_test.gif", stride=stride, progress=not quiet)
+    figure = plot_evaluation(summary, title=title)
+    save_figure(figure, out / "error_vs_horizon.png")
+    plt.close(figure)
+    print(f"wrote {gif}, {out / 'error_vs_horizon.png'}, {out / 'rollouts_test.json'}")
+    return summary
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the default dataset, train briefly, evaluate on the test split and render; then the same for a
+    second, trained model (``--pretrained``; by default the shipped long-recipe model, when there is one)."""
+    from gns.config import load_config, preset_path
+    from gns.domains import load_simulator
+    from gns.particles.task import ParticleTask
     from gns.train.loop import Trainer
-    from gns.viz import save_figure, plot_evaluation
 
     t0 = time.perf_counter()
+    if args.pretrained and not Path(args.pretrained).exists():
+        raise GnsInputError("no such checkpoint", file=args.pretrained, key="--pretrained")
+    pretrained = None if args.no_pretrained else Path(args.pretrained) if args.pretrained else \
+        (PRETRAINED_WATER if PRETRAINED_WATER.exists() else None)
+    stages = 3 if pretrained is None else 4
     dataset = Path(args.dataset)
     if not (dataset / "metadata.json").exists():
         from gns.solvers.water2d import Water2DConfig, generate_water2d
-        print(f"[1/4] generating {dataset} (Taichi MPM) ...")
+        print(f"[1/{stages}] generating {dataset} (Taichi MPM) ...")
         generate_water2d(dataset, Water2DConfig())
     else:
-        print(f"[1/4] reusing {dataset}")
+        print(f"[1/{stages}] reusing {dataset}")
     t1 = time.perf_counter()
     config = load_config(args.config or preset_path("demo"),
                          list(args.overrides) + [f"dataset={dataset}", f"out_dir={args.out}"]
                          + ([f"device={args.device}"] if args.device else []))
-    print(f"[2/4] training {config.train.steps} steps ({config.train.loss} loss) -> {config.out_dir}")
+    print(f"[2/{stages}] training {config.train.steps} steps ({config.train.loss} loss) -> {config.out_dir}")
     task = ParticleTask(config)
     trainer = Trainer(config, task, config.out_dir)
     if trainer.resume():
@@ -300,28 +343,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"interrupted at step {trainer.step}; checkpoint saved, rerun `gns demo` to resume")
         return 130
     t2 = time.perf_counter()
-    print("[3/4] rolling out the test split")
+    print(f"[3/{stages}] rolling out the test split, and rendering")
     run = Path(config.out_dir)
-    simulator, _, metadata = load_simulator(run / "checkpoints" / "latest.pt", config.device)
-    summary = evaluate_split(simulator, open_split_for(simulator, dataset, "test"), config.eval.horizons,
-                             max_trajectories=config.eval.max_trajectories,
-                             batch_trajectories=config.eval.batch_trajectories, save_path=run / "rollouts_test.h5",
-                             progress=not args.quiet, start_stride=config.eval.start_stride)
-    print(format_table(summary))
+    simulator, _, _ = load_simulator(run / "checkpoints" / "latest.pt", config.device)
+    _evaluate_and_render(simulator, config, dataset, run, args.stride, args.quiet,
+                         title="held-out test split: the model trained now")
     t3 = time.perf_counter()
-    print("[4/4] rendering")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    gif = render_file(run / "rollouts_test.h5", run / "rollout_test.gif", stride=args.stride,
-                      progress=not args.quiet)
-    figure = plot_evaluation(summary, title="held-out test split")
-    save_figure(figure, run / "error_vs_horizon.png")
-    plt.close(figure)
+    if pretrained is not None:
+        from gns.train.checkpoint import load_checkpoint
+
+        made_by = load_checkpoint(pretrained).get("made_by", "unknown")
+        what = "the SHIPPED long-recipe model" if pretrained == PRETRAINED_WATER else "the given model"
+        print(f"[4/4] {what} {pretrained} (not trained now; made by: {made_by}), on the same test split")
+        second, _, _ = load_simulator(pretrained, config.device)
+        _evaluate_and_render(second, config, dataset, run / "pretrained", args.stride, args.quiet,
+                             title=f"held-out test split: {what[4:]} ({pretrained.name})")
     t4 = time.perf_counter()
-    print(f"wrote {gif}, {run / 'error_vs_horizon.png'}, {run / 'rollouts_test.json'}")
-    print(f"time: generate {t1 - t0:.0f} s, train {t2 - t1:.0f} s, evaluate {t3 - t2:.0f} s, render {t4 - t3:.0f} s, "
-          f"total {t4 - t0:.0f} s")
+    print(f"time: generate {t1 - t0:.0f} s, train {t2 - t1:.0f} s, evaluate and render {t3 - t2:.0f} s, "
+          + ("" if pretrained is None else f"the second model {t4 - t3:.0f} s, ") + f"total {t4 - t0:.0f} s")
     return 0
 
 
@@ -474,6 +513,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_figures)
 
+    p = sub.add_parser("release", help="write a model-only copy of a checkpoint to ship or share (weights, config, "
+                                       "dataset statistics; no optimizer state)")
+    _checkpoint_arg(p)
+    p.add_argument("--out", required=True, help="the .pt file to write")
+    p.add_argument("--made-by", required=True, metavar="COMMAND",
+                   help="how the checkpoint was made (the training command), stored in the file")
+    p.set_defaults(func=cmd_release)
+
     p = sub.add_parser("export", help="export a mesh rollout to a ParaView (.vtu/.pvd) or trimesh (.ply) sequence")
     p.add_argument("rollouts", help="mesh rollout file written by `gns rollout`")
     p.add_argument("--out", required=True, help="output directory")
@@ -494,6 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one setting of the preset (repeatable)")
     p.add_argument("--device", help="cpu, cuda, auto (default: the preset's, auto)")
     p.add_argument("--stride", type=int, default=3, help="animation: draw every N-th frame (default: 3)")
+    p.add_argument("--pretrained", metavar="CHECKPOINT",
+                   help="a trained model to roll out and render beside the one trained now, into OUT/pretrained "
+                        "(default: the shipped long-recipe model gns/pretrained/water_long.pt, when there is one)")
+    p.add_argument("--no-pretrained", action="store_true", help="do not roll out a second model")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -162,3 +162,25 @@ def test_generate_param_takes_the_type_of_the_config_field(monkeypatch, tmp_path
     assert isinstance(seen["config"].frame_dt, float)
     assert main(["generate", "water2d", "--out", str(tmp_path), "--param", "num_train=many"]) == 2
     assert "num_train" in capsys.readouterr().err
+
+
+def test_demo_rolls_out_a_trained_model_beside_the_one_it_trains(bouncing_dataset, tmp_path, capsys):
+    """`gns demo`: train, score and render; then a second, trained model the same way, labelled as not trained now."""
+    small = [a for a in SMALL if a not in ("--device", "cpu")] + ["--device", "cpu", "--stride", "10", "--quiet"]
+    assert main(["train", "--dataset", str(bouncing_dataset), "--out", str(tmp_path / "long"), "--quiet", *SMALL]) == 0
+    shipped = tmp_path / "water_long.pt"
+    assert main(["release", str(tmp_path / "long"), "--out", str(shipped), "--made-by", "gns train (test)"]) == 0
+    run = tmp_path / "demo"
+    args = ["demo", "--dataset", str(bouncing_dataset), "--out", str(run), *small]
+    assert main(args + ["--pretrained", str(shipped)]) == 0
+    out = capsys.readouterr().out
+    assert "[4/4] the given model" in out and "made by: gns train (test)" in out
+    for folder in (run, run / "pretrained"):
+        assert (folder / "rollout_test.gif").stat().st_size > 0
+        assert (folder / "error_vs_horizon.png").exists()
+        assert json.loads((folder / "rollouts_test.json").read_text())["model"]
+    assert main(args + ["--no-pretrained"]) == 0     # resumes the finished run; no second model this time
+    out = capsys.readouterr().out
+    assert "[3/3] rolling out" in out and "SHIPPED" not in out
+    assert main(args + ["--pretrained", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err

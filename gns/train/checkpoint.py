@@ -43,6 +43,33 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+# what load_simulator needs of a checkpoint (weights, how to build the model, the data's statistics), and the step
+MODEL_KEYS = ("model", "config", "metadata", "noise_std", "noise_gamma", "kind", "step")
+
+
+def release_checkpoint(src: str | Path, dst: str | Path, made_by: str) -> dict[str, Any]:
+    """Write a model-only copy of a training checkpoint, to ship or share: no optimizer, scheduler or RNG state.
+
+    Args:
+        src: a checkpoint written by training (or a run folder: its ``latest.pt``).
+        dst: the ``.pt`` file to write (atomically).
+        made_by: how the source checkpoint was made (the command), kept in the file as ``made_by``.
+
+    Returns:
+        what was written (``gns.domains.load_simulator`` loads it like the source).
+    """
+    state = load_checkpoint(src)
+    missing = [k for k in ("model", "config", "metadata") if k not in state]
+    if missing:
+        raise GnsInputError("checkpoint lacks what a simulator is built from", file=src, key=missing[0],
+                            expected="model, config, metadata", found=sorted(state))
+    released = {k: state[k] for k in MODEL_KEYS if k in state}
+    released["made_by"] = made_by
+    released["released_from"] = Path(src).name
+    save_checkpoint(dst, released)
+    return released
+
+
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: str | Path, what: str) -> None:
     """Raise :class:`CheckpointMismatchError` listing every key where ``saved`` and ``current`` differ."""
     diffs = [f"{what}.{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"

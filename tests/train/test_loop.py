@@ -135,6 +135,25 @@ def test_load_simulator_from_checkpoint_alone(bouncing_dataset, tmp_path, small_
         assert torch.equal(a, b), name
 
 
+def test_released_checkpoint_is_model_only_and_loads_alike(bouncing_dataset, tmp_path, small_config, train_small):
+    """`gns release`: weights, config and statistics without the optimizer; the simulator it builds is the same."""
+    from gns.cli import main
+
+    train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=5"))
+    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    assert main(["release", str(tmp_path / "run"), "--out", str(tmp_path / "m.pt"), "--made-by", "gns train X"]) == 0
+    released = load_checkpoint(tmp_path / "m.pt")
+    assert "optimizer" not in released and "rng" not in released
+    assert released["made_by"] == "gns train X" and released["step"] == 5
+    assert (tmp_path / "m.pt").stat().st_size < latest.stat().st_size
+    a, _, _ = load_simulator(latest)
+    b, _, _ = load_simulator(tmp_path / "m.pt")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert main(["release", str(tmp_path / "none.pt"), "--out", str(tmp_path / "n.pt"), "--made-by", "x"]) == 2
+    assert not (tmp_path / "n.pt").exists()
+
+
 def test_unknown_config_key_is_a_clear_error(tmp_path):
     with pytest.raises(GnsInputError, match="train.stepz"):
         load_config(overrides=["train.stepz=3"])
