@@ -183,6 +183,14 @@ LEVERS.update({
                                  NEAR_WALLS + ["train.loss=bptt", f"train.bptt_steps={k}"])
     for k in (4, 8)})
 
+# A wider connectivity radius (3.5 particle spacings instead of 2.5): one MPM substep couples particles up to 3 grid
+# cells (0.06 m) apart and the sticky walls act on particles within 1.5 cells (0.03 m), beyond the default 0.025 m.
+LEVERS.update({
+    "near_walls_3e-5_unroll10_r0.035": ("near walls, noise 3e-5, pushforward up to 10 steps, connectivity radius "
+                                        "0.035 m (the dataset's: 0.025)",
+                                        NEAR_WALLS + UNROLL10 + ["model.radius=0.035"]),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 
