@@ -357,7 +357,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"[4/4] {what} {pretrained} (not trained now; made by: {made_by}), on the same test split")
         second, _, _ = load_simulator(pretrained, config.device)
         _evaluate_and_render(second, config, dataset, run / "pretrained", args.stride, args.quiet,
-                             title=f"held-out test split: {what[4:]} ({pretrained.name})")
+                             title=f"held-out test split: {pretrained.name}, not trained now")
     t4 = time.perf_counter()
     print(f"time: generate {t1 - t0:.0f} s, train {t2 - t1:.0f} s, evaluate and render {t3 - t2:.0f} s, "
           + ("" if pretrained is None else f"the second model {t4 - t3:.0f} s, ") + f"total {t4 - t0:.0f} s")

@@ -58,11 +58,10 @@ def release_checkpoint(src: str | Path, dst: str | Path, made_by: str) -> dict[s
     Returns:
         what was written (``gns.domains.load_simulator`` loads it like the source).
     """
-    state = load_checkpoint(src)
-    missing = [k for k in ("model", "config", "metadata") if k not in state]
-    if missing:
-        raise GnsInputError("checkpoint lacks what a simulator is built from", file=src, key=missing[0],
-                            expected="model, config, metadata", found=sorted(state))
+    state = load_checkpoint(src)   # refuses a file without weights or config
+    if "metadata" not in state:
+        raise GnsInputError("checkpoint lacks the dataset statistics a simulator is built from", file=src,
+                            key="metadata", expected="model, config, metadata", found=sorted(state))
     released = {k: state[k] for k in MODEL_KEYS if k in state}
     released["made_by"] = made_by
     released["released_from"] = Path(src).name

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 
 import pytest
 import torch
@@ -72,6 +73,9 @@ def test_validation_counts_diverged_rollouts_and_runs_to_the_end(bouncing_datase
         [m for m in network.decoder.modules() if isinstance(m, torch.nn.Linear)][-1].bias.fill_(50.0)
     flagged = task.validate()
     assert flagged["valid_diverged"] == 1 and flagged["valid_rollout_mse"] > 0
+    # the pushed particles drift further the longer the rollout: 0 is the whole trajectory, not zero steps
+    task.config = dataclasses.replace(config, train=dataclasses.replace(config.train, valid_rollout_steps=2))
+    assert task.validate()["valid_rollout_mse"] < flagged["valid_rollout_mse"]
 
 
 @pytest.mark.parametrize("loss", ["pushforward", "bptt"])
