@@ -11,7 +11,11 @@ checkpoint rolls out the held-out test split and is scored as a user of long rol
   velocity's and gravity-only's; ``escape``: how far any predicted particle strays beyond the box
   spanned by the true particles at the same step, as a share of the box width (target: at most
   0.02); ``KE x``: the largest factor between predicted and true mean kinetic energy over 50-step
-  windows (target: at most 2); the first divergence the rollout monitor reported.
+  windows (target: at most 2); the first divergence the rollout monitor reported;
+* **checks of what the animations show**: free fall (the model's acceleration of water in flight, in units of
+  g), landing spread (from true states, how much landed water spreads over the truth's spreading) and rest
+  drift (from settled true water, how far its height moves in 300 steps): :func:`free_fall`,
+  :func:`landing_spread`, :func:`rest_drift`; ``--checks-of CHECKPOINT`` runs them on any checkpoint.
 
 Runs go to ``--out/<lever>-s<seed>/`` (a finished one is reused: rerun to add levers or seeds);
 ``--jobs`` runs that many at once, each with ``--threads`` torch threads. The table is printed
@@ -19,6 +23,7 @@ from every finished run under ``--out`` (``--table`` prints it without training 
 
     python benchmarks/long_rollouts.py --levers preset noise_3e-4 --seeds 0 1 --jobs 2 --threads 1
     python benchmarks/long_rollouts.py --table
+    python benchmarks/long_rollouts.py --checks-of runs/demo/checkpoints/best.pt
 """
 
 from __future__ import annotations
@@ -191,6 +196,46 @@ LEVERS.update({
                                         NEAR_WALLS + UNROLL10 + ["model.radius=0.035"]),
 })
 
+# More message-passing steps: 10 (the GNS paper's) instead of 4 carry a particle's view 25 particle spacings
+# instead of 10, about the depth of the deepest resting pool, so that the inside of a pool can tell that it rests
+# on a floor, where the inside of a block in flight cannot.
+LEVERS.update({
+    "near_walls_3e-5_unroll10_mp10": ("near walls, noise 3e-5, pushforward up to 10 steps, 10 message-passing steps "
+                                      "(the preset's: 4)", NEAR_WALLS + UNROLL10 + ["model.message_passing_steps=10"]),
+})
+
+# No acceleration history (history 1) with 10 message-passing steps: settled water lifts off because the network
+# carries an upward acceleration forward from its input history; without that history a particle's acceleration
+# must come from its state, and 10 steps let the inside of a pool see the floor beneath it.
+MP10 = ["model.message_passing_steps=10"]
+LEVERS.update({
+    "h1_near_walls_unroll10_mp10": ("history 1, near walls, noise 3e-5, pushforward up to 10 steps, 10 message-passing "
+                                    "steps", NEAR_WALLS + UNROLL10 + MP10 + ["model.history=1"]),
+    "h1_velocities_unroll10_mp10": ("history 1 (the last velocity, GNS inputs), relative velocities on edges, noise "
+                                    "3e-5, pushforward up to 10 steps, 10 message-passing steps",
+                                    ["model.velocity_encoding=velocities", "model.edge_velocity=true"] + UNROLL10
+                                    + MP10 + ["model.history=1"]),
+})
+
+# 10 message-passing steps at the main job's cost: half the steps (3000), the schedule and the learning-rate decay
+# compressed to fit (the 10-step network costs about 2.3x the 4-step one per training step).
+LEVERS.update({
+    "near_walls_3e-5_unroll10_mp10_steps3000": (
+        "near walls, noise 3e-5, pushforward up to 10 steps reached by step 1500, 10 message-passing steps, 3000 "
+        "training steps", NEAR_WALLS + MP10 + ["train.steps=3000", "train.lr_decay_steps=3000",
+                                               "train.pushforward_steps=[0,300,750,1500]",
+                                               "train.pushforward_unrolls=[0,2,5,10]",
+                                               "train.pushforward_probs=[8,2,2,2]"]),
+})
+
+# Half the training windows from the first 120 frames of a trajectory (flight, landing, splash: the frames where the
+# water's accelerations are largest and the rollouts first go wrong), the other half from anywhere.
+LEVERS.update({
+    "near_walls_3e-5_unroll10_early120": ("near walls, noise 3e-5, pushforward up to 10 steps, half the training "
+                                          "windows from a trajectory's first 120 frames",
+                                          NEAR_WALLS + UNROLL10 + ["train.early_frames=120", "train.early_fraction=0.5"]),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 
@@ -219,6 +264,86 @@ def free_fall(simulator, dataset: str) -> dict:
     true = position[:, -1] - 2 * position[:, -2] + position[:, -3]                              # (N, D)
     airborne = position[:, -2, 1] > 0.5
     return {"predicted": predicted[airborne].mean(0).tolist(), "true": true[airborne].mean(0).tolist()}
+
+
+def _test_windows(simulator, dataset: str):
+    """Each test trajectory of ``dataset`` as ``(positions (T, N, D) numpy, particle types (N,) tensor)``."""
+    import numpy as np
+    import torch
+
+    from gns.domains import open_split_for
+
+    split = open_split_for(simulator, dataset, "test")
+    for k in range(len(split)):
+        trajectory = split[k]
+        yield np.asarray(trajectory.position), torch.as_tensor(np.asarray(trajectory.particle_type)).long()
+
+
+def _state(position, kinds, start: int, window: int):
+    """The particle state of frames ``start .. start + window - 1`` of ``position`` ``(T, N, D)``."""
+    import torch
+
+    from gns.particles.state import ParticleState
+
+    frames = torch.as_tensor(position[start:start + window]).transpose(0, 1).float()          # (N, w, D)
+    return ParticleState(frames, kinds, torch.tensor([frames.shape[0]]))
+
+
+def landing_spread(simulator, dataset: str, length: int = 50, stride: int = 25, min_spread: float = 0.02) -> dict:
+    """Whether water that lands spreads as the truth's does, from true states.
+
+    From every ``stride``-th frame of each test trajectory the model rolls ``length`` steps forward from the
+    true window. The water's horizontal spread is the standard deviation of its particles' x (m). Over the
+    starts where the truth's spread grows by at least ``min_spread`` in those steps (a landed block collapsing
+    into a layer, a splash running along the floor), returns ``ratio``, the summed growth of the predicted
+    spread over the truth's (1: spreads as the truth does; 0: stays compact), and ``starts``, their number.
+    """
+    from gns.rollout import rollout_many
+
+    w = simulator.window
+    states, spreads = [], []
+    for position, kinds in _test_windows(simulator, dataset):
+        for s in range(0, position.shape[0] - w - length + 1, stride):
+            before, after = position[s + w - 1, :, 0].std(), position[s + w - 1 + length, :, 0].std()
+            if after - before >= min_spread:
+                states.append(_state(position, kinds, s, w))
+                spreads.append((before, after))
+    if not states:
+        return {"ratio": float("nan"), "starts": 0}
+    predicted = rollout_many(simulator, states, length, [{} for _ in states], max_entities=4096)
+    grown_true = sum(after - before for before, after in spreads)
+    grown_predicted = sum(float(out["position"][:, -1, 0].std(unbiased=False)) - before
+                          for (before, _), out in zip(spreads, predicted))
+    return {"ratio": float(grown_predicted / grown_true), "starts": len(states)}
+
+
+def rest_drift(simulator, dataset: str, steps: int = 300, settled: int = 395) -> dict:
+    """Whether settled water stays down: from the window that ends at frame ``settled`` of each test trajectory (or
+    its last frame; by frame 395 the default set's water lies on the floor, still sloshing from side to side), the
+    model rolls ``steps`` steps forward. The water's height is the mean y of its particles. Returns ``max_m``, the
+    largest move of that height from where it started (m), over the steps and the trajectories, and per
+    trajectory: ``per_trajectory``, its largest move; ``onset_step``, the first step at which the height is 1 cm
+    from its start (None: never); ``end_dy_m``, the height's move at the last step (above 0: the water has risen).
+    Where the trajectories go on for ``steps`` frames after the start (``gns generate water2d --param
+    num_steps=1000``), ``truth_max_m``: the same of the truth (else None)."""
+    from gns.rollout import rollout_many
+
+    w = simulator.window
+    states, truths = [], []
+    for position, kinds in _test_windows(simulator, dataset):
+        last = min(settled, position.shape[0] - 1)
+        states.append(_state(position, kinds, last - w + 1, w))
+        truths.append(position[last:last + steps + 1, :, -1].mean(1) if last + steps < position.shape[0] else None)
+    predicted = rollout_many(simulator, states, steps, [{} for _ in states], max_entities=4096)
+    drifts, onsets, rises = [], [], []
+    for state, out in zip(states, predicted):
+        moved = out["position"][:, :, -1].mean(0) - state.position[:, -1, -1].mean()                 # (S,)
+        drifts.append(float(moved.abs().max()))
+        onsets.append(int(moved.abs().ge(0.01).nonzero()[0, 0]) + 1 if bool(moved.abs().ge(0.01).any()) else None)
+        rises.append(float(moved[-1]))
+    truth = (max(float(abs(h - h[0]).max()) for h in truths) if all(h is not None for h in truths) else None)
+    return {"max_m": max(drifts), "per_trajectory": drifts, "onset_step": onsets, "end_dy_m": rises,
+            "num_trajectories": len(drifts), "steps": steps, "truth_max_m": truth}
 
 
 def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
@@ -273,7 +398,7 @@ def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
         "escape_max": summary["model"]["escape_max"],
         "ke_window_factor_max": summary["model"]["ke_window_factor_max"],
         "first_divergence": min((e["step"] for e in events), default=None),
-        "free_fall": free_fall(simulator, args.dataset),
+        **checks(simulator, args.dataset),
         "divergence_kinds": sorted({e["kind"] for e in events}),
     }
     (out / "result.json").write_text(json.dumps(result, indent=1))
@@ -288,16 +413,31 @@ def free_fall_cell(fall: dict | None) -> str:
     return f"{fall['predicted'][0] / g:.2f}, {-fall['predicted'][1] / g:.2f}"
 
 
-def add_free_fall(out: Path, dataset: str) -> None:
-    """Add the free-fall check to finished runs scored before it existed."""
+CHECKS = {"free_fall": free_fall, "landing_spread": landing_spread, "rest_drift": rest_drift}
+
+
+def checks(simulator, dataset: str, names=tuple(CHECKS)) -> dict:
+    """The checks of one model beside the error figures: free flight, the spreading of landed water, and
+    settled water staying at rest (each function's docstring says how)."""
+    return {name: CHECKS[name](simulator, dataset) for name in names}
+
+
+def checks_cell(result: dict) -> list[str]:
+    """The table's cells of the checks: free fall (x, y in g), landing spread ratio, rest drift (m)."""
+    spread, rest = result.get("landing_spread"), result.get("rest_drift")
+    return [free_fall_cell(result.get("free_fall")), f"{spread['ratio']:.2f}" if spread else "-",
+            f"{rest['max_m']:.3g}" if rest else "-"]
+
+
+def add_checks(out: Path, dataset: str) -> None:
+    """Run the checks again on every finished run (runs scored before a check existed, or before it changed)."""
     from gns.domains import load_simulator
 
     for path in sorted(out.glob("*/result.json")):
         result = json.loads(path.read_text())
-        if "free_fall" not in result:
-            simulator, _, _ = load_simulator(path.parent / "checkpoints" / "latest.pt", "cpu")
-            result["free_fall"] = free_fall(simulator, dataset)
-            path.write_text(json.dumps(result, indent=1))
+        simulator, _, _ = load_simulator(path.parent / "checkpoints" / "latest.pt", "cpu")
+        result.update(checks(simulator, dataset))
+        path.write_text(json.dumps(result, indent=1))
 
 
 def table(out: Path) -> str:
@@ -312,10 +452,11 @@ def table(out: Path) -> str:
             f"{full['constant_acceleration'] / full['model']:.2g}",
             f"{r['escape_max']:.3g}", f"{r['ke_window_factor_max']:.3g}",
             str(r["first_divergence"]) if r["first_divergence"] is not None else "none",
-            free_fall_cell(r.get("free_fall")),
+            *checks_cell(r),
             f"{r['train_s']:.0f} ({r['threads']})"]) + " |")
     head = ("| lever | seed | what | h20 | h50 | h100 | full MSE | CV / model (full) | gravity / model (full) "
-            "| escape | KE x | first divergence | free fall: x, y / g | train s (threads) |\n" + "|---" * 14 + "|")
+            "| escape | KE x | first divergence | free fall: x, y / g | landing spread | rest drift (m) "
+            "| train s (threads) |\n" + "|---" * 16 + "|")
     return head + "\n" + "\n".join(rows)
 
 
@@ -334,25 +475,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs at once (default: 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's)")
     p.add_argument("--table", action="store_true", help="print the table of the finished runs; train nothing")
-    p.add_argument("--add-free-fall", action="store_true",
-                   help="add the free-fall check to finished runs scored before it existed, then print the table")
-    p.add_argument("--free-fall-of", nargs="+", metavar="CHECKPOINT", default=None,
-                   help="print the free-fall check of these checkpoints (x, y acceleration in units of g); train nothing")
+    p.add_argument("--add-checks", action="store_true",
+                   help="run the checks (free fall, landing spread, rest drift) again on every finished run (runs "
+                        "scored before a check existed or changed), then print the table")
+    p.add_argument("--checks-of", nargs="+", metavar="CHECKPOINT", default=None,
+                   help="print the checks of these checkpoints (free fall: x, y acceleration in units of g; landing "
+                        "spread: the predicted spreading of landed water over the truth's; rest drift: how far the height "
+                        "of settled water moves in 300 steps, m); train nothing")
     p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.one:
         run_one(args.one[0], int(args.one[1]), args)
         return
-    if args.free_fall_of:
+    if args.checks_of:
         from gns.domains import load_simulator
 
-        for checkpoint in args.free_fall_of:
+        for checkpoint in args.checks_of:
             simulator, _, _ = load_simulator(checkpoint, "cpu")
-            print(f"{checkpoint}: free fall x, y / g = {free_fall_cell(free_fall(simulator, args.dataset))}")
+            result = checks(simulator, args.dataset)
+            fall, spread, rest = checks_cell(result)
+            truth = result["rest_drift"]["truth_max_m"]
+            print(f"{checkpoint}: free fall x, y / g = {fall}; landing spread {spread}; rest drift {rest} m"
+                  + (f" (the truth's: {truth:.3g} m)" if truth is not None else "")
+                  + f"; rest drift onset steps {result['rest_drift']['onset_step']}, vertical moves "
+                  + ", ".join(f"{dy:+.3f}" for dy in result["rest_drift"]["end_dy_m"]) + " m")
         return
-    if args.add_free_fall:
-        add_free_fall(out, args.dataset)
+    if args.add_checks:
+        add_checks(out, args.dataset)
     elif not args.table:
         todo = [(lever, seed) for lever in args.levers for seed in args.seeds
                 if not (out / f"{lever}-s{seed}" / "result.json").exists()]

@@ -27,8 +27,13 @@ def test_lever_table(bouncing_dataset, tmp_path):
     assert len(rows) == 2, text
     result = json.loads((out / "noise_3e-4-s0" / "result.json").read_text())
     assert result["steps"] == 3 and result["overrides"] == ["train.noise_std=3e-4"]
-    assert {"escape_max", "ke_window_factor_max", "full_mse", "multistart_ratio"} <= set(result)
+    assert {"escape_max", "ke_window_factor_max", "full_mse", "multistart_ratio", "free_fall", "landing_spread",
+            "rest_drift"} <= set(result)
+    assert len(result["rest_drift"]["per_trajectory"]) == result["rest_drift"]["num_trajectories"]
     assert _run(BENCHMARKS / "long_rollouts.py", "--table", "--out", out).count("\n| ") == 2   # one row a run
+    text = _run(BENCHMARKS / "long_rollouts.py", "--checks-of", out / "preset-s0" / "checkpoints" / "latest.pt",
+                "--dataset", bouncing_dataset)
+    assert "free fall x, y / g" in text and "landing spread" in text and "rest drift" in text
 
 
 def test_lj3d_energy(tmp_path):
