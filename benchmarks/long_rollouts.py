@@ -199,15 +199,15 @@ LEVERS.update({
 # More message-passing steps: 10 (the GNS paper's) instead of 4 carry a particle's view 25 particle spacings
 # instead of 10, about the depth of the deepest resting pool, so that the inside of a pool can tell that it rests
 # on a floor, where the inside of a block in flight cannot.
+MP10 = ["model.message_passing_steps=10"]
 LEVERS.update({
     "near_walls_3e-5_unroll10_mp10": ("near walls, noise 3e-5, pushforward up to 10 steps, 10 message-passing steps "
-                                      "(the preset's: 4)", NEAR_WALLS + UNROLL10 + ["model.message_passing_steps=10"]),
+                                      "(the preset's: 4)", NEAR_WALLS + UNROLL10 + MP10),
 })
 
 # No acceleration history (history 1) with 10 message-passing steps: settled water lifts off because the network
 # carries an upward acceleration forward from its input history; without that history a particle's acceleration
 # must come from its state, and 10 steps let the inside of a pool see the floor beneath it.
-MP10 = ["model.message_passing_steps=10"]
 LEVERS.update({
     "h1_near_walls_unroll10_mp10": ("history 1, near walls, noise 3e-5, pushforward up to 10 steps, 10 message-passing "
                                     "steps", NEAR_WALLS + UNROLL10 + MP10 + ["model.history=1"]),
@@ -320,7 +320,8 @@ def landing_spread(simulator, dataset: str, length: int = 50, stride: int = 25, 
 def rest_drift(simulator, dataset: str, steps: int = 300, settled: int = 395) -> dict:
     """Whether settled water stays down: from the window that ends at frame ``settled`` of each test trajectory (or
     its last frame; by frame 395 the default set's water lies on the floor, still sloshing from side to side), the
-    model rolls ``steps`` steps forward. The water's height is the mean y of its particles. Returns ``max_m``, the
+    model rolls ``steps`` steps forward. The water's height is the mean of its particles' last coordinate (up,
+    against gravity). Returns ``max_m``, the
     largest move of that height from where it started (m), over the steps and the trajectories, and per
     trajectory: ``per_trajectory``, its largest move; ``onset_step``, the first step at which the height is 1 cm
     from its start (None: never); ``end_dy_m``, the height's move at the last step (above 0: the water has risen).
