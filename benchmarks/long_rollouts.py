@@ -236,6 +236,16 @@ LEVERS.update({
                                           NEAR_WALLS + UNROLL10 + ["train.early_frames=120", "train.early_fraction=0.5"]),
 })
 
+# The last velocity everywhere (velocity_encoding: differences), not only near walls, with relative velocities on the
+# edges: a pool that has started to rise then sees that it moves, where with the near-walls inputs only its bottom
+# layer does.
+LEVERS.update({
+    "differences_edgevel_unroll10_3e-5": ("last velocity everywhere + velocity changes, relative velocities on edges, "
+                                          "noise 3e-5, pushforward up to 10 steps",
+                                          ["model.velocity_encoding=differences", "model.edge_velocity=true"]
+                                          + UNROLL10),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 
