@@ -29,7 +29,7 @@ def test_lever_table(bouncing_dataset, tmp_path):
     assert result["steps"] == 3 and result["overrides"] == ["train.noise_std=3e-4"]
     assert {"escape_max", "ke_window_factor_max", "full_mse", "multistart_ratio", "free_fall", "landing_spread",
             "rest_drift"} <= set(result)
-    assert len(result["rest_drift"]["per_trajectory"]) == result["rest_drift"]["num_trajectories"]
+    assert len(result["rest_drift"]["per_trajectory"]) == 2 == len(result["rest_drift"]["onset_step"])  # every test trajectory
     assert _run(BENCHMARKS / "long_rollouts.py", "--table", "--out", out).count("\n| ") == 2   # one row a run
     text = _run(BENCHMARKS / "long_rollouts.py", "--checks-of", out / "preset-s0" / "checkpoints" / "latest.pt",
                 "--dataset", bouncing_dataset)
