@@ -228,6 +228,19 @@ LEVERS.update({
                                                "train.pushforward_probs=[8,2,2,2]"]),
 })
 
+# The weights' moving average (train.ema_decay 0.999, about the last 1000 steps) for validation and checkpoints: the
+# runs' whole-trajectory figures swing with the seed, and a long run's validation error moved up to 40x between
+# checkpoints 2000 steps apart; an average of the weights smooths both where one late checkpoint does not.
+EMA = ["train.ema_decay=0.999"]
+LEVERS.update({
+    "near_walls_3e-5_unroll10_ema": ("the main job's configuration (near walls, noise 3e-5, pushforward up to 10 "
+                                     "steps) with the weights' moving average (decay 0.999)",
+                                     NEAR_WALLS + UNROLL10 + EMA),
+    "near_walls_3e-5_unroll10_mp10_steps3000_ema": (
+        "10 message-passing steps in 3000 training steps (row near_walls_3e-5_unroll10_mp10_steps3000) with the "
+        "weights' moving average (decay 0.999)", LEVERS["near_walls_3e-5_unroll10_mp10_steps3000"][1] + EMA),
+})
+
 # Half the training windows from the first 120 frames of a trajectory (flight, landing, splash: the frames where the
 # water's accelerations are largest and the rollouts first go wrong), the other half from anywhere.
 LEVERS.update({

@@ -68,6 +68,9 @@ class TrainConfig:
     lr_decay: float = 0.1              # lr = final + (init - final) * decay ** (step / lr_decay_steps)
     lr_decay_steps: int = 100_000      # GNS: 5e6 at 20M steps; scaled to our shorter runs
     grad_clip: float = 1.0             # max global gradient norm (0 disables)
+    ema_decay: float = 0.0             # > 0: validation, best.pt and every checkpoint's weights are their exponential
+                                       # moving average (0.999: about the last 1000 steps; gns/train/averaging.py);
+                                       # training continues from the raw weights. 0: off, the weights as trained
     noise_std: float | None = None     # particles: random-walk noise std on the last velocity, None: scaled from
                                        # WaterDrop; meshes: noise std on the target field, None: 3e-3 for
                                        # positions (order 2, MeshGraphNets cloth), 2e-2 otherwise (cylinder flow)

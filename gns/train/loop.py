@@ -23,6 +23,7 @@ import csv
 import math
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -34,6 +35,7 @@ from gns.config import Config, save_config
 from gns.errors import GnsInputError
 from gns.nn.execution import set_execution
 from gns.progress import no_bar
+from gns.train.averaging import WeightAverage
 from gns.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gns.train.distributed import Ranks
 
@@ -105,8 +107,12 @@ class Trainer:
     The network computes as ``config.train`` says (``precision``, ``checkpoint_processor``,
     ``compile``: :func:`gns.nn.execution.set_execution`).
 
+    With ``train.ema_decay > 0`` validation, ``best.pt`` and every checkpoint's ``model`` are the weights'
+    moving average (:mod:`gns.train.averaging`); training steps, and resumes from, the raw weights.
+
     Raises:
-        GnsInputError: more ranks than training trajectories; bf16 where the device has no native bf16.
+        GnsInputError: more ranks than training trajectories; bf16 where the device has no native bf16;
+            ``train.ema_decay`` outside [0, 1).
     """
 
     def __init__(self, config: Config, task: Task, out_dir: str | Path, ranks: Ranks | None = None) -> None:
@@ -126,6 +132,11 @@ class Trainer:
         set_execution(self.model, precision=self.train_cfg.precision, key="train.precision",
                       checkpoint_processor=self.train_cfg.checkpoint_processor, compile=self.train_cfg.compile)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.train_cfg.lr_init)
+        # validation and checkpoints use the weights' moving average when train.ema_decay > 0
+        if not 0.0 <= self.train_cfg.ema_decay < 1.0:
+            raise GnsInputError("the weights' moving average needs a decay in [0, 1)", key="train.ema_decay",
+                                expected="0 (off) or e.g. 0.999", found=self.train_cfg.ema_decay)
+        self.average = WeightAverage(self.model, self.train_cfg.ema_decay) if self.train_cfg.ema_decay > 0 else None
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: learning_rate(s, self.train_cfg) / self.train_cfg.lr_init)
         self.step = 0
@@ -137,7 +148,13 @@ class Trainer:
 
     # --- checkpoints -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        """What a checkpoint holds: ``model`` is the weights to use (their average with ``train.ema_decay``,
+        then also ``raw_model``, the weights training continues from, and ``ema_updates``)."""
+        weights: dict[str, Any] = {"model": self.model.state_dict()}
+        if self.average is not None:
+            weights = {"model": self.average.averaged_state_dict(), "raw_model": self.model.state_dict(),
+                       "ema_updates": self.average.updates}
+        return {**weights, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "best": self.best,
                 "best_diverged": self.best_diverged,
                 "loss_window": list(self.window), "world_size": self.ranks.world_size,
@@ -167,7 +184,10 @@ class Trainer:
         if state is None:
             return False
         self.task.check_checkpoint(state, path)
-        self.model.load_state_dict(state["model"])
+        # training continues from the raw weights; a checkpoint without an average starts one from its weights
+        self.model.load_state_dict(state.get("raw_model", state["model"]))
+        if self.average is not None:
+            self.average.load(state["model"], state.get("ema_updates", 0))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best = int(state["step"]), float(state["best"])
@@ -245,6 +265,8 @@ class Trainer:
                      if cfg.grad_clip > 0 else torch.tensor(float("nan")))
         self.optimizer.step()
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update()
         return float(mean_loss), grad_norm
 
     def _better(self, valid: dict[str, float]) -> bool:
@@ -256,8 +278,12 @@ class Trainer:
         return (valid.get("valid_diverged", 0), mse) < (self.best_diverged, self.best)
 
     def _validate(self) -> dict[str, float]:
-        """Rank 0 validates; every rank gets its figures (the others wait meanwhile)."""
-        return self.ranks.broadcast(self.task.validate() if self.ranks.is_main else None)
+        """Rank 0 validates (the averaged weights with ``train.ema_decay``); every rank gets its figures (the
+        others wait meanwhile)."""
+        if not self.ranks.is_main:
+            return self.ranks.broadcast(None)
+        with self.average.applied() if self.average is not None else nullcontext():
+            return self.ranks.broadcast(self.task.validate())
 
     def train(self, progress: bool = True) -> dict[str, float]:
         """Run to ``config.train.steps``; SIGINT/SIGTERM stop cleanly after the current step and save.

@@ -165,3 +165,37 @@ def test_unknown_config_key_is_a_clear_error(tmp_path):
     bad.write_text("model:\n  latent_size: abc\n")
     with pytest.raises(GnsInputError, match="model.latent_size"):
         load_config(bad)
+
+
+def test_weight_average_is_checkpointed_validated_and_resumes_exactly(bouncing_dataset, tmp_path, small_config,
+                                                                      train_small):
+    """train.ema_decay: checkpoints hold the averaged weights as ``model`` and the raw ones as ``raw_model``;
+    a resumed run ends with the same raw weights and the same average as one that never stopped."""
+    straight = train_small(small_config(bouncing_dataset, tmp_path / "a", "train.steps=40", "train.ema_decay=0.9"))
+    state = load_checkpoint(tmp_path / "a" / "checkpoints" / "latest.pt")
+    assert state["ema_updates"] == 40
+    for name, raw in straight.model.state_dict().items():
+        assert torch.equal(state["raw_model"][name], raw), name
+    assert any(not torch.equal(state["model"][k], state["raw_model"][k]) for k in state["model"])
+    interrupted = small_config(bouncing_dataset, tmp_path / "b", "train.steps=40", "train.ema_decay=0.9")
+    train_small(interrupted, steps=25)
+    resumed = train_small(interrupted)
+    resumed_state = load_checkpoint(tmp_path / "b" / "checkpoints" / "latest.pt")
+    for key in ("model", "raw_model"):
+        for name, value in state[key].items():
+            assert torch.equal(resumed_state[key][name], value), (key, name)
+    # the validation rows scored the averaged weights (the last row is step 40's), the same in both runs
+    logged = float(read_log(straight.log_path)[-1]["valid_rollout_mse"])
+    with straight.average.applied():
+        assert straight.task.validate()["valid_rollout_mse"] == pytest.approx(logged, rel=1e-6)
+    assert straight.task.validate()["valid_rollout_mse"] != pytest.approx(logged, rel=1e-6)
+    assert [r["valid_rollout_mse"] for r in read_log(straight.log_path)] == \
+        [r["valid_rollout_mse"] for r in read_log(resumed.log_path) if r["step"] != "25"]
+    simulator, _, _ = load_simulator(tmp_path / "a" / "checkpoints" / "latest.pt")
+    for name, value in simulator.state_dict().items():
+        assert torch.equal(value, state["model"][name]), name
+
+
+def test_weight_average_decay_of_one_is_a_clear_error(bouncing_dataset, tmp_path, small_config, train_small):
+    with pytest.raises(GnsInputError, match="train.ema_decay"):
+        train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=5", "train.ema_decay=1.0"))
