@@ -259,6 +259,15 @@ LEVERS.update({
                                           + UNROLL10),
 })
 
+# Both at once: the last velocity everywhere (settled water that starts to move sees it) in today's main job's
+# configuration (10 message-passing steps in 3000 steps, which see the floor from inside a pool, and the average).
+LEVERS.update({
+    "differences_edgevel_mp10_steps3000_ema": (
+        "last velocity everywhere + velocity changes, relative velocities on edges, in the main job's configuration "
+        "of 2026-12-06 (10 message-passing steps, 3000 steps, weights' moving average)",
+        LEVERS["near_walls_3e-5_unroll10_mp10_steps3000_ema"][1] + ["model.velocity_encoding=differences"]),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 
