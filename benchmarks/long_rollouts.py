@@ -259,6 +259,13 @@ LEVERS.update({
                                           + UNROLL10),
 })
 
+# The average's decay, either side of 0.999 (about the last 500 and 2000 steps of the 3000).
+LEVERS.update({
+    f"near_walls_3e-5_unroll10_mp10_steps3000_ema{decay}": (
+        f"row near_walls_3e-5_unroll10_mp10_steps3000_ema with the average's decay {decay}",
+        LEVERS["near_walls_3e-5_unroll10_mp10_steps3000"][1] + [f"train.ema_decay={decay}"])
+    for decay in ("0.998", "0.9995")})
+
 # Both at once: the last velocity everywhere (settled water that starts to move sees it) in today's main job's
 # configuration (10 message-passing steps in 3000 steps, which see the floor from inside a pool, and the average).
 LEVERS.update({

@@ -69,8 +69,10 @@ class TrainConfig:
     lr_decay_steps: int = 100_000      # GNS: 5e6 at 20M steps; scaled to our shorter runs
     grad_clip: float = 1.0             # max global gradient norm (0 disables)
     ema_decay: float = 0.0             # > 0: validation, best.pt and every checkpoint's weights are their exponential
-                                       # moving average (0.999: about the last 1000 steps; gns/train/averaging.py);
-                                       # training continues from the raw weights. 0: off, the weights as trained
+                                       # moving average, decay min(ema_decay, (1+n)/(10+n)) after n steps
+                                       # (gns/train/averaging.py): 0.999 is reached at step ~9000 (then about the last
+                                       # 1000 steps); before, the average centres on the last ~10% of the run, whatever
+                                       # the decay. Training continues from the raw weights. 0: off
     noise_std: float | None = None     # particles: random-walk noise std on the last velocity, None: scaled from
                                        # WaterDrop; meshes: noise std on the target field, None: 3e-3 for
                                        # positions (order 2, MeshGraphNets cloth), 2e-2 otherwise (cylinder flow)
