@@ -228,9 +228,10 @@ LEVERS.update({
                                                "train.pushforward_probs=[8,2,2,2]"]),
 })
 
-# The weights' moving average (train.ema_decay 0.999, about the last 1000 steps) for validation and checkpoints: the
-# runs' whole-trajectory figures swing with the seed, and a long run's validation error moved up to 40x between
-# checkpoints 2000 steps apart; an average of the weights smooths both where one late checkpoint does not.
+# The weights' moving average (train.ema_decay 0.999; in 3000-6000 steps its warm-up rules, gns/train/averaging.py)
+# for validation and checkpoints: the runs' whole-trajectory figures swing with the seed, and a long run's
+# validation error moved up to 40x between checkpoints 2000 steps apart; an average of the weights smooths both
+# where one late checkpoint does not.
 EMA = ["train.ema_decay=0.999"]
 LEVERS.update({
     "near_walls_3e-5_unroll10_ema": ("the main job's configuration (near walls, noise 3e-5, pushforward up to 10 "
@@ -259,7 +260,8 @@ LEVERS.update({
                                           + UNROLL10),
 })
 
-# The average's decay, either side of 0.999 (about the last 500 and 2000 steps of the 3000).
+# The average's decay, either side of 0.999 (measured: the same average, bit for bit, since in 3000 steps the warm-up
+# (1+n)/(10+n) never reaches 0.998).
 LEVERS.update({
     f"near_walls_3e-5_unroll10_mp10_steps3000_ema{decay}": (
         f"row near_walls_3e-5_unroll10_mp10_steps3000_ema with the average's decay {decay}",
@@ -373,7 +375,8 @@ def rest_drift(simulator, dataset: str, steps: int = 300, settled: int = 395) ->
     for state, out in zip(states, predicted):
         moved = out["position"][:, :, -1].mean(0) - state.position[:, -1, -1].mean()                 # (S,)
         drifts.append(float(moved.abs().max()))
-        onsets.append(int(moved.abs().ge(0.01).nonzero()[0, 0]) + 1 if bool(moved.abs().ge(0.01).any()) else None)
+        beyond = moved.abs().ge(0.01).nonzero()                                                       # (K, 1)
+        onsets.append(int(beyond[0, 0]) + 1 if len(beyond) else None)
         rises.append(float(moved[-1]))
     truth = (max(float(abs(h - h[0]).max()) for h in truths) if all(h is not None for h in truths) else None)
     return {"max_m": max(drifts), "per_trajectory": drifts, "onset_step": onsets, "end_dy_m": rises,
