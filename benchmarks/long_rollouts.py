@@ -277,6 +277,15 @@ LEVERS.update({
         LEVERS["near_walls_3e-5_unroll10_mp10_steps3000_ema"][1] + ["model.velocity_encoding=differences"]),
 })
 
+# Static wall particles (model.wall_spacing) at the fluid's rest spacing, the first layer on the wall: a particle
+# at the floor then has a full neighbourhood, as one in the bulk (the landed blocks that stay slabs and lift off).
+LEVERS.update({
+    "walls0.01_mp10_steps3000_ema": (
+        "the main job's configuration of 2026-12-06 (row near_walls_3e-5_unroll10_mp10_steps3000_ema) with static "
+        "wall particles 0.01 m apart, three layers behind every wall (model.wall_spacing=0.01)",
+        LEVERS["near_walls_3e-5_unroll10_mp10_steps3000_ema"][1] + ["model.wall_spacing=0.01"]),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 

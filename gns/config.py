@@ -42,6 +42,12 @@ class ModelConfig:
     # dimension, unclipped (GNS: only the wall distances, clipped at one radius). Within a few message-passing
     # steps the inside of a block in flight looks like the inside of a resting pool; its height tells them apart
     box_position: bool = False
+    # particles: if positive, static wall particles at this spacing (m; the fluid's rest spacing) fill one radius
+    # behind every non-periodic wall, and message passing sees them as neighbours (their own type, zero velocity,
+    # edges both ways; no loss, no noise, never written to a rollout): a particle at a wall then has a full
+    # neighbourhood like one in the bulk, as with the boundary particles of SPH data (LagrangeBench). 0: the walls
+    # are only the distance features (GNS)
+    wall_spacing: float = 0.0
     # how the network's output is read: "node" (GNS: an MLP of each node's final latent) or "antisymmetric"
     # (particles: a term of each particle's own inputs plus a sum of pair terms over its neighbours with
     # f_ij = -f_ji, so that what particles do to each other cannot accelerate a group as a whole: internal

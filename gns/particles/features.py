@@ -9,6 +9,8 @@ image in periodic boxes) and its norm; optionally (``model.edge_velocity``) the 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -63,3 +65,59 @@ def edge_features(position: Tensor, senders: Tensor, receivers: Tensor, bounds: 
     """``(E, D + 1)``: ``(x_s - x_r) / R`` (minimum image) and its norm."""
     disp = minimum_image(position[senders] - position[receivers], bounds, periodic) / radius  # (E, D)
     return torch.cat([disp, torch.linalg.vector_norm(disp, dim=-1, keepdim=True)], dim=-1)
+
+
+def wall_lattice(bounds: Tensor, periodic: Tensor, spacing: float, radius: float) -> Tensor:
+    """Static wall particles: layers ``spacing`` apart, the first on the wall itself, filling one ``radius``
+    behind every non-periodic wall (corners included, up to ``radius`` from the box); along a wall they are
+    ``spacing`` apart from its lower end (from the box's lower bound along periodic dimensions).
+
+    Args:
+        bounds: ``(D, 2)`` box; periodic: ``(D,)`` bool; spacing, radius: > 0.
+
+    Returns:
+        ``(W, D)`` float32 positions (``W`` = 0 in a box without walls).
+    """
+    bounds = bounds.detach().to(torch.float64).cpu()
+    periodic = periodic.cpu()
+    tol = 1e-4 * spacing                                                # float32 bounds' rounding
+    layers = torch.arange(math.floor(radius / spacing + 1e-4) + 1, dtype=torch.float64) * spacing   # (K,)
+    axes = []
+    for d in range(bounds.shape[0]):
+        lo, hi = float(bounds[d, 0]), float(bounds[d, 1])
+        along = lo + torch.arange(math.ceil((hi - lo) / spacing - 1e-4), dtype=torch.float64) * spacing
+        axes.append(along if bool(periodic[d]) else torch.cat([lo - layers.flip(0), along[1:], hi + layers]))
+    points = torch.cartesian_prod(*axes).reshape(-1, bounds.shape[0])                      # (P, D)
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    outside = torch.maximum(lo - points, points - hi).clamp(min=0)                          # (P, D)
+    at_wall = ((points <= lo + tol) | (points >= hi - tol))[:, ~periodic].any(-1)
+    keep = at_wall & (torch.linalg.vector_norm(outside, dim=-1) <= radius + tol)
+    return points[keep].to(torch.float32)
+
+
+def wall_pairs(position: Tensor, candidates: Tensor, lattice: Tensor, radius: float, bounds: Tensor,
+               periodic: Tensor, chunk: int = 1 << 22) -> tuple[Tensor, Tensor]:
+    """Pairs of a particle and a static wall particle at most ``radius`` apart.
+
+    Args:
+        position: ``(N, D)`` particle positions; candidates: ``(C,)`` int64 indices of the particles that
+            can have wall neighbours (those within one radius of a wall or beyond it); lattice: ``(W, D)``
+            from :func:`wall_lattice`; chunk: the most particle-wall distances held at once.
+
+    Returns:
+        ``(P,)`` particle indices and ``(P,)`` lattice indices, sorted by particle then lattice index.
+    """
+    empty = torch.zeros(0, dtype=torch.long, device=position.device)
+    if not len(candidates) or not len(lattice):
+        return empty, empty
+    lattice = lattice.to(position)
+    rows = max(1, chunk // len(lattice))
+    found_p, found_w = [], []
+    for start in range(0, len(candidates), rows):
+        idx = candidates[start:start + rows]
+        delta = minimum_image(lattice[None] - position[idx][:, None], bounds.to(position), periodic)  # (c, W, D)
+        near = (delta ** 2).sum(-1) <= radius ** 2                                                     # (c, W)
+        p, w = near.nonzero(as_tuple=True)
+        found_p.append(idx[p])
+        found_w.append(w)
+    return torch.cat(found_p), torch.cat(found_w)

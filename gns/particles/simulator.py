@@ -11,6 +11,8 @@ and the training target is the exact inverse of the last two arrows
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -24,7 +26,7 @@ from gns.nn.encode_process_decode import DECODERS
 from gns.normalization import Normalizer, OnlineNormalizer, inflate_std
 from gns.particles.state import ParticleState
 from gns.particles.features import (box_position, edge_features, num_wall_features, velocity_history, wall_distances,
-                                   wall_nearness)
+                                   wall_lattice, wall_nearness, wall_pairs)
 from gns.particles.integrate import integrate, inverse_integrate
 from gns.neighbors import radius_graph
 from gns.train.noise import random_walk_noise
@@ -51,6 +53,9 @@ class ParticleSimulator(nn.Module):
         if config.velocity_encoding not in VELOCITY_ENCODINGS:
             raise GnsInputError("unknown velocity encoding", key="model.velocity_encoding",
                                 expected=VELOCITY_ENCODINGS, found=config.velocity_encoding)
+        if not (config.wall_spacing >= 0 and math.isfinite(config.wall_spacing)):
+            raise GnsInputError("the wall particles' spacing must be a finite number >= 0 (0: no wall particles)",
+                                key="model.wall_spacing", expected=">= 0", found=config.wall_spacing)
         if not metadata.has_statistics():
             raise GnsInputError("dataset metadata has no vel/acc statistics; run `gns stats` to back-fill them",
                                 key="vel_mean/vel_std/acc_mean/acc_std")
@@ -67,7 +72,17 @@ class ParticleSimulator(nn.Module):
         self.acceleration_normalizer = Normalizer(metadata.acc_mean, inflate_std(metadata.acc_std, noise_std))
         self.context_size = metadata.context_size
         self.context_normalizer = OnlineNormalizer(self.context_size) if self.context_size else None
-        self.type_embedding = nn.Embedding(self.num_particle_types, config.type_embedding_size)
+        # static wall particles (model.wall_spacing): derived from the bounds, so not saved; their own type,
+        # one past the dataset's
+        lattice = (wall_lattice(self.bounds, self.periodic, config.wall_spacing, self.radius)
+                   if config.wall_spacing > 0 else torch.zeros(0, self.dim))
+        if config.wall_spacing > 0 and len(lattice) > 1_000_000:
+            raise GnsInputError("too many wall particles for this box; use a larger spacing",
+                                key="model.wall_spacing", expected="at most 1e6 wall particles", found=len(lattice))
+        self.register_buffer("wall_points", lattice, persistent=False)                # (W, D)
+        self.wall_type = self.num_particle_types
+        self.type_embedding = nn.Embedding(self.num_particle_types + (config.wall_spacing > 0),
+                                           config.type_embedding_size)
         node_in = (self.history * self.dim + num_wall_features(self.periodic) + config.type_embedding_size
                    + self.context_size + (num_wall_features(self.periodic) // 2 if config.box_position else 0))
         edge_in = self.dim + 1 + (self.dim if config.edge_velocity else 0)
@@ -82,7 +97,11 @@ class ParticleSimulator(nn.Module):
 
     # --- graph -----------------------------------------------------------------------------
     def build_graph(self, batch: ParticleState) -> Graph:
-        """Normalized graph from the last ``C+1`` positions of ``batch.position`` ``(N, W, D)``."""
+        """Normalized graph from the last ``C+1`` positions of ``batch.position`` ``(N, W, D)``.
+
+        With wall particles (``model.wall_spacing``) the graph has ``N + M`` nodes: the ``N`` particles
+        first, then the ``M`` wall particles within one radius of some particle (per system).
+        """
         position_seq = batch.position[:, -(self.history + 1):]  # (N, C+1, D)
         self._check(batch, position_seq)
         last = position_seq[:, -1]
@@ -91,15 +110,25 @@ class ParticleSimulator(nn.Module):
         senders, receivers = edge_index[0], edge_index[1]
         raw = velocity_history(position_seq, self.bounds, self.periodic)                   # (N, C, D)
         walls = wall_distances(last, self.bounds, self.periodic, self.radius)               # (N, 2*D_np)
-        velocities = self.encode_velocities(raw, walls)                                     # (N, C, D)
-        parts = [velocities.flatten(1),                                               # (N, C*D)
+        types, system = batch.particle_type, batch.batch
+        if len(self.wall_points):
+            wall_position, wall_system, senders, receivers = self._wall_neighbours(last, walls, system, senders,
+                                                                                   receivers)
+            wall_position = wall_position.to(last.dtype)
+            last = torch.cat([last, wall_position])                                         # (N+M, D)
+            walls = torch.cat([walls, wall_distances(wall_position, self.bounds, self.periodic, self.radius)])
+            raw = torch.cat([raw, raw.new_zeros(len(wall_position), *raw.shape[1:])])      # (N+M, C, D)
+            types = torch.cat([types, types.new_full((len(wall_position),), self.wall_type)])
+            system = torch.cat([system, wall_system])
+        velocities = self.encode_velocities(raw, walls)                                     # (N+M, C, D)
+        parts = [velocities.flatten(1),                                               # (N+M, C*D)
                  walls,
-                 self.type_embedding(batch.particle_type)]                           # (N, E_t)
+                 self.type_embedding(types)]                                          # (N+M, E_t)
         if self.config.box_position:
-            parts.append(box_position(last, self.bounds, self.periodic))                # (N, D_np)
+            parts.append(box_position(last, self.bounds, self.periodic))                # (N+M, D_np)
         if self.context_normalizer is not None:
             context = self.context_normalizer.normalize(batch.context, accumulate=self.training)  # (B, G)
-            parts.append(context[batch.batch])
+            parts.append(context[system])
         nodes = torch.cat(parts, dim=-1)
         edges = edge_features(last, senders, receivers, self.bounds, self.periodic, self.radius)
         if self.config.edge_velocity:
@@ -107,7 +136,34 @@ class ParticleSimulator(nn.Module):
             edges = torch.cat([edges, relative], dim=-1)
         # the gated decoder's node term acts only within one radius of a wall (gns.nn.encode_process_decode)
         gate = wall_nearness(walls) if self.config.decoder == "gated_antisymmetric" else None
-        return Graph(nodes, {"neighbors": EdgeSet(edges, senders, receivers)}, batch.n_particles, gate)
+        n_node = batch.n_particles if not len(self.wall_points) else None   # wall nodes follow all particles
+        return Graph(nodes, {"neighbors": EdgeSet(edges, senders, receivers)}, n_node, gate)
+
+    def _wall_neighbours(self, last: Tensor, walls: Tensor, system: Tensor, senders: Tensor, receivers: Tensor
+                         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The wall particles within one radius of some particle, one node per (system, wall particle), and
+        the edges between them and the particles, both ways (and their self-loops if the config keeps them).
+
+        Args:
+            last: ``(N, D)`` positions; walls: ``(N, 2*D_np)`` wall features; system: ``(N,)`` system ids;
+            senders, receivers: ``(E,)`` the particle edges.
+
+        Returns:
+            ``(M, D)`` wall positions, ``(M,)`` their systems, and the ``(E',)`` senders and receivers with
+            the wall edges appended (wall node ``k`` is node ``N + k``).
+        """
+        n, count = len(last), len(self.wall_points)
+        candidates = (wall_nearness(walls) > 0).nonzero(as_tuple=True)[0]                   # (C,)
+        particle, lattice = wall_pairs(last.detach(), candidates, self.wall_points, self.radius, self.bounds,
+                                       self.periodic)                                       # (P,), (P,)
+        key = system[particle] * count + lattice                                            # (P,)
+        unique, node = torch.unique(key, return_inverse=True)                               # (M,), (P,)
+        node = node + n
+        wall_ids = n + torch.arange(len(unique), device=last.device)
+        loops = [wall_ids] if self.config.self_loops else []
+        senders = torch.cat([senders, node, particle, *loops])
+        receivers = torch.cat([receivers, particle, node, *loops])
+        return self.wall_points[unique % count], unique // count, senders, receivers
 
     def encode_velocities(self, velocities: Tensor, walls: Tensor | None = None) -> Tensor:
         """``(N, C, D)`` velocities -> ``(N, C, D)`` normalized node inputs (``config.velocity_encoding``).
@@ -156,8 +212,9 @@ class ParticleSimulator(nn.Module):
 
     # --- model -----------------------------------------------------------------------------
     def forward(self, batch: ParticleState) -> Tensor:
-        """``(N, D)`` normalized acceleration predicted for the step after the window."""
-        return self.network(self.build_graph(batch))
+        """``(N, D)`` normalized acceleration predicted for the step after the window (wall particles' rows
+        dropped)."""
+        return self.network(self.build_graph(batch))[:len(batch.particle_type)]
 
     def integrate(self, state: ParticleState, normalized: Tensor) -> dict[str, Tensor]:
         """Decode the network output ``(N, D)`` and integrate one step: ``{"position": (N, D)}``."""

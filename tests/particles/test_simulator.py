@@ -1,8 +1,11 @@
+import dataclasses
+
 import pytest
 import torch
 
 from gns.config import ModelConfig, load_config
 from gns.data import load_metadata, open_split
+from gns.errors import GnsInputError
 from gns.geometry import as_bounds
 from gns.particles.features import wall_distances
 from gns.particles.simulator import ParticleSimulator
@@ -157,7 +160,6 @@ def test_box_position_gives_the_place_in_the_box(bouncing_dataset, lj3d_dataset)
 
 
 def test_antisymmetric_decoder_conserves_the_systems_momentum(bouncing_dataset, lj3d_dataset):
-    from gns.errors import GnsInputError
 
     for root in (bouncing_dataset, lj3d_dataset):                 # a walled box and a periodic one
         meta = load_metadata(root)
@@ -213,3 +215,72 @@ def test_gated_antisymmetric_decoder_gates_the_node_term_by_wall_nearness(bounci
     (state,) = systems(meta, [20], seed=1)
     assert float(sim.build_graph(state).node_gate.abs().max()) == 0
     assert torch.allclose(sim(state).mean(0), sim.network.bias.detach(), atol=1e-5)
+
+
+def test_wall_particles_in_the_graph(bouncing_dataset, lj3d_dataset):
+    from gns.graph import reverse_edges
+    from gns.particles.features import wall_lattice
+
+    meta = load_metadata(bouncing_dataset)
+    config = ModelConfig(latent_size=16, message_passing_steps=2, velocity_encoding="near_walls", edge_velocity=True,
+                         decoder="antisymmetric")
+    plain = ParticleSimulator(config, meta, 1e-4)
+    spacing = plain.radius / 2.5
+    torch.manual_seed(0)
+    sim = ParticleSimulator(dataclasses.replace(config, wall_spacing=spacing), meta, 1e-4)
+    lattice = wall_lattice(sim.bounds, sim.periodic, spacing, sim.radius)
+    assert torch.equal(sim.wall_points, lattice) and len(lattice) > 0
+    # the wall particles are derived from the bounds, not saved: the state dict differs from the plain model's only
+    # by the wall type's row of the type embedding
+    assert set(sim.state_dict()) == set(plain.state_dict())
+    assert sim.type_embedding.num_embeddings == plain.type_embedding.num_embeddings + 1
+    parts = systems(meta, [30, 25], seed=3)
+    # system 0 pushed against the lower wall of its first dimension
+    lo = sim.bounds[:, 0]
+    p0 = parts[0].position.clone()
+    p0[..., 0] += float(lo[0]) + 0.3 * sim.radius - float(p0[:, -1, 0].min())
+    parts[0] = ParticleState(p0, parts[0].particle_type, parts[0].n_particles)
+    state = ParticleState.concat(parts)
+    n = len(state.particle_type)
+    graph = sim.build_graph(state)
+    edges = graph.edge_sets["neighbors"]
+    m = graph.num_nodes - n
+    assert m > 0
+    reverse_edges(edges.senders, edges.receivers, graph.num_nodes)       # symmetric, as the pair decoder needs
+    # exactly the wall particles within one radius of a particle of the same system, each once per system
+    last = state.position[:, -1]
+    system = state.batch
+    want = set()
+    for i in range(n):
+        d = torch.linalg.vector_norm(lattice - last[i], dim=-1)
+        want |= {(int(system[i]), int(k)) for k in (d <= sim.radius).nonzero()[:, 0]}
+    wall_edges = edges.receivers >= n
+    found = set()
+    for s, r in zip(edges.senders[wall_edges].tolist(), edges.receivers[wall_edges].tolist()):
+        if s < n:
+            found.add((int(system[s]), r))
+    assert len(found) == len(want)
+    assert not bool(((edges.senders >= n) & (edges.receivers >= n) & (edges.senders != edges.receivers)).any())
+    # a wall node's features: no velocity (its velocity inputs are those of a particle at rest), the wall type
+    still = plain.encode_velocities(torch.zeros(1, 5, meta.dim), torch.zeros(1, 2 * meta.dim))
+    assert torch.allclose(graph.nodes[n:, :5 * meta.dim], still.flatten(1).expand(m, -1), atol=1e-6)
+    assert torch.allclose(graph.nodes[n:, -16:], sim.type_embedding.weight[-1].expand(m, -1))
+    # the relative velocity on a particle's wall edges is its own velocity, reversed
+    v = state.position[:, -1] - state.position[:, -2]
+    into = (edges.senders >= n) & (edges.receivers < n)
+    d = meta.dim
+    assert torch.allclose(edges.features[into, d + 1:], -v[edges.receivers[into]] / sim.velocity_normalizer.std,
+                          atol=1e-5)
+    # one output per particle; systems still independent (moving system 1 leaves system 0's outputs alone)
+    out = sim(state)
+    assert out.shape == (n, d)
+    moved = ParticleState.concat([parts[0], parts[1].with_position(parts[1].position + 0.01)])
+    assert torch.allclose(sim(moved)[:30], out[:30], atol=1e-6)
+    assert torch.allclose(sim(parts[0]), out[:30], atol=1e-5)
+    # a periodic box has no walls, hence no wall particles
+    lj = load_metadata(lj3d_dataset)
+    sim = ParticleSimulator(dataclasses.replace(config, wall_spacing=0.1), lj, 1e-4)
+    (state,) = systems(lj, [20], seed=1)
+    assert sim.build_graph(state).num_nodes == 20
+    with pytest.raises(GnsInputError, match="spacing"):
+        ParticleSimulator(dataclasses.replace(config, wall_spacing=-0.01), meta, 1e-4)
