@@ -282,8 +282,9 @@ PRETRAINED_WATER = Path(__file__).parent / "pretrained" / "water_long.pt"
 
 
 def _evaluate_and_render(simulator: Any, config: Any, dataset: Path, out: Path, stride: int, quiet: bool,
-                         title: str) -> dict[str, Any]:
-    """The demo's scoring of one model: roll out the test split (first frame and multi-start), print the table,
+                         title: str, start_stride: int | None = None) -> dict[str, Any]:
+    """The demo's scoring of one model: roll out the test split (first frame, and multi-start every
+    ``start_stride`` frames, default ``config.eval.start_stride``; 0: the first frame only), print the table,
     write ``out/rollouts_test.h5`` (and its JSON), the animation and the error-vs-horizon plot."""
     import matplotlib
     matplotlib.use("Agg")
@@ -298,7 +299,8 @@ def _evaluate_and_render(simulator: Any, config: Any, dataset: Path, out: Path, 
     summary = evaluate_split(simulator, open_split_for(simulator, dataset, "test"), config.eval.horizons,
                              max_trajectories=config.eval.max_trajectories,
                              batch_trajectories=config.eval.batch_trajectories, save_path=out / "rollouts_test.h5",
-                             progress=not quiet, start_stride=config.eval.start_stride)
+                             progress=not quiet,
+                             start_stride=config.eval.start_stride if start_stride is None else start_stride)
     print(format_table(summary))
     gif = render_file(out / "rollouts_test.h5", out / "rollout_test.gif", stride=stride, progress=not quiet)
     figure = plot_evaluation(summary, title=title)
@@ -354,10 +356,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         made_by = load_checkpoint(pretrained).get("made_by", "unknown")
         what = "the SHIPPED long-recipe model" if pretrained == PRETRAINED_WATER else "the given model"
-        print(f"[4/4] {what} {pretrained} (not trained now; made by: {made_by}), on the same test split")
+        print(f"[4/4] {what} {pretrained} (not trained now; made by: {made_by}), on the same test split, "
+              "from the first frame only (the whole-trajectory figures; multi-start: `gns evaluate`)")
         second, _, _ = load_simulator(pretrained, config.device)
         _evaluate_and_render(second, config, dataset, run / "pretrained", args.stride, args.quiet,
-                             title=f"held-out test split: {pretrained.name}, not trained now")
+                             title=f"held-out test split: {pretrained.name}, not trained now", start_stride=0)
     t4 = time.perf_counter()
     print(f"time: generate {t1 - t0:.0f} s, train {t2 - t1:.0f} s, evaluate and render {t3 - t2:.0f} s, "
           + ("" if pretrained is None else f"the second model {t4 - t3:.0f} s, ") + f"total {t4 - t0:.0f} s")

@@ -171,7 +171,8 @@ def test_demo_rolls_out_a_trained_model_beside_the_one_it_trains(bouncing_datase
     shipped = tmp_path / "water_long.pt"
     assert main(["release", str(tmp_path / "long"), "--out", str(shipped), "--made-by", "gns train (test)"]) == 0
     run = tmp_path / "demo"
-    args = ["demo", "--dataset", str(bouncing_dataset), "--out", str(run), *small]
+    args = ["demo", "--dataset", str(bouncing_dataset), "--out", str(run), *small,
+            "--set", "eval.horizons=[1, 2]", "--set", "eval.start_stride=3"]
     assert main(args + ["--pretrained", str(shipped)]) == 0
     out = capsys.readouterr().out
     assert "[4/4] the given model" in out and "made by: gns train (test)" in out
@@ -179,6 +180,9 @@ def test_demo_rolls_out_a_trained_model_beside_the_one_it_trains(bouncing_datase
         assert (folder / "rollout_test.gif").stat().st_size > 0
         assert (folder / "error_vs_horizon.png").exists()
         assert json.loads((folder / "rollouts_test.json").read_text())["model"]
+    # the second model is rolled out from the first frame only (the demo's time), the trained one from many starts
+    assert "multistart" in json.loads((run / "rollouts_test.json").read_text())
+    assert "multistart" not in json.loads((run / "pretrained" / "rollouts_test.json").read_text())
     assert main(args + ["--no-pretrained"]) == 0     # resumes the finished run; no second model this time
     out = capsys.readouterr().out
     assert "[3/3] rolling out" in out and "SHIPPED" not in out
