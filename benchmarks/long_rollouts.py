@@ -286,6 +286,16 @@ LEVERS.update({
         LEVERS["near_walls_3e-5_unroll10_mp10_steps3000_ema"][1] + ["model.wall_spacing=0.01"]),
 })
 
+# Mirrored training windows (train.mirror_dims=[0]): the long runs' water gathers at and leaves through the left
+# wall, a preference the 32 training trajectories may carry by chance; each window reflected left-right with
+# probability 1/2.
+LEVERS.update({
+    "walls0.01_mp10_steps3000_ema_mirror": (
+        "row walls0.01_mp10_steps3000_ema with training windows mirrored left-right with probability 1/2 "
+        "(train.mirror_dims=[0])",
+        LEVERS["walls0.01_mp10_steps3000_ema"][1] + ["train.mirror_dims=[0]"]),
+})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 

@@ -102,6 +102,10 @@ class TrainConfig:
     checkpoint_every: int = 1_000      # steps between "latest" checkpoints
     early_frames: int = 0              # with early_fraction > 0: windows starting in a trajectory's first N frames...
     early_fraction: float = 0.0        # ...make up this share of the training windows (0: every window equally likely)
+    # particles: each training window is reflected about the box's centre along these dimensions with probability
+    # 1/2 (one draw per window), for data whose physics is mirror-symmetric there (gravity perpendicular to them,
+    # symmetric walls): twice the data, and no left/right preference the training set's own draw happens to carry
+    mirror_dims: tuple[int, ...] = ()
     valid_windows: int = 64            # fixed one-step validation windows
     valid_rollouts: int = 2            # validation trajectories rolled out
     valid_rollout_steps: int = 50      # steps per validation rollout (0: each trajectory to its end)

@@ -210,6 +210,17 @@ class ParticleSimulator(nn.Module):
         """``(N,)`` bool: kinematic particles (their positions are prescribed)."""
         return self.is_kinematic(state.particle_type)
 
+    def mirrored(self, state: ParticleState, dims: tuple[int, ...], flip: Tensor) -> ParticleState:
+        """``state`` with the systems where ``flip`` ``(B,)`` is true reflected about the box's centre along
+        ``dims``: ``x -> lo + hi - x`` for every frame of the window (its own inverse)."""
+        index = torch.as_tensor(list(dims), dtype=torch.long, device=state.position.device)
+        lo, hi = self.bounds[index, 0].to(state.position), self.bounds[index, 1].to(state.position)
+        position = state.position.clone()
+        part = position[..., index]                                                      # (N, W, k)
+        chosen = flip.to(position.device)[state.batch][:, None, None]                   # (N, 1, 1)
+        position[..., index] = torch.where(chosen, lo + hi - part, part)
+        return state.with_position(position)
+
     # --- model -----------------------------------------------------------------------------
     def forward(self, batch: ParticleState) -> Tensor:
         """``(N, D)`` normalized acceleration predicted for the step after the window (wall particles' rows

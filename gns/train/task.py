@@ -56,10 +56,29 @@ class SimulatorTask:
             raise GnsInputError("the offset noise std must not be negative and its restored share lie in [0, 1]",
                                 key="train.offset_noise_std / train.offset_restore", expected=">= 0 / [0, 1]",
                                 found=(config.train.offset_noise_std, config.train.offset_restore))
+        self._check_mirror(config.train.mirror_dims)
         self.sampler = domain.training_windows(self.model, self.train_split)
         self.valid_sampler = domain.training_windows(self.model, self.valid_split)
         train = config.train
         self.schedule = PushforwardSchedule(train.pushforward_steps, train.pushforward_unrolls, train.pushforward_probs)
+
+    def _check_mirror(self, dims: tuple[int, ...]) -> None:
+        """Refuse ``train.mirror_dims`` that are not distinct dimensions of a simulator that can mirror, or that
+        gravity points along."""
+        if not dims:
+            return
+        dim = getattr(self.model, "dim", 0)
+        if not hasattr(self.model, "mirrored"):
+            raise GnsInputError("mirrored training windows exist for particle data only", key="train.mirror_dims",
+                                expected="[]", found=list(dims))
+        if len(set(dims)) != len(dims) or any(not 0 <= int(d) < dim for d in dims):
+            raise GnsInputError("mirror dimensions must be distinct dimensions of the data", key="train.mirror_dims",
+                                expected=f"distinct integers in [0, {dim})", found=list(dims))
+        gravity = getattr(self.metadata, "gravity", None)
+        if gravity is not None and any(float(gravity[int(d)]) != 0.0 for d in dims):
+            raise GnsInputError("gravity has a component along a mirrored dimension: the data is not symmetric there",
+                                key="train.mirror_dims", expected="dimensions with zero gravity",
+                                found={int(d): float(gravity[int(d)]) for d in dims})
 
     def unroll_for(self, step: int, generator: torch.Generator) -> tuple[int, bool]:
         """Unroll length and whether to backprop through it, for this step."""
@@ -85,6 +104,9 @@ class SimulatorTask:
         items = self.sampler.sample_items(train.batch_size, window, random.local, train.early_frames,
                                           train.early_fraction)
         truth = self.sampler.load(items, window).to(self.device)
+        if train.mirror_dims:  # one draw per window, from this rank's generator
+            flip = torch.rand(truth.num_systems, generator=random.local) < 0.5
+            truth = self.model.mirrored(truth, train.mirror_dims, flip.to(self.device))
         return unrolled_loss(self.model, truth, unroll, self.noise_std, self.gamma, random.device, backprop,
                              train.noise_correction, replica=replica,
                              offset=(train.offset_noise_std, train.offset_restore))

@@ -199,3 +199,30 @@ def test_weight_average_is_checkpointed_validated_and_resumes_exactly(bouncing_d
 def test_weight_average_decay_of_one_is_a_clear_error(bouncing_dataset, tmp_path, small_config, train_small):
     with pytest.raises(GnsInputError, match="train.ema_decay"):
         train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=5", "train.ema_decay=1.0"))
+
+
+def test_mirrored_training_windows(bouncing_dataset, tmp_path, small_config, train_small):
+    """train.mirror_dims: each window reflected about the box's centre with probability 1/2, drawn from the step's
+    generator (a run resumes exactly); bad dimensions, or one gravity points along, are clear errors."""
+    task = ParticleTask(small_config(bouncing_dataset, tmp_path / "t", "train.mirror_dims=[0]"))
+    truth = task.sampler.load(task.sampler.fixed_items(2, 7), 7)
+    out = task.model.mirrored(truth, (0,), torch.tensor([True, False]))
+    first = truth.batch == 0
+    assert torch.allclose(out.position[first, :, 0], 1.0 - truth.position[first, :, 0])      # the box is [0, 1]
+    assert torch.equal(out.position[first, :, 1], truth.position[first, :, 1])
+    assert torch.equal(out.position[~first], truth.position[~first])
+    back = task.model.mirrored(out, (0,), torch.tensor([True, False]))
+    assert torch.allclose(back.position, truth.position, atol=1e-6)
+
+    mirror = ("train.steps=20", "train.mirror_dims=[0]")
+    straight = train_small(small_config(bouncing_dataset, tmp_path / "a", *mirror))
+    interrupted = small_config(bouncing_dataset, tmp_path / "b", *mirror)
+    train_small(interrupted, steps=12)
+    resumed = train_small(interrupted)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    plain = train_small(small_config(bouncing_dataset, tmp_path / "c", "train.steps=20"))
+    assert [r["loss"] for r in read_log(plain.log_path)] != [r["loss"] for r in read_log(straight.log_path)]
+    for dims in ("[0, 0]", "[2]", "[1]"):                    # repeated, not a dimension, along gravity
+        with pytest.raises(GnsInputError, match="train.mirror_dims"):
+            ParticleTask(small_config(bouncing_dataset, tmp_path / "bad", f"train.mirror_dims={dims}"))
