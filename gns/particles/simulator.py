@@ -150,7 +150,8 @@ class ParticleSimulator(nn.Module):
 
         Returns:
             ``(M, D)`` wall positions, ``(M,)`` their systems, and the ``(E',)`` senders and receivers with
-            the wall edges appended (wall node ``k`` is node ``N + k``).
+            the wall edges added (wall node ``k`` is node ``N + k``), sorted by receiver (the particle edges keep
+            their order among themselves).
         """
         n, count = len(last), len(self.wall_points)
         candidates = (wall_nearness(walls) > 0).nonzero(as_tuple=True)[0]                   # (C,)
@@ -163,7 +164,8 @@ class ParticleSimulator(nn.Module):
         loops = [wall_ids] if self.config.self_loops else []
         senders = torch.cat([senders, node, particle, *loops])
         receivers = torch.cat([receivers, particle, node, *loops])
-        return self.wall_points[unique % count], unique // count, senders, receivers
+        order = torch.argsort(receivers, stable=True)       # sorted by receiver, as radius_graph's edges are
+        return self.wall_points[unique % count], unique // count, senders[order], receivers[order]
 
     def encode_velocities(self, velocities: Tensor, walls: Tensor | None = None) -> Tensor:
         """``(N, C, D)`` velocities -> ``(N, C, D)`` normalized node inputs (``config.velocity_encoding``).

@@ -247,6 +247,7 @@ def test_wall_particles_in_the_graph(bouncing_dataset, lj3d_dataset):
     m = graph.num_nodes - n
     assert m > 0
     reverse_edges(edges.senders, edges.receivers, graph.num_nodes)       # symmetric, as the pair decoder needs
+    assert bool((edges.receivers[1:] >= edges.receivers[:-1]).all())      # sorted by receiver, as radius_graph's
     # exactly the wall particles within one radius of a particle of the same system, each once per system
     last = state.position[:, -1]
     system = state.batch
