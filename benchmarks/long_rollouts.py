@@ -516,6 +516,31 @@ def table(out: Path) -> str:
     return head + "\n" + "\n".join(rows)
 
 
+def density(rollouts: str, dataset: str) -> list[str]:
+    """One line per trajectory of a particle rollout file: mean neighbours per particle (self excluded) within the
+    dataset's connectivity radius, predicted against true, at steps 50, 150, 250 and the last."""
+    import torch
+
+    from gns.data import load_metadata
+    from gns.neighbors import radius_graph
+    from gns.rollout_io import read_rollouts
+
+    radius = load_metadata(dataset).default_connectivity_radius
+    records, _ = read_rollouts(rollouts)
+    lines = []
+    for record in records:
+        sources = {name: torch.as_tensor(record.sources[name]["position"], dtype=torch.float32)
+                   for name in ("predicted", "ground_truth")}                                  # (T, N, D)
+        steps = sorted({min(s, len(sources["predicted"]) - 1) for s in (50, 150, 250, 10 ** 9)})
+        cells = []
+        for step in steps:
+            per = {name: radius_graph(seq[step], radius, self_loops=False).shape[1] / max(1, seq.shape[1])
+                   for name, seq in sources.items()}
+            cells.append(f"step {step}: {per['predicted']:.1f} vs {per['ground_truth']:.1f}")
+        lines.append(f"{record.key} ({sources['predicted'].shape[1]} particles), predicted vs true: " + "; ".join(cells))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -538,9 +563,19 @@ def main(argv: list[str] | None = None) -> None:
                    help="print the checks of these checkpoints (free fall: x, y acceleration in units of g; landing "
                         "spread: the predicted spreading of landed water over the truth's; rest drift: how far the height "
                         "of settled water moves in 300 steps, m); train nothing")
+    p.add_argument("--density-of", nargs="+", metavar="ROLLOUTS_H5", default=None,
+                   help="print how densely the predicted and the true particles of these rollout files pack: mean "
+                        "neighbours per particle within the dataset's connectivity radius, at steps 50, 150, 250 "
+                        "and the last; train nothing")
     p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
+    if args.density_of:
+        for path in args.density_of:
+            print(path)
+            for line in density(path, args.dataset):
+                print("  " + line)
+        return
     if args.one:
         run_one(args.one[0], int(args.one[1]), args)
         return
