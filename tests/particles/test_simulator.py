@@ -255,12 +255,11 @@ def test_wall_particles_in_the_graph(bouncing_dataset, lj3d_dataset):
     for i in range(n):
         d = torch.linalg.vector_norm(lattice - last[i], dim=-1)
         want |= {(int(system[i]), int(k)) for k in (d <= sim.radius).nonzero()[:, 0]}
-    wall_edges = edges.receivers >= n
-    found = set()
-    for s, r in zip(edges.senders[wall_edges].tolist(), edges.receivers[wall_edges].tolist()):
-        if s < n:
-            found.add((int(system[s]), r))
-    assert len(found) == len(want)
+    walls = wall_distances(last, sim.bounds, sim.periodic, sim.radius)
+    wall_position, wall_system, _, _ = sim._wall_neighbours(last, walls, system, edges.senders[:0], edges.receivers[:0])
+    on_lattice = torch.cdist(wall_position, lattice).argmin(dim=1)                   # each wall node's lattice point
+    assert torch.allclose(wall_position, lattice[on_lattice])
+    assert set(zip(wall_system.tolist(), on_lattice.tolist())) == want and len(wall_position) == m
     assert not bool(((edges.senders >= n) & (edges.receivers >= n) & (edges.senders != edges.receivers)).any())
     # a wall node's features: no velocity (its velocity inputs are those of a particle at rest), the wall type
     still = plain.encode_velocities(torch.zeros(1, 5, meta.dim), torch.zeros(1, 2 * meta.dim))
