@@ -296,6 +296,17 @@ LEVERS.update({
         LEVERS["walls0.01_mp10_steps3000_ema"][1] + ["train.mirror_dims=[0]"]),
 })
 
+# A constant velocity error per particle over the input window (train.velocity_offset_std), removed by the target:
+# the random walk's correction (the damping that keeps GNS stable) without its noise on the velocity changes, which
+# at 1e-4 and above drowned gravity's per-step change ("Why noise fails here"); in the bulk the model sees the error
+# through the relative velocities on the edges. The landed water packs 3-5x too dense, compressing step by step.
+LEVERS.update({
+    f"walls0.01_mp10_steps3000_ema_vel{std}": (
+        f"row walls0.01_mp10_steps3000_ema with a constant velocity error of std {std} per particle over the input "
+        f"window, removed by the target (train.velocity_offset_std={std})",
+        LEVERS["walls0.01_mp10_steps3000_ema"][1] + [f"train.velocity_offset_std={std}"])
+    for std in ("1e-4", "3e-4", "1e-3")})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 

@@ -45,7 +45,7 @@ def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma: float = 0.0,
                   generator: torch.Generator | None = None, backprop_through_unroll: bool = False,
                   correction: float = 1.0, replica: torch.nn.Module | None = None,
-                  offset: tuple[float, float] = (0.0, 0.0)) -> Tensor:
+                  offset: tuple[float, float] = (0.0, 0.0), velocity_offset: float = 0.0) -> Tensor:
     """Loss on normalized outputs after ``unroll`` model steps.
 
     Noise: ``simulator.training_noise`` perturbs the target field's input window (or the windows
@@ -83,6 +83,11 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
             ``restore`` (after an unroll of ``j`` steps: the target keeps ``(1 - restore)^(j + 1)`` of it). Where the random walk teaches the model to correct a noisy velocity, this
             teaches it to move a configuration that has drifted from the data's back towards it
             (``(0, 0)``: none). Held entities get none.
+        velocity_offset: std of a constant velocity error per entity over the input window (second-order
+            target fields): frame ``k`` of the ``w`` input frames moves by ``(k + 1)`` times the drawn error,
+            so every input velocity is off by it while the velocity changes stay clean (the random walk's
+            noise on them can drown the per-step acceleration); the target removes ``correction`` of it, as
+            of the random walk's last velocity noise. Held entities get none (0: none).
 
     Returns:
         scalar loss.
@@ -110,6 +115,14 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
         shift = torch.randn(first.shape, generator=generator, device=first.device, dtype=first.dtype) * offset_std
         shift = torch.where(held[:, None], torch.zeros_like(shift), shift)
         noise[target] = noise[target] + shift[:, None]
+    if velocity_offset > 0:
+        if w < 2:
+            raise ValueError("a velocity offset needs a second-order target (a window of at least 2 frames)")
+        first = frames[target][:, 0]
+        error = torch.randn(first.shape, generator=generator, device=first.device, dtype=first.dtype) * velocity_offset
+        error = torch.where(held[:, None], torch.zeros_like(error), error)
+        ramp = torch.arange(1, w + 1, device=first.device, dtype=first.dtype)                       # (w,)
+        noise[target] = noise[target] + error[:, None] * ramp[None, :, None]
     history = {name: frames[name][:, :w] + noise[name] for name in integrated}
     losses = []
     for j in range(unroll + 1):

@@ -56,6 +56,11 @@ class SimulatorTask:
             raise GnsInputError("the offset noise std must not be negative and its restored share lie in [0, 1]",
                                 key="train.offset_noise_std / train.offset_restore", expected=">= 0 / [0, 1]",
                                 found=(config.train.offset_noise_std, config.train.offset_restore))
+        if config.train.velocity_offset_std < 0 or (config.train.velocity_offset_std > 0
+                                                     and getattr(self.model, "order", 2) != 2):
+            raise GnsInputError("the velocity offset std must not be negative, and above 0 only for second-order "
+                                "targets (positions)", key="train.velocity_offset_std",
+                                expected=">= 0 (0 for first-order targets)", found=config.train.velocity_offset_std)
         self._check_mirror(config.train.mirror_dims)
         self.sampler = domain.training_windows(self.model, self.train_split)
         self.valid_sampler = domain.training_windows(self.model, self.valid_split)
@@ -109,7 +114,8 @@ class SimulatorTask:
             truth = self.model.mirrored(truth, train.mirror_dims, flip.to(self.device))
         return unrolled_loss(self.model, truth, unroll, self.noise_std, self.gamma, random.device, backprop,
                              train.noise_correction, replica=replica,
-                             offset=(train.offset_noise_std, train.offset_restore))
+                             offset=(train.offset_noise_std, train.offset_restore),
+                             velocity_offset=train.velocity_offset_std)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

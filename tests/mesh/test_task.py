@@ -119,6 +119,20 @@ def test_noise_correction_refused_for_a_first_order_target(flow_dataset, tmp_pat
         MeshTask(config)
 
 
+def test_velocity_offset_refused_for_a_first_order_target_or_below_zero(flow_dataset, cloth_dataset, tmp_path,
+                                                                         small_config):
+    for dataset, value in ((flow_dataset, "1e-4"), (cloth_dataset, "-1e-4")):
+        config = small_config(dataset, tmp_path / "run", *MESH, f"train.velocity_offset_std={value}")
+        with pytest.raises(GnsInputError, match="train.velocity_offset_std"):
+            MeshTask(config)
+
+
+def test_velocity_offset_trains_cloth(cloth_dataset, tmp_path, small_config, train_small):
+    trainer = train_small(small_config(cloth_dataset, tmp_path / "run", *MESH, "train.steps=4",
+                                       "train.velocity_offset_std=1e-3"))
+    assert trainer.step == 4 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
 def test_noise_correction_trains_cloth(cloth_dataset, tmp_path, small_config, train_small):
     trainer = train_small(small_config(cloth_dataset, tmp_path / "run", *MESH, "train.steps=4",
                                        "train.noise_correction=0.2"))

@@ -123,3 +123,26 @@ def test_offset_noise_after_an_unroll_keeps_the_unrestored_share():
     expected = inverse_integrate(simulator.inputs[-1], true[:, 8] + 0.125 * shift, *NO_BOX)
     torch.testing.assert_close(simulator.targets[-1], expected, atol=1e-7, rtol=0)
 
+
+
+def test_velocity_offset_keeps_the_velocity_changes_and_asks_to_remove_the_error():
+    from gns.particles.state import ParticleState
+    from gns.train.losses import unrolled_loss
+
+    torch.manual_seed(0)
+    true = torch.cumsum(torch.randn(30, 7, 2) * 1e-3, dim=1) + 0.5   # (N, C+2, D)
+    state = ParticleState(true, torch.zeros(30, dtype=torch.long), torch.tensor([30]))
+    true_acc = inverse_integrate(true[:, :6], true[:, 6], *NO_BOX)
+    for share in (1.0, 0.5):
+        simulator = _RecordingSimulator(torch.zeros(30, 6, 2))      # no random walk: the velocity error alone
+        unrolled_loss(simulator, state, 0, 1e-3, 0.0, torch.Generator().manual_seed(3), correction=share,
+                      velocity_offset=1e-3)
+        error = torch.randn((30, 2), generator=torch.Generator().manual_seed(3)) * 1e-3
+        velocities = torch.diff(simulator.inputs[0], dim=1)
+        true_velocities = torch.diff(true[:, :6], dim=1)
+        # every input velocity is off by the particle's own error, and so the velocity changes are the true ones
+        torch.testing.assert_close(velocities, true_velocities + error[:, None], atol=1e-7, rtol=0)
+        torch.testing.assert_close(torch.diff(velocities, dim=1), torch.diff(true_velocities, dim=1),
+                                   atol=1e-7, rtol=0)
+        # the target acceleration removes `share` of the error
+        torch.testing.assert_close(simulator.targets[0], true_acc - share * error, atol=1e-7, rtol=0)
