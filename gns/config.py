@@ -144,7 +144,8 @@ class MeshConfig:
     """Settings of the mesh simulator (MeshGraphNets, Pfaff et al. 2020); ignored for particle datasets."""
     world_edges: bool = True           # add world-space proximity edges (Lagrangian meshes, e.g. cloth, only)
     world_edge_radius: float | None = None   # None: the dataset's world_edge_radius (no world edges if it has none)
-    noise_gamma: float | None = None   # share of the input noise kept in the target; None: 0.1 (order 2), 1.0 (order 1)
+    noise_gamma: float | None = None   # share of the last input frame's noise the target removes (the rest it keeps);
+                                       # None: 0.1 (order 2), 1.0 (order 1)
     simulated_node_types: tuple[int, ...] = (0, 5)   # NORMAL, OUTFLOW: nodes the model integrates and is scored on
     noisy_node_types: tuple[int, ...] = (0,)         # NORMAL: nodes whose inputs get training noise (as MeshGraphNets)
     use_inputs: bool = True            # feed the dataset's declared input fields (metadata "inputs", cloth: wind) as node features
