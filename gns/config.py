@@ -89,7 +89,7 @@ class TrainConfig:
                                        # target field (positions): the velocities stay clean; 0: none
     offset_restore: float = 0.1        # share of that offset the one-step target asks the model to remove, so that
                                        # it learns to move a configuration that drifted back towards the data's
-    velocity_offset_std: float = 0.0  # second-order targets: std of a constant velocity error per entity over the
+    velocity_offset_std: float = 0.0   # second-order targets: std of a constant velocity error per entity over the
                                        # whole input window (frame k of w moved by (k + 1) times it: the velocity
                                        # changes stay clean, every velocity is off by it), which the one-step target
                                        # asks the model to remove as it does the random walk's; 0: none

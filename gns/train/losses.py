@@ -42,6 +42,12 @@ def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return ((prediction - target) ** 2 * weight).sum() / count.clamp(min=1.0)
 
 
+def _per_entity(like: Tensor, std: float, held: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``(N, F)`` normal draws of ``std`` shaped as ``like`` ``(N, F)``, zero on the ``held`` ``(N,)`` entities."""
+    draw = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype) * std
+    return torch.where(held[:, None], torch.zeros_like(draw), draw)
+
+
 def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma: float = 0.0,
                   generator: torch.Generator | None = None, backprop_through_unroll: bool = False,
                   correction: float = 1.0, replica: torch.nn.Module | None = None,
@@ -111,17 +117,13 @@ def unrolled_loss(simulator, truth: State, unroll: int, noise_std: float, gamma:
     noise = {name: noise.get(name, torch.zeros_like(frames[name][:, :w])) for name in integrated}
     offset_std, restore = offset
     if offset_std > 0:
-        first = frames[target][:, 0]
-        shift = torch.randn(first.shape, generator=generator, device=first.device, dtype=first.dtype) * offset_std
-        shift = torch.where(held[:, None], torch.zeros_like(shift), shift)
+        shift = _per_entity(frames[target][:, 0], offset_std, held, generator)                  # (N, F)
         noise[target] = noise[target] + shift[:, None]
     if velocity_offset > 0:
         if w < 2:
             raise ValueError("a velocity offset needs a second-order target (a window of at least 2 frames)")
-        first = frames[target][:, 0]
-        error = torch.randn(first.shape, generator=generator, device=first.device, dtype=first.dtype) * velocity_offset
-        error = torch.where(held[:, None], torch.zeros_like(error), error)
-        ramp = torch.arange(1, w + 1, device=first.device, dtype=first.dtype)                       # (w,)
+        error = _per_entity(frames[target][:, 0], velocity_offset, held, generator)             # (N, F)
+        ramp = torch.arange(1, w + 1, device=error.device, dtype=error.dtype)                  # (w,)
         noise[target] = noise[target] + error[:, None] * ramp[None, :, None]
     history = {name: frames[name][:, :w] + noise[name] for name in integrated}
     losses = []

@@ -124,7 +124,6 @@ def test_offset_noise_after_an_unroll_keeps_the_unrestored_share():
     torch.testing.assert_close(simulator.targets[-1], expected, atol=1e-7, rtol=0)
 
 
-
 def test_velocity_offset_keeps_the_velocity_changes_and_asks_to_remove_the_error():
     from gns.particles.state import ParticleState
     from gns.train.losses import unrolled_loss
