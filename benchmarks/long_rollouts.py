@@ -307,6 +307,16 @@ LEVERS.update({
         LEVERS["walls0.01_mp10_steps3000_ema"][1] + [f"train.velocity_offset_std={std}"])
     for std in ("1e-4", "3e-4", "1e-3")})
 
+# Windows drawn on impacts (train.impact_fraction): water hitting the floor decelerates at 20-80 g within 2-3 steps
+# in the solver, the models at no more than 4-20 g spread over ~10 steps, so landed blocks sink up to 0.03 m into
+# the floor and pack there (measured on rows walls0.01_*); impacts are ~9% of the steps.
+LEVERS.update({
+    f"walls0.01_mp10_steps3000_ema_impacts{share}": (
+        f"row walls0.01_mp10_steps3000_ema with {share} of the training windows ending on an impact (a particle "
+        f"accelerating by more than 6 stds; train.impact_fraction={share})",
+        LEVERS["walls0.01_mp10_steps3000_ema"][1] + [f"train.impact_fraction={share}"])
+    for share in ("0.25", "0.5")})
+
 HORIZONS = (1, 10, 20, 50, 100)
 BASE = Path(__file__).parent / "configs" / "levers_base.yaml"
 

@@ -106,6 +106,11 @@ class TrainConfig:
     checkpoint_every: int = 1_000      # steps between "latest" checkpoints
     early_frames: int = 0              # with early_fraction > 0: windows starting in a trajectory's first N frames...
     early_fraction: float = 0.0        # ...make up this share of the training windows (0: every window equally likely)
+    # particles: this share of the training windows end on an impact, a step where some particle accelerates by
+    # more than impact_threshold training stds in a dimension (water hitting a wall: ~10% of the default water
+    # set's steps at 6, its impacts 20-80 g against gravity's 0.6 std); objects: objects.impact_fraction
+    impact_fraction: float = 0.0
+    impact_threshold: float = 6.0
     # particles: each training window is reflected about the box's centre along these dimensions with probability
     # 1/2 (one draw per window), for data whose physics is mirror-symmetric there (gravity perpendicular to them,
     # symmetric walls): twice the data, and no left/right preference the training set's own draw happens to carry

@@ -79,6 +79,37 @@ class WindowIndex:
         """A reproducible set of windows (for validation)."""
         return self.sample_items(count, window, torch.Generator().manual_seed(seed))
 
+    def impacts(self) -> np.ndarray:
+        """``(I, 2)`` int64 ``(trajectory, step)``: the steps (frame ``step`` to ``step + 1``) the domain marks as
+        impacts, for :meth:`with_impacts`. A domain's sampler that can tell them apart implements this.
+
+        Raises:
+            GnsInputError: this data has no impacts to draw.
+        """
+        raise GnsInputError("this domain's training windows mark no impacts", file=self.path,
+                            key="train.impact_fraction", expected=0.0, found="> 0")
+
+    def with_impacts(self, items: list[tuple[int, int]], window: int, generator: torch.Generator,
+                     fraction: float) -> list[tuple[int, int]]:
+        """``items`` with each pair, with probability ``fraction``, replaced by a window whose scored step (from its
+        last-but-one frame to its last) is one of :meth:`impacts`, drawn uniformly among those a window of
+        ``window`` frames fits. Impacts are a few percent of the steps, and a loss that sees them that rarely
+        learns them last (objects: collisions; particles: water hitting a wall). With ``fraction`` = 0 no
+        random numbers are drawn."""
+        if fraction <= 0:
+            return items
+        impacts = self.impacts()
+        first = impacts[:, 1] - (window - 2)                                 # the window's first frame
+        fits = (first >= 0) & (impacts[:, 1] + 1 < self.lengths[impacts[:, 0]])
+        impacts, first = impacts[fits], first[fits]
+        chosen = torch.rand(len(items), generator=generator) < fraction
+        picks = torch.randint(max(len(impacts), 1), (len(items),), generator=generator).tolist()
+        items = list(items)
+        if len(impacts):
+            for k in np.flatnonzero(chosen.numpy()):
+                items[k] = (int(impacts[picks[k], 0]), int(first[picks[k]]))
+        return items
+
 
 class WindowSampler(WindowIndex):
     """A :class:`WindowIndex` over a split that also reads its windows as states.

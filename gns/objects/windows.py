@@ -132,21 +132,11 @@ class ObjectWindows(WindowSampler):
                      early_fraction: float = 0.0) -> list[tuple[int, int]]:
         """As :meth:`gns.data.windows.WindowIndex.sample_items`; then, with ``impact_fraction`` > 0, each pair
         is, with that probability, replaced by a window whose last step (the one the loss scores) holds an
-        impact (:meth:`impacts`, drawn uniformly). Impacts are a few percent of the steps, and the one-step
-        loss otherwise learns each object from its own history and action (``docs/objects.md``)."""
+        impact (:meth:`impacts`, drawn uniformly: :meth:`gns.data.windows.WindowIndex.with_impacts`). Impacts are
+        a few percent of the steps, and the one-step loss otherwise learns each object from its own history and
+        action (``docs/objects.md``)."""
         items = super().sample_items(batch_size, window, generator, early_frames, early_fraction)
-        if self.impact_fraction <= 0:
-            return items
-        impacts = self.impacts()
-        last = impacts[:, 1] - (window - 2)                                  # the window's first frame
-        fits = (last >= 0) & (impacts[:, 1] + 1 < self.lengths[impacts[:, 0]])
-        impacts, last = impacts[fits], last[fits]
-        chosen = torch.rand(batch_size, generator=generator) < self.impact_fraction
-        picks = torch.randint(max(len(impacts), 1), (batch_size,), generator=generator).tolist()
-        if len(impacts):
-            for k in np.flatnonzero(chosen.numpy()):
-                items[k] = (int(impacts[picks[k], 0]), int(last[picks[k]]))
-        return items
+        return self.with_impacts(items, window, generator, self.impact_fraction)
 
     def fixed_items(self, count: int, window: int, seed: int = 1234) -> list[tuple[int, int]]:
         """Uniform windows, whatever ``impact_fraction`` is (validation scores the data as it comes)."""

@@ -23,6 +23,37 @@ class ParticleWindows(WindowSampler):
         super().__init__([split.sequence_length(i) for i in range(len(split))], split.path)
         self.split = split
         self.context_size = context_size
+        self.impact_threshold: float | None = None     # :meth:`impacts`; set by the training task
+        self._impacts: np.ndarray | None = None
+
+    def impacts(self) -> np.ndarray:
+        """``(I, 2)`` int64 ``(trajectory, step)`` of every step at whose end some particle that is not kinematic
+        accelerates by more than ``impact_threshold`` training standard deviations in some dimension (the
+        acceleration of frame ``step + 1``, ``x[step + 1] - 2 x[step] + x[step - 1]``, over the metadata's
+        ``acc_std``): water hitting a wall or itself. Read once, cached.
+
+        Raises:
+            GnsInputError: no threshold set, or metadata without ``acc_std``.
+        """
+        if self._impacts is None:
+            meta = getattr(self.split, "metadata", None)
+            if self.impact_threshold is None or meta is None or meta.acc_std is None:
+                raise GnsInputError("particle impacts need train.impact_threshold and the metadata's acc_std",
+                                    file=self.path, key="train.impact_threshold / acc_std",
+                                    expected="a threshold and (D,) acc_std",
+                                    found=(self.impact_threshold, None if meta is None else meta.acc_std))
+            std = np.asarray(meta.acc_std, dtype=np.float64)
+            kinematic = list(getattr(meta, "kinematic_particle_types", []))
+            rows = []
+            for i in range(len(self.split)):
+                x = self.split.read_window(i, 0, self.split.sequence_length(i)).astype(np.float64)   # (T, N, D)
+                moving = ~np.isin(self.split.particle_type(i), kinematic)
+                acceleration = np.abs(x[2:, moving] - 2.0 * x[1:-1, moving] + x[:-2, moving]) / std  # (T-2, M, D)
+                hit = acceleration.reshape(len(acceleration), -1).max(1, initial=0.0) > self.impact_threshold
+                steps = np.flatnonzero(hit) + 1
+                rows.append(np.stack([np.full_like(steps, i), steps], 1))
+            self._impacts = np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
+        return self._impacts
 
     def keys(self) -> list[str]:
         return self.split.keys()

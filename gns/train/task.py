@@ -63,6 +63,7 @@ class SimulatorTask:
                                 expected=">= 0 (0 for first-order targets)", found=config.train.velocity_offset_std)
         self._check_mirror(config.train.mirror_dims)
         self.sampler = domain.training_windows(self.model, self.train_split)
+        self._check_impacts(config.train.impact_fraction, config.train.impact_threshold)
         self.valid_sampler = domain.training_windows(self.model, self.valid_split)
         train = config.train
         self.schedule = PushforwardSchedule(train.pushforward_steps, train.pushforward_unrolls, train.pushforward_probs)
@@ -84,6 +85,23 @@ class SimulatorTask:
             raise GnsInputError("gravity has a component along a mirrored dimension: the data is not symmetric there",
                                 key="train.mirror_dims", expected="dimensions with zero gravity",
                                 found={int(d): float(gravity[int(d)]) for d in dims})
+
+    def _check_impacts(self, fraction: float, threshold: float) -> None:
+        """Refuse ``train.impact_fraction`` outside [0, 1], a threshold that is not positive, or impacts on data
+        whose windows mark none; mark them now (read once) so that a run fails before its first step."""
+        if fraction == 0:
+            return
+        if not 0.0 < fraction <= 1.0 or not threshold > 0:
+            raise GnsInputError("train.impact_fraction is a share in [0, 1] and train.impact_threshold positive",
+                                key="train.impact_fraction / train.impact_threshold", expected="[0, 1] / > 0",
+                                found=(fraction, threshold))
+        if self.domain.kind == "objects":
+            raise GnsInputError("object windows are drawn on impacts from the solver's contact record",
+                                key="train.impact_fraction", expected="0 (set objects.impact_fraction)",
+                                found=fraction)
+        if hasattr(self.sampler, "impact_threshold"):
+            self.sampler.impact_threshold = float(threshold)
+        self.sampler.impacts()
 
     def unroll_for(self, step: int, generator: torch.Generator) -> tuple[int, bool]:
         """Unroll length and whether to backprop through it, for this step."""
@@ -108,6 +126,7 @@ class SimulatorTask:
         train = self.config.train
         items = self.sampler.sample_items(train.batch_size, window, random.local, train.early_frames,
                                           train.early_fraction)
+        items = self.sampler.with_impacts(items, window, random.local, train.impact_fraction)
         truth = self.sampler.load(items, window).to(self.device)
         if train.mirror_dims:  # one draw per window, from this rank's generator
             flip = torch.rand(truth.num_systems, generator=random.local) < 0.5

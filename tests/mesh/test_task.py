@@ -127,6 +127,12 @@ def test_velocity_offset_refused_for_a_first_order_target_or_below_zero(flow_dat
             MeshTask(config)
 
 
+def test_impact_windows_refused_for_meshes(cloth_dataset, tmp_path, small_config):
+    config = small_config(cloth_dataset, tmp_path / "run", *MESH, "train.impact_fraction=0.5")
+    with pytest.raises(GnsInputError, match="train.impact_fraction"):
+        MeshTask(config)
+
+
 def test_velocity_offset_trains_cloth(cloth_dataset, tmp_path, small_config, train_small):
     trainer = train_small(small_config(cloth_dataset, tmp_path / "run", *MESH, "train.steps=4",
                                        "train.velocity_offset_std=1e-3"))

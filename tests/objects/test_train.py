@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 
 from gns.cli import main
 from gns.config import load_config
+from gns.errors import GnsInputError
 from gns.objects.task import ObjectTask
 from gns.train.loop import Trainer
 from gns.train.losses import unrolled_loss
@@ -28,6 +30,14 @@ def test_a_short_training_run_lowers_the_loss(objects_dataset, tmp_path, one_thr
         losses = [float(row["loss"]) for row in csv.DictReader(f)]
     assert len(losses) == 6 and losses[-1] < 0.6 * losses[0], losses
     assert (tmp_path / "checkpoints" / "latest.pt").exists()
+
+
+def test_the_shared_impact_share_points_to_the_objects_own(objects_dataset, tmp_path):
+    """Object windows are drawn on impacts from the contact record (objects.impact_fraction), not by acceleration."""
+    config = load_config(overrides=[*TINY, f"dataset={objects_dataset}", f"out_dir={tmp_path}",
+                                    "train.impact_fraction=0.5"])
+    with pytest.raises(GnsInputError, match="objects.impact_fraction"):
+        ObjectTask(config)
 
 
 def test_the_rollout_losses_train_the_angle_too(objects_dataset, tmp_path):

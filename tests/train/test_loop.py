@@ -226,3 +226,27 @@ def test_mirrored_training_windows(bouncing_dataset, tmp_path, small_config, tra
     for dims in ("[0, 0]", "[2]", "[1]"):                    # repeated, not a dimension, along gravity
         with pytest.raises(GnsInputError, match="train.mirror_dims"):
             ParticleTask(small_config(bouncing_dataset, tmp_path / "bad", f"train.mirror_dims={dims}"))
+
+
+def test_impact_windows_train_and_resume(bouncing_dataset, tmp_path, small_config, train_small):
+    """train.impact_fraction: that share of the windows ends on an impact (a bounce of the balls), drawn from the
+    step's generator (a run resumes exactly); a share outside [0, 1] or a threshold that is not positive is a clear
+    error before the first step."""
+    impacts = ("train.steps=20", "train.impact_fraction=1.0", "train.impact_threshold=2.0")
+    task = ParticleTask(small_config(bouncing_dataset, tmp_path / "t", *impacts))
+    marked = {tuple(map(int, row)) for row in task.sampler.impacts()}
+    window = task.model.window + 1
+    items = task.sampler.with_impacts(task.sampler.sample_items(16, window, torch.Generator().manual_seed(0)),
+                                      window, torch.Generator().manual_seed(1), 1.0)
+    assert marked and all((traj, start + window - 2) in marked for traj, start in items)
+    straight = train_small(small_config(bouncing_dataset, tmp_path / "a", *impacts))
+    interrupted = small_config(bouncing_dataset, tmp_path / "b", *impacts)
+    train_small(interrupted, steps=12)
+    resumed = train_small(interrupted)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    plain = train_small(small_config(bouncing_dataset, tmp_path / "c", "train.steps=20"))
+    assert [r["loss"] for r in read_log(plain.log_path)] != [r["loss"] for r in read_log(straight.log_path)]
+    for bad in (("train.impact_fraction=1.5",), ("train.impact_fraction=0.5", "train.impact_threshold=0")):
+        with pytest.raises(GnsInputError, match="train.impact_fraction"):
+            ParticleTask(small_config(bouncing_dataset, tmp_path / "bad", *bad))
