@@ -538,15 +538,20 @@ def table(out: Path) -> str:
 
 
 def density(rollouts: str, dataset: str) -> list[str]:
-    """One line per trajectory of a particle rollout file: mean neighbours per particle (self excluded) within the
-    dataset's connectivity radius, predicted against true, at steps 50, 150, 250 and the last."""
+    """One line per trajectory of a particle rollout file, predicted against true: mean neighbours per particle
+    (self excluded) within the dataset's connectivity radius at steps 50, 150, 250 and the last; the lowest particle
+    over the whole rollout (m, the floor is the box's lower bound: how far landed water sinks into it); the largest
+    acceleration of any particle along gravity, in units of g (impacts on the floor)."""
+    import numpy as np
     import torch
 
     from gns.data import load_metadata
     from gns.neighbors import radius_graph
     from gns.rollout_io import read_rollouts
 
-    radius = load_metadata(dataset).default_connectivity_radius
+    meta = load_metadata(dataset)
+    radius, gravity = meta.default_connectivity_radius, np.asarray(meta.gravity, dtype=np.float64)
+    down = int(np.argmax(np.abs(gravity)))                                              # the axis gravity acts on
     records, _ = read_rollouts(rollouts)
     lines = []
     for record in records:
@@ -558,7 +563,16 @@ def density(rollouts: str, dataset: str) -> list[str]:
             per = {name: radius_graph(seq[step], radius, self_loops=False).shape[1] / max(1, seq.shape[1])
                    for name, seq in sources.items()}
             cells.append(f"step {step}: {per['predicted']:.1f} vs {per['ground_truth']:.1f}")
-        lines.append(f"{record.key} ({sources['predicted'].shape[1]} particles), predicted vs true: " + "; ".join(cells))
+        lowest, peak = {}, {}
+        for name, seq in sources.items():
+            height = seq[..., down].double().numpy()                                          # (T, N)
+            lowest[name] = height.min()
+            change = height[2:] - 2.0 * height[1:-1] + height[:-2]                              # (T - 2, N)
+            peak[name] = np.abs(change).max(initial=0.0) / abs(gravity[down])
+        lines.append(f"{record.key} ({sources['predicted'].shape[1]} particles), predicted vs true: " + "; ".join(cells)
+                     + f"; lowest {lowest['predicted']:.3f} vs {lowest['ground_truth']:.3f} m (floor "
+                     f"{meta.bounds[down][0]:.3f}); largest acceleration {peak['predicted']:.0f} vs "
+                     f"{peak['ground_truth']:.0f} g")
     return lines
 
 
@@ -585,9 +599,10 @@ def main(argv: list[str] | None = None) -> None:
                         "spread: the predicted spreading of landed water over the truth's; rest drift: how far the height "
                         "of settled water moves in 300 steps, m); train nothing")
     p.add_argument("--density-of", nargs="+", metavar="ROLLOUTS_H5", default=None,
-                   help="print how densely the predicted and the true particles of these rollout files pack: mean "
+                   help="print how densely the predicted and the true particles of these rollout files pack (mean "
                         "neighbours per particle within the dataset's connectivity radius, at steps 50, 150, 250 "
-                        "and the last; train nothing")
+                        "and the last), how low they reach (the lowest particle, against the floor) and the largest "
+                        "acceleration along gravity (in g: impacts); train nothing")
     p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
