@@ -107,8 +107,8 @@ class TrainConfig:
     early_frames: int = 0              # with early_fraction > 0: windows starting in a trajectory's first N frames...
     early_fraction: float = 0.0        # ...make up this share of the training windows (0: every window equally likely)
     # particles: this share of the training windows end on an impact, a step where some particle accelerates by
-    # more than impact_threshold training stds in a dimension (water hitting a wall: ~10% of the default water
-    # set's steps at 6, its impacts 20-80 g against gravity's 0.6 std); objects: objects.impact_fraction
+    # more than impact_threshold training stds in a dimension (water hitting a wall: 9% of the default water set's
+    # steps at 6, its impacts 30-80 g against gravity's 0.6 std); objects: objects.impact_fraction
     impact_fraction: float = 0.0
     impact_threshold: float = 6.0
     # particles: each training window is reflected about the box's centre along these dimensions with probability

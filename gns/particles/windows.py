@@ -27,10 +27,11 @@ class ParticleWindows(WindowSampler):
         self._impacts: np.ndarray | None = None
 
     def impacts(self) -> np.ndarray:
-        """``(I, 2)`` int64 ``(trajectory, step)`` of every step at whose end some particle that is not kinematic
+        """``(I, 2)`` int64 ``(trajectory, step)`` of every step in which some particle that is not kinematic
         accelerates by more than ``impact_threshold`` training standard deviations in some dimension (the
-        acceleration of frame ``step + 1``, ``x[step + 1] - 2 x[step] + x[step - 1]``, over the metadata's
-        ``acc_std``): water hitting a wall or itself. Read once, cached.
+        acceleration that takes frame ``step`` to ``step + 1``, ``x[step + 1] - 2 x[step] + x[step - 1]``, over
+        the metadata's ``acc_std``; displacements across a periodic boundary unwrapped): water hitting a wall or
+        itself. Read once, cached.
 
         Raises:
             GnsInputError: no threshold set, or metadata without ``acc_std``.
@@ -43,12 +44,18 @@ class ParticleWindows(WindowSampler):
                                     expected="a threshold and (D,) acc_std",
                                     found=(self.impact_threshold, None if meta is None else meta.acc_std))
             std = np.asarray(meta.acc_std, dtype=np.float64)
-            kinematic = list(getattr(meta, "kinematic_particle_types", []))
+            bounds = np.asarray(meta.bounds, dtype=np.float64)
+            width = np.where(np.asarray(meta.periodic_boundary_conditions, dtype=bool), bounds[:, 1] - bounds[:, 0],
+                             np.inf)                                                        # (D,) inf: not periodic
+            kinematic = list(meta.kinematic_particle_types)
             rows = []
             for i in range(len(self.split)):
                 x = self.split.read_window(i, 0, self.split.sequence_length(i)).astype(np.float64)   # (T, N, D)
-                moving = ~np.isin(self.split.particle_type(i), kinematic)
-                acceleration = np.abs(x[2:, moving] - 2.0 * x[1:-1, moving] + x[:-2, moving]) / std  # (T-2, M, D)
+                x = x[:, ~np.isin(self.split.particle_type(i), kinematic)]
+                step = np.diff(x, axis=0)                                                  # (T-1, M, D)
+                step = np.where(np.isfinite(width), step - width * np.round(step / np.where(np.isfinite(width),
+                                                                                            width, 1.0)), step)
+                acceleration = np.abs(np.diff(step, axis=0)) / std                         # (T-2, M, D)
                 hit = acceleration.reshape(len(acceleration), -1).max(1, initial=0.0) > self.impact_threshold
                 steps = np.flatnonzero(hit) + 1
                 rows.append(np.stack([np.full_like(steps, i), steps], 1))

@@ -101,7 +101,10 @@ class SimulatorTask:
                                 found=fraction)
         if hasattr(self.sampler, "impact_threshold"):
             self.sampler.impact_threshold = float(threshold)
-        self.sampler.impacts()
+        if len(self.sampler.impacts()) == 0:
+            raise GnsInputError("no step of the training split is an impact at this threshold", file=self.sampler.path,
+                                key="train.impact_threshold", expected="a threshold some step passes",
+                                found=threshold)
 
     def unroll_for(self, step: int, generator: torch.Generator) -> tuple[int, bool]:
         """Unroll length and whether to backprop through it, for this step."""

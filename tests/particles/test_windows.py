@@ -36,3 +36,21 @@ def test_impacts_are_the_bounces_of_moving_particles(bouncing_dataset):
     windows_all = ParticleWindows(split)
     windows_all.impact_threshold = 0.0
     assert len(windows_all.impacts()) == sum(int(n) - 2 for n in windows.lengths)
+
+
+def test_crossing_a_periodic_boundary_is_no_impact(tmp_path):
+    """Particles gliding at constant velocity through a periodic box: the wrap is a jump of one box width in
+    position, not an acceleration."""
+    from gns.data import DatasetMetadata, Trajectory, save_metadata, write_split
+
+    t = np.arange(30, dtype=np.float64)[:, None, None]
+    start = np.random.default_rng(0).uniform(0.0, 1.0, size=(1, 8, 2))
+    position = ((start + t * np.array([0.07, -0.03])) % 1.0).astype(np.float32)         # (30, 8, 2)
+    write_split(tmp_path / "train.h5", [Trajectory(position=position, particle_type=np.full(8, 5, np.int64))])
+    meta = DatasetMetadata(dim=2, dt=0.01, bounds=[[0.0, 1.0], [0.0, 1.0]], sequence_length=29,
+                           default_connectivity_radius=0.2, vel_mean=[0.07, -0.03], vel_std=[1e-3, 1e-3],
+                           acc_mean=[0.0, 0.0], acc_std=[1e-3, 1e-3], periodic_boundary_conditions=[True, True])
+    save_metadata(meta, tmp_path)
+    windows = ParticleWindows(open_split(tmp_path, "train", load_metadata(tmp_path)))
+    windows.impact_threshold = 1.0
+    assert len(windows.impacts()) == 0

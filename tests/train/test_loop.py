@@ -230,8 +230,8 @@ def test_mirrored_training_windows(bouncing_dataset, tmp_path, small_config, tra
 
 def test_impact_windows_train_and_resume(bouncing_dataset, tmp_path, small_config, train_small):
     """train.impact_fraction: that share of the windows ends on an impact (a bounce of the balls), drawn from the
-    step's generator (a run resumes exactly); a share outside [0, 1] or a threshold that is not positive is a clear
-    error before the first step."""
+    step's generator (a run resumes exactly); a share outside [0, 1], a threshold that is not positive or that no
+    step passes is a clear error before the first step."""
     impacts = ("train.steps=20", "train.impact_fraction=1.0", "train.impact_threshold=2.0")
     task = ParticleTask(small_config(bouncing_dataset, tmp_path / "t", *impacts))
     marked = {tuple(map(int, row)) for row in task.sampler.impacts()}
@@ -247,6 +247,7 @@ def test_impact_windows_train_and_resume(bouncing_dataset, tmp_path, small_confi
         assert torch.equal(a, b), name
     plain = train_small(small_config(bouncing_dataset, tmp_path / "c", "train.steps=20"))
     assert [r["loss"] for r in read_log(plain.log_path)] != [r["loss"] for r in read_log(straight.log_path)]
-    for bad in (("train.impact_fraction=1.5",), ("train.impact_fraction=0.5", "train.impact_threshold=0")):
-        with pytest.raises(GnsInputError, match="train.impact_fraction"):
+    for bad in (("train.impact_fraction=1.5",), ("train.impact_fraction=0.5", "train.impact_threshold=0"),
+                ("train.impact_fraction=0.5", "train.impact_threshold=1e6")):           # no step that high
+        with pytest.raises(GnsInputError, match="train.impact_"):
             ParticleTask(small_config(bouncing_dataset, tmp_path / "bad", *bad))
