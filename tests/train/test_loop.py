@@ -201,6 +201,19 @@ def test_weight_average_decay_of_one_is_a_clear_error(bouncing_dataset, tmp_path
         train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=5", "train.ema_decay=1.0"))
 
 
+def _resumes_exactly_and_draws_otherwise(dataset, tmp_path, small_config, train_small, *overrides) -> None:
+    """A 20-step run with ``overrides`` ends on the same weights whether or not it is interrupted at step 12, and
+    its losses differ from a plain run's (the option draws windows or their transforms from the step's generator)."""
+    straight = train_small(small_config(dataset, tmp_path / "a", *overrides))
+    interrupted = small_config(dataset, tmp_path / "b", *overrides)
+    train_small(interrupted, steps=12)
+    resumed = train_small(interrupted)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    plain = train_small(small_config(dataset, tmp_path / "c", "train.steps=20"))
+    assert [r["loss"] for r in read_log(plain.log_path)] != [r["loss"] for r in read_log(straight.log_path)]
+
+
 def test_mirrored_training_windows(bouncing_dataset, tmp_path, small_config, train_small):
     """train.mirror_dims: each window reflected about the box's centre with probability 1/2, drawn from the step's
     generator (a run resumes exactly); bad dimensions, or one gravity points along, are clear errors."""
@@ -215,14 +228,7 @@ def test_mirrored_training_windows(bouncing_dataset, tmp_path, small_config, tra
     assert torch.allclose(back.position, truth.position, atol=1e-6)
 
     mirror = ("train.steps=20", "train.mirror_dims=[0]")
-    straight = train_small(small_config(bouncing_dataset, tmp_path / "a", *mirror))
-    interrupted = small_config(bouncing_dataset, tmp_path / "b", *mirror)
-    train_small(interrupted, steps=12)
-    resumed = train_small(interrupted)
-    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
-        assert torch.equal(a, b), name
-    plain = train_small(small_config(bouncing_dataset, tmp_path / "c", "train.steps=20"))
-    assert [r["loss"] for r in read_log(plain.log_path)] != [r["loss"] for r in read_log(straight.log_path)]
+    _resumes_exactly_and_draws_otherwise(bouncing_dataset, tmp_path, small_config, train_small, *mirror)
     for dims in ("[0, 0]", "[2]", "[1]"):                    # repeated, not a dimension, along gravity
         with pytest.raises(GnsInputError, match="train.mirror_dims"):
             ParticleTask(small_config(bouncing_dataset, tmp_path / "bad", f"train.mirror_dims={dims}"))
@@ -239,14 +245,7 @@ def test_impact_windows_train_and_resume(bouncing_dataset, tmp_path, small_confi
     items = task.sampler.with_impacts(task.sampler.sample_items(16, window, torch.Generator().manual_seed(0)),
                                       window, torch.Generator().manual_seed(1), 1.0)
     assert marked and all((traj, start + window - 2) in marked for traj, start in items)
-    straight = train_small(small_config(bouncing_dataset, tmp_path / "a", *impacts))
-    interrupted = small_config(bouncing_dataset, tmp_path / "b", *impacts)
-    train_small(interrupted, steps=12)
-    resumed = train_small(interrupted)
-    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
-        assert torch.equal(a, b), name
-    plain = train_small(small_config(bouncing_dataset, tmp_path / "c", "train.steps=20"))
-    assert [r["loss"] for r in read_log(plain.log_path)] != [r["loss"] for r in read_log(straight.log_path)]
+    _resumes_exactly_and_draws_otherwise(bouncing_dataset, tmp_path, small_config, train_small, *impacts)
     for bad in (("train.impact_fraction=1.5",), ("train.impact_fraction=0.5", "train.impact_threshold=0"),
                 ("train.impact_fraction=0.5", "train.impact_threshold=1e6")):           # no step that high
         with pytest.raises(GnsInputError, match="train.impact_"):
