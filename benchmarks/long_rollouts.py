@@ -307,9 +307,9 @@ LEVERS.update({
         LEVERS["walls0.01_mp10_steps3000_ema"][1] + [f"train.velocity_offset_std={std}"])
     for std in ("1e-4", "3e-4", "1e-3")})
 
-# Windows drawn on impacts (train.impact_fraction): water hitting the floor decelerates at 20-80 g within 2-3 steps
-# in the solver, the models at no more than 4-20 g spread over ~10 steps, so landed blocks sink up to 0.03 m into
-# the floor and pack there (measured on rows walls0.01_*); impacts are ~9% of the steps.
+# Windows drawn on impacts (train.impact_fraction): water hitting the floor decelerates at 29-81 g within 2-3 steps
+# in the solver, the models of row walls0.01_mp10_steps3000_ema at 3-17 g spread over ~10 steps, so landed blocks
+# sink up to 0.025 m into the floor and pack there (--density-of); impacts are 9% of the steps.
 LEVERS.update({
     f"walls0.01_mp10_steps3000_ema_impacts{share}": (
         f"row walls0.01_mp10_steps3000_ema with {share} of the training windows ending on an impact (a particle "
