@@ -8,6 +8,7 @@ import torch
 from gns.data import TrajectorySplit
 from gns.data.windows import WindowSampler
 from gns.errors import GnsInputError
+from gns.geometry import as_bounds, as_periodic, finite_differences
 from gns.particles.state import ParticleState
 
 
@@ -44,18 +45,14 @@ class ParticleWindows(WindowSampler):
                                     expected="a threshold and (D,) acc_std",
                                     found=(self.impact_threshold, None if meta is None else meta.acc_std))
             std = np.asarray(meta.acc_std, dtype=np.float64)
-            bounds = np.asarray(meta.bounds, dtype=np.float64)
-            width = np.where(np.asarray(meta.periodic_boundary_conditions, dtype=bool), bounds[:, 1] - bounds[:, 0],
-                             np.inf)                                                        # (D,) inf: not periodic
+            bounds = as_bounds(meta.bounds, dtype=torch.float64)
+            periodic = as_periodic(meta.periodic_boundary_conditions, len(std))
             kinematic = list(meta.kinematic_particle_types)
             rows = []
             for i in range(len(self.split)):
                 x = self.split.read_window(i, 0, self.split.sequence_length(i)).astype(np.float64)   # (T, N, D)
-                x = x[:, ~np.isin(self.split.particle_type(i), kinematic)]
-                step = np.diff(x, axis=0)                                                  # (T-1, M, D)
-                step = np.where(np.isfinite(width), step - width * np.round(step / np.where(np.isfinite(width),
-                                                                                            width, 1.0)), step)
-                acceleration = np.abs(np.diff(step, axis=0)) / std                         # (T-2, M, D)
+                x = torch.from_numpy(x[:, ~np.isin(self.split.particle_type(i), kinematic)])
+                acceleration = np.abs(finite_differences(x, bounds, periodic)[1].numpy()) / std  # (T-2, M, D)
                 hit = acceleration.reshape(len(acceleration), -1).max(1, initial=0.0) > self.impact_threshold
                 steps = np.flatnonzero(hit) + 1
                 rows.append(np.stack([np.full_like(steps, i), steps], 1))
