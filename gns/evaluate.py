@@ -275,13 +275,19 @@ def _tables(ev: Evaluation, scores: _Scores, horizons: Sequence[int]) -> dict[st
 
 def _per_trajectory_rows(ev: Evaluation, scores: _Scores, keys: list[str], steps: int, horizons: Sequence[int],
                          rows: list[dict]) -> None:
-    """Per-trajectory target-field tables of the group just scored (the last ``len(keys)`` rollouts)."""
+    """Per-trajectory target-field tables of the group just scored (the last ``len(keys)`` rollouts), and
+    under ``"extras"`` each rollout's own whole-rollout figures (``{name: {key: value}}``: a cloth's largest
+    strain, a flow's shedding errors), of which the summary's are the largest or the mean."""
     for b, key in enumerate(keys):
         row: dict[str, Any] = {"trajectory": key, "steps": steps}
         for name, fields in scores.curves.items():
             sums, count = fields[ev.target_field][len(fields[ev.target_field]) - len(keys) + b]
             table, _ = reduce_rollouts([(sums, count)], horizons, "per_rollout", ev.metric)
             row[name] = table
+        extras = {name: {k: values[len(values) - len(keys) + b] for k, values in entries.items()}
+                  for name, entries in scores.extras.items() if entries}
+        if extras:
+            row["extras"] = extras
         rows.append(row)
 
 

@@ -44,6 +44,25 @@ def test_persistence_tables_match_a_direct_computation(cloth_dataset):
     assert "4 rollouts started every 7 frames" in text
     # persistence keeps the first frame, whose largest strain is the truth's at that frame
     assert summary["persistence"]["edge_strain_max"] > 0 and "edge_strain_vs_truth_max" in summary["model"]
+    # each trajectory's own largest strain, of which the summary's is the largest
+    rows = summary["per_trajectory"]
+    assert len(rows) == len(split) and all(set(r["extras"]) == {"model", "persistence", "constant_velocity"}
+                                           for r in rows)
+    for name in ("model", "persistence"):
+        each = [r["extras"][name]["edge_strain_max"] for r in rows]
+        assert summary[name]["edge_strain_max"] == max(each)
+    for i, r in enumerate(rows):
+        # persistence holds the cloth (NORMAL) nodes at frame k - 1 while the handle nodes follow their
+        # prescribed motion: the largest strain over the rollout's frames, computed here
+        system = split[i]
+        edges = np.concatenate([system.cells[:, [a, b]] for a, b in ((0, 1), (1, 2), (2, 0))])
+        cloth = (system.node_type[edges] != 1).all(1)                        # OBSTACLE = 1: not cloth
+        s_, r_ = edges[cloth].T
+        rest = np.linalg.norm(system.mesh_pos[s_] - system.mesh_pos[r_], axis=-1)
+        world = system.fields["world_pos"]
+        held = np.where((system.node_type == 0)[:, None], world[k - 1][None], world[k:])    # (S, N, 3)
+        want = (np.linalg.norm(held[:, s_] - held[:, r_], axis=-1) / rest).max()
+        assert r["extras"]["persistence"]["edge_strain_max"] == pytest.approx(float(want), rel=1e-5)
 
 
 def test_no_multistart_when_only_the_first_frame_fits(flow_dataset):
@@ -51,6 +70,12 @@ def test_no_multistart_when_only_the_first_frame_fits(flow_dataset):
     split = open_mesh_split(flow_dataset, "test")
     summary = evaluate_split(simulator, split, horizons=(1, 20), start_stride=10, progress=False)
     assert "multistart" not in summary and "pressure_rmse" in summary["model"]
+    # each trajectory's shedding figures, of which the summary's are the mean
+    rows = summary["per_trajectory"]
+    assert len(rows) == len(split)
+    for name in ("model", "persistence"):
+        for key in ("strouhal_error", "shedding_amplitude_error", "strouhal_true"):
+            assert summary[name][key] == pytest.approx(np.mean([r["extras"][name][key] for r in rows]), nan_ok=True)
     summary = evaluate_split(simulator, split, horizons=(1, 5), start_stride=10, progress=False)
     assert summary["multistart"]["num_rollouts"] == 3 and "pressure_rmse" in summary["multistart"]["model"]
 
