@@ -28,7 +28,7 @@ QUICK = ["train.steps=6", "train.log_every=2", "train.eval_every=6", "train.chec
          "train.num_threads=1", "device=cpu", "train.pushforward_steps=[0,2,4]", "train.pushforward_unrolls=[0,1,2]",
          "train.pushforward_probs=[1,1,1]"]
 DOMAIN_OF = {"demo": "particles", "water_long": "particles", "cloth": "cloth", "cloth_long": "cloth", "flow": "flow",
-             "objects": "objects"}
+             "flow_long": "flow", "objects": "objects"}
 
 
 
