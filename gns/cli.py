@@ -17,7 +17,8 @@ from gns.errors import GnsInputError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file overriding the defaults (see gns/config.py)")
+    p.add_argument("--config", help="YAML file overriding the defaults (see gns/config.py); it may build on a "
+                                    "preset or another file with a line `extends: NAME_OR_PATH`")
     p.add_argument("--preset", help="a shipped preset: gns/configs/<name>.yaml (e.g. demo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. --set train.steps=2000 (repeatable)")

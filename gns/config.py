@@ -280,20 +280,48 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+# The key of a config file that names the file it builds on (a shipped preset's name, or a path relative to it).
+EXTENDS = "extends"
+
+
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), base: Config | None = None) -> Config:
-    """Defaults, then the YAML file at ``path`` (may be partial), then ``overrides``."""
+    """Defaults (or ``base``), then the YAML file at ``path`` (may be partial), then ``overrides``.
+
+    A file may build on another: ``extends: flow`` (a shipped preset) or ``extends: ../my_base.yaml`` (a
+    path relative to the file) loads that one first, then this file's settings over it; nested sections
+    merge key by key, so a longer recipe states only what it changes.
+    """
     config = base or Config()
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise GnsInputError("config file not found", file=path)
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise GnsInputError("config must be a mapping", file=path, found=type(data).__name__)
-        config = _apply(config, data, "", str(path))
+        config = _load_file(Path(path), config, ())
     if overrides:
         config = _apply(config, parse_overrides(overrides), "", "command line")
     return config
+
+
+def _load_file(path: Path, config: Config, chain: tuple[Path, ...]) -> Config:
+    """``config`` with the file at ``path`` applied, after the files it extends (``chain``: the files that
+    extend it, to refuse a circle)."""
+    if not path.exists():
+        raise GnsInputError("config file not found", file=chain[-1] if chain else path,
+                            key=EXTENDS if chain else None, found=str(path))
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise GnsInputError("config must be a mapping", file=path, found=type(data).__name__)
+    parent = data.pop(EXTENDS, None)
+    if parent is not None:
+        if not isinstance(parent, str) or not parent:
+            raise GnsInputError("expected a preset name or a path", file=path, key=EXTENDS, found=repr(parent))
+        target = (path.parent / parent) if parent.endswith((".yaml", ".yml")) else PRESETS_DIR / f"{parent}.yaml"
+        if not parent.endswith((".yaml", ".yml")) and not target.exists():
+            known = sorted(q.stem for q in PRESETS_DIR.glob("*.yaml"))
+            raise GnsInputError(f"unknown preset '{parent}'", file=path, key=EXTENDS, expected=known, found=parent)
+        resolved = [p.resolve() for p in (*chain, path)]
+        if target.resolve() in resolved:
+            raise GnsInputError("config files extend each other in a circle", file=path, key=EXTENDS,
+                                found=" -> ".join(str(p) for p in (*chain, path, target)))
+        config = _load_file(target, config, (*chain, path))
+    return _apply(config, data, "", str(path))
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
