@@ -134,6 +134,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.interrupted:
         say(f"interrupted at step {trainer.step}; checkpoint saved, rerun the same command to resume")
         return 130
+    if trainer.out_of_time:
+        say(trainer.budget_message())
     return 0
 
 
@@ -345,6 +347,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if trainer.interrupted:
         print(f"interrupted at step {trainer.step}; checkpoint saved, rerun `gns demo` to resume")
         return 130
+    if trainer.out_of_time:   # the figures below are a shorter run's: say so before them, and again at the end
+        print(trainer.budget_message().replace("the same command", "`gns demo`"))
     t2 = time.perf_counter()
     print(f"[3/{stages}] rolling out the test split, and rendering")
     run = Path(config.out_dir)
@@ -365,6 +369,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t4 = time.perf_counter()
     print(f"time: generate {t1 - t0:.0f} s, train {t2 - t1:.0f} s, evaluate and render {t3 - t2:.0f} s, "
           + ("" if pretrained is None else f"the second model {t4 - t3:.0f} s, ") + f"total {t4 - t0:.0f} s")
+    if trainer.out_of_time:
+        print(f"WARNING: the model above was trained for {trainer.step} of {config.train.steps} steps "
+              "(its time budget ran out; see above)")
     return 0
 
 

@@ -188,3 +188,12 @@ def test_demo_rolls_out_a_trained_model_beside_the_one_it_trains(bouncing_datase
     assert "[3/3] rolling out" in out and "SHIPPED" not in out
     assert main(args + ["--pretrained", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_train_says_when_its_time_budget_cut_it_short(bouncing_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(bouncing_dataset), "--out", str(run), "--quiet", *SMALL,
+                 "--set", "train.time_budget_s=1e-9"]) == 0
+    assert "WARNING: training stopped at its time budget" in capsys.readouterr().out
+    assert main(["train", "--dataset", str(bouncing_dataset), "--out", str(run), "--quiet", *SMALL]) == 0
+    assert "time budget" not in capsys.readouterr().out

@@ -145,6 +145,7 @@ class Trainer:
         self.window = [0.0, 0]  # loss sum and count since the last regular log row (kept in checkpoints)
         self.resumed_world_size: int | None = None   # ranks that wrote the checkpoint resumed from
         self._stop_requested = False
+        self.last_run = (0, 0.0)   # steps taken and seconds spent by the last train()
 
     # --- checkpoints -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -242,6 +243,24 @@ class Trainer:
         """Whether the last :meth:`train` stopped on SIGINT/SIGTERM (the checkpoint is saved; rerun resumes)."""
         return self._stop_requested
 
+    @property
+    def out_of_time(self) -> bool:
+        """Whether the last :meth:`train` stopped on ``train.time_budget_s`` short of ``train.steps`` (the
+        checkpoint is saved; a rerun resumes with a fresh budget). Say so: a model trained for a share of its
+        steps is a weaker model, and the share depends on how fast, and how loaded, the machine was."""
+        return self.step < self.train_cfg.steps and not self._stop_requested
+
+    def budget_message(self) -> str:
+        """The words for :attr:`out_of_time`: the step reached, the budget, the speed, what to do."""
+        cfg = self.train_cfg
+        done, seconds = self.last_run
+        speed = f", {done / seconds:.2g} steps/s" if seconds > 0 else ""
+        return (f"WARNING: training stopped at its time budget (train.time_budget_s = {cfg.time_budget_s:g} s) after "
+                f"step {self.step} of {cfg.steps} ({done} steps in {seconds:.0f} s{speed}): the model is trained for {100 * self.step / cfg.steps:.2g}% of its "
+                f"steps and is weaker for it (a busy or slow machine; with other jobs on its cores a multi-threaded "
+                f"step can be many times slower). Rerun the same command to resume with a fresh budget, or add "
+                f"--set train.time_budget_s=0 for none.")
+
     def _step(self, replica: nn.Module) -> tuple[float, Tensor]:
         """One optimizer step: this rank's loss, backward (gradients averaged over the ranks), clip, update.
 
@@ -305,6 +324,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", dynamic_ncols=True,
                    disable=no_bar(progress) if self.ranks.is_main else True)
         self.model.train()
+        first, t0 = self.step, time.perf_counter()
         try:
             saved_at, last_valid = self._steps(self.ranks.replicate(self.model), bar)   # no reference kept
         finally:
@@ -312,6 +332,7 @@ class Trainer:
             bar.close()
             for s, h in previous.items():
                 signal.signal(s, h)
+        self.last_run = (self.step - first, time.perf_counter() - t0)
         if saved_at != self.step:
             self.save()
         return {"step": self.step, "best_valid_rollout_mse": self.best, **last_valid}

@@ -250,3 +250,14 @@ def test_impact_windows_train_and_resume(bouncing_dataset, tmp_path, small_confi
                 ("train.impact_fraction=0.5", "train.impact_threshold=1e6")):           # no step that high
         with pytest.raises(GnsInputError, match="train.impact_"):
             ParticleTask(small_config(bouncing_dataset, tmp_path / "bad", *bad))
+
+
+def test_a_stop_on_the_time_budget_is_said_and_resumes(bouncing_dataset, tmp_path, small_config, train_small):
+    # a budget that runs out before the first step: the run stops short of its steps and says so
+    short = train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=20", "train.time_budget_s=1e-9"))
+    assert short.step == 0 and short.out_of_time and not short.interrupted
+    message = short.budget_message()
+    assert "step 0 of 20" in message and "train.time_budget_s = 1e-09 s" in message and "for 0% of its steps" in message
+    # the rerun resumes with a fresh budget and, reaching its steps, has nothing to say
+    full = train_small(small_config(bouncing_dataset, tmp_path / "run", "train.steps=20", "train.time_budget_s=0"))
+    assert full.step == 20 and not full.out_of_time and full.last_run[0] == 20
