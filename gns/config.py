@@ -288,7 +288,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), b
     """Defaults (or ``base``), then the YAML file at ``path`` (may be partial), then ``overrides``.
 
     A file may build on another: ``extends: flow`` (a shipped preset) or ``extends: ../my_base.yaml`` (a
-    path relative to the file) loads that one first, then this file's settings over it; nested sections
+    path relative to the file, ending in ``.yaml`` or ``.yml``) loads that one first, then this file's settings over it; nested sections
     merge key by key, so a longer recipe states only what it changes.
     """
     config = base or Config()
