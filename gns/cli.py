@@ -348,7 +348,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"interrupted at step {trainer.step}; checkpoint saved, rerun `gns demo` to resume")
         return 130
     if trainer.out_of_time:   # the figures below are a shorter run's: say so before them, and again at the end
-        print(trainer.budget_message().replace("the same command", "`gns demo`"))
+        print(trainer.budget_message(rerun="`gns demo`"))
     t2 = time.perf_counter()
     print(f"[3/{stages}] rolling out the test split, and rendering")
     run = Path(config.out_dir)

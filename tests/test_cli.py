@@ -188,6 +188,13 @@ def test_demo_rolls_out_a_trained_model_beside_the_one_it_trains(bouncing_datase
     assert "[3/3] rolling out" in out and "SHIPPED" not in out
     assert main(args + ["--pretrained", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+    # a demo whose training its time budget cuts short says so, before its figures and after them
+    short = ["demo", "--dataset", str(bouncing_dataset), "--out", str(tmp_path / "short"), *small,
+             "--set", "eval.horizons=[1, 2]", "--set", "eval.start_stride=3", "--set", "train.time_budget_s=1e-9"]
+    assert main(short + ["--no-pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert "Rerun `gns demo` to resume" in out and "trained for 0 of" in out
+    assert out.index("WARNING: training stopped") < out.index("[3/3] rolling out")
 
 
 def test_train_says_when_its_time_budget_cut_it_short(bouncing_dataset, tmp_path, capsys):

@@ -250,16 +250,17 @@ class Trainer:
         steps is a weaker model, and the share depends on how fast, and how loaded, the machine was."""
         return self.step < self.train_cfg.steps and not self._stop_requested
 
-    def budget_message(self) -> str:
-        """The words for :attr:`out_of_time`: the step reached, the budget, the speed, what to do."""
+    def budget_message(self, rerun: str = "the same command") -> str:
+        """The words for :attr:`out_of_time`: the step reached, the budget, the speed, what to do (``rerun``: the
+        command that resumes)."""
         cfg = self.train_cfg
         done, seconds = self.last_run
         speed = f", {done / seconds:.2g} steps/s" if seconds > 0 else ""
-        return (f"WARNING: training stopped at its time budget (train.time_budget_s = {cfg.time_budget_s:g} s) after "
-                f"step {self.step} of {cfg.steps} ({done} steps in {seconds:.0f} s{speed}): the model is trained for {100 * self.step / cfg.steps:.2g}% of its "
-                f"steps and is weaker for it (a busy or slow machine; with other jobs on its cores a multi-threaded "
-                f"step can be many times slower). Rerun the same command to resume with a fresh budget, or add "
-                f"--set train.time_budget_s=0 for none.")
+        return (f"WARNING: training stopped at its time budget (train.time_budget_s = {cfg.time_budget_s:g} s) "
+                f"after step {self.step} of {cfg.steps} ({done} steps in {seconds:.0f} s{speed}): the model is "
+                f"trained for {100 * self.step / cfg.steps:.2g}% of its steps and is weaker for it (a busy or slow "
+                f"machine; with other jobs on its cores a multi-threaded step can be many times slower). Rerun "
+                f"{rerun} to resume with a fresh budget, or add --set train.time_budget_s=0 for none.")
 
     def _step(self, replica: nn.Module) -> tuple[float, Tensor]:
         """One optimizer step: this rank's loss, backward (gradients averaged over the ranks), clip, update.
