@@ -159,6 +159,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from gns.nn.execution import set_execution
 
     simulator, config, _ = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
+    if args.mirror_average is not None:
+        if not hasattr(simulator, "mirror_average"):
+            raise GnsInputError("mirror averaging exists for particle models only", key="--mirror-average",
+                                expected="a particle checkpoint", found=simulator.kind)
+        simulator.mirror_average(tuple(args.mirror_average))
     set_execution(simulator, precision=args.precision or config.eval.precision,
                   key="--precision" if args.precision else "eval.precision")
     split = open_split_for(simulator, args.dataset or config.dataset, args.split or config.eval.split)
@@ -441,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--precision", choices=["fp32", "bf16"],
                        help="the network's forward: fp32, or bf16 autocast where the device has native bf16 "
                             "(default: the checkpoint's eval.precision, fp32)")
+        p.add_argument("--mirror-average", type=int, nargs="*", metavar="DIM",
+                       help="particles: average each predicted step over the box's reflections along these "
+                            "dimensions (e.g. 0: left-right), which makes the model mirror-symmetric there; no "
+                            "dimension: off (default: the checkpoint's model.mirror_average)")
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
         p.set_defaults(func=func)
 

@@ -48,6 +48,12 @@ class ModelConfig:
     # neighbourhood like one in the bulk, as with the boundary particles of SPH data (LagrangeBench). 0: the walls
     # are only the distance features (GNS)
     wall_spacing: float = 0.0
+    # particles: average the network's predicted acceleration over the reflections of the box about its centre
+    # along these dimensions (all 2^k combinations, each reflected back): the model is then exactly
+    # mirror-equivariant there, so it cannot push water towards one wall by a preference of its own. No weights;
+    # costs 2^k network passes (one batch). Only for dimensions gravity is perpendicular to; may be set on a trained
+    # model at evaluation (`gns evaluate --mirror-average 0`). (): off (GNS)
+    mirror_average: tuple[int, ...] = ()
     # how the network's output is read: "node" (GNS: an MLP of each node's final latent) or "antisymmetric"
     # (particles: a term of each particle's own inputs plus a sum of pair terms over its neighbours with
     # f_ij = -f_ji, so that what particles do to each other cannot accelerate a group as a whole: internal

@@ -187,7 +187,8 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
             num_starts += batch.num_systems
     summary: dict[str, Any] = {"kind": ev.kind, "metric": ev.metric, "target_field": ev.target_field,
                                "fields": list(ev.scored_fields), "rollouts": list(ev.steppers),
-                               "horizons": list(horizons), "num_trajectories": count, "steps": steps_done}
+                               "horizons": list(horizons), "num_trajectories": count, "steps": steps_done,
+                               "info": {"input_frames": ev.window, **ev.info}}
     summary.update(_tables(ev, first, horizons))
     summary["per_trajectory"] = per_trajectory
     if num_starts:
@@ -198,7 +199,7 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
         save_path = Path(save_path)
         write_rollouts(save_path, records, simulator=ev.kind, domain=ev.domain, dt=ev.dt,
                        target_field=ev.target_field, metrics=_json_ready(summary),
-                       info={"input_frames": ev.window, **ev.info})
+                       info=summary["info"])
         write_json_atomic(save_path.with_suffix(".json"), _json_ready(summary))
     return summary
 

@@ -13,6 +13,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from gns.errors import GnsInputError
+
 
 def as_bounds(bounds: Sequence[Sequence[float]] | Tensor, device=None, dtype=torch.float32) -> Tensor:
     """Bounds as a ``(D, 2)`` tensor."""
@@ -97,3 +99,20 @@ def finite_differences(position: Tensor, bounds: Tensor, periodic: Tensor) -> tu
     """
     velocity = minimum_image(position[1:] - position[:-1], bounds, periodic)
     return velocity, velocity[1:] - velocity[:-1]
+
+
+def check_mirror_dims(dims: Sequence[int], dim: int, gravity: Sequence[float] | None, key: str) -> None:
+    """Refuse reflection dimensions (``train.mirror_dims``, ``model.mirror_average``) that are not distinct
+    dimensions of ``dim``-dimensional data, or that gravity has a component along (the physics is not mirror-
+    symmetric there).
+
+    Raises:
+        GnsInputError: naming ``key``, the expected and the found dimensions.
+    """
+    if len(set(dims)) != len(dims) or any(not 0 <= int(d) < dim for d in dims):
+        raise GnsInputError("mirror dimensions must be distinct dimensions of the data", key=key,
+                            expected=f"distinct integers in [0, {dim})", found=list(dims))
+    if gravity is not None and any(float(gravity[int(d)]) != 0.0 for d in dims):
+        raise GnsInputError("gravity has a component along a mirrored dimension: the data is not symmetric there",
+                            key=key, expected="dimensions with zero gravity",
+                            found={int(d): float(gravity[int(d)]) for d in dims})

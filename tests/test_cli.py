@@ -50,6 +50,17 @@ def test_train_evaluate_rollout_render_pipeline(bouncing_dataset, tmp_path, caps
     assert "constant_velocity" in table and "better baseline / model" in table
     metrics = json.loads(out.with_suffix(".json").read_text())
     assert set(metrics["model"]["mse"]) == {"1", "5", "10", "full"}
+    # averaged over left-right reflections at evaluation (model.mirror_average): said in the file, other figures;
+    # along gravity refused
+    mirrored = tmp_path / "mirrored.h5"
+    assert main(["evaluate", str(run), "--out", str(mirrored), "--horizons", "1", "5", "10",
+                 "--mirror-average", "0"]) == 0
+    capsys.readouterr()
+    averaged = json.loads(mirrored.with_suffix(".json").read_text())
+    assert averaged["info"]["mirror_average"] == [0] and metrics["info"]["mirror_average"] == []
+    assert averaged["model"]["mse"] != metrics["model"]["mse"]
+    assert main(["evaluate", str(run), "--horizons", "1", "--mirror-average", "1"]) == 2
+    assert "model.mirror_average" in capsys.readouterr().err
     # rollouts from several start times: 40 frames, window 6, horizon 10 -> starts 0, 8, 16, 24 x 2 trajectories
     assert main(["evaluate", str(run), "--horizons", "1", "5", "10", "--start-stride", "8"]) == 0
     assert "8 rollouts started every 8 frames" in capsys.readouterr().out
@@ -142,6 +153,8 @@ def test_mesh_pipeline_train_evaluate_render_export(kind, cloth_dataset, flow_da
     assert "persistence" in text and "better baseline / model" in text
     if kind == "flow":
         assert "RMSE of pressure" in text
+    assert main(["evaluate", str(run), "--horizons", "1", "--mirror-average", "0"]) == 2
+    assert "--mirror-average" in capsys.readouterr().err
     summary = json.loads(out.with_suffix(".json").read_text())
     assert set(summary["model"]["rmse"]) == {"1", "10", "20", "full"}
     gif = tmp_path / "roll.gif"

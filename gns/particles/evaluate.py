@@ -135,7 +135,8 @@ class ParticleEvaluation:
                                                                    simulator.held),
                          "constant_acceleration": ConstantAcceleration(gravity, bounds, periodic, simulator.held)}
         self.info: dict[str, Any] = {"bounds": self.metadata.bounds,
-                                     "periodic": list(self.metadata.periodic_boundary_conditions)}
+                                     "periodic": list(self.metadata.periodic_boundary_conditions),
+                                     "mirror_average": list(simulator.config.mirror_average)}
 
     def windows(self, split: Any) -> ParticleWindows:
         return ParticleWindows(split, self.metadata.context_size)

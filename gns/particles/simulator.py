@@ -11,6 +11,7 @@ and the training target is the exact inverse of the last two arrows
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 from gns.config import ModelConfig
 from gns.data import DatasetMetadata
 from gns.errors import GnsInputError
-from gns.geometry import as_bounds, as_periodic
+from gns.geometry import as_bounds, as_periodic, check_mirror_dims
 from gns.graph import EdgeSet, Graph
 from gns.nn import EncodeProcessDecode
 from gns.nn.encode_process_decode import DECODERS
@@ -56,6 +57,8 @@ class ParticleSimulator(nn.Module):
         if not (config.wall_spacing >= 0 and math.isfinite(config.wall_spacing)):
             raise GnsInputError("the wall particles' spacing must be a finite number >= 0 (0: no wall particles)",
                                 key="model.wall_spacing", expected=">= 0", found=config.wall_spacing)
+        check_mirror_dims(config.mirror_average, metadata.dim, getattr(metadata, "gravity", None),
+                          "model.mirror_average")
         if not metadata.has_statistics():
             raise GnsInputError("dataset metadata has no vel/acc statistics; run `gns stats` to back-fill them",
                                 key="vel_mean/vel_std/acc_mean/acc_std")
@@ -223,11 +226,38 @@ class ParticleSimulator(nn.Module):
         position[..., index] = torch.where(chosen, lo + hi - part, part)
         return state.with_position(position)
 
+    def mirror_average(self, dims: tuple[int, ...]) -> None:
+        """Average every prediction over the box's reflections along ``dims`` from now on
+        (``model.mirror_average``; ``()``: off). It has no weights, so a trained model may take it."""
+        dims = tuple(int(d) for d in dims)
+        check_mirror_dims(dims, self.dim, getattr(self.metadata, "gravity", None), "model.mirror_average")
+        self.config = dataclasses.replace(self.config, mirror_average=dims)
+
+    def _reflections(self) -> list[tuple[int, ...]]:
+        """Every subset of ``config.mirror_average``, the identity first: the group the prediction averages over."""
+        dims = tuple(self.config.mirror_average)
+        return [tuple(d for j, d in enumerate(dims) if mask >> j & 1) for mask in range(2 ** len(dims))]
+
     # --- model -----------------------------------------------------------------------------
     def forward(self, batch: ParticleState) -> Tensor:
         """``(N, D)`` normalized acceleration predicted for the step after the window (wall particles' rows
-        dropped)."""
-        return self.network(self.build_graph(batch))[:len(batch.particle_type)]
+        dropped).
+
+        With ``config.mirror_average`` the ``K = 2^k`` reflected copies of the batch go through the network as one
+        batch; each copy's acceleration is reflected back and the ``K`` are averaged (in physical units, so a
+        non-zero acceleration mean reflects correctly): ``a(x) = mean_g g a_net(g x)``, exactly equivariant.
+        """
+        reflections = self._reflections()
+        if len(reflections) == 1:
+            return self.network(self.build_graph(batch))[:len(batch.particle_type)]
+        n, every = len(batch.particle_type), torch.ones(batch.num_systems, dtype=torch.bool)
+        copies = type(batch).concat([self.mirrored(batch, dims, every) if dims else batch for dims in reflections])
+        out = self.network(self.build_graph(copies))[:n * len(reflections)]                      # (K*N, D)
+        acceleration = self.acceleration_normalizer.denormalize(out).view(len(reflections), n, self.dim)
+        sign = torch.ones(len(reflections), 1, self.dim, dtype=acceleration.dtype, device=acceleration.device)
+        for k, dims in enumerate(reflections):
+            sign[k, 0, list(dims)] = -1.0
+        return self.acceleration_normalizer.normalize((acceleration * sign).mean(0))
 
     def integrate(self, state: ParticleState, normalized: Tensor) -> dict[str, Tensor]:
         """Decode the network output ``(N, D)`` and integrate one step: ``{"position": (N, D)}``."""

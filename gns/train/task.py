@@ -18,6 +18,7 @@ from gns.config import Config, config_from_dict
 from gns.domains import Domain, resolve_device
 from gns.errors import GnsInputError
 from gns.evaluate import evaluate_split
+from gns.geometry import check_mirror_dims
 from gns.train.checkpoint import check_compatible
 from gns.train.loop import StepRandom
 from gns.train.losses import PushforwardSchedule, unroll_for, unrolled_loss
@@ -77,14 +78,7 @@ class SimulatorTask:
         if not hasattr(self.model, "mirrored"):
             raise GnsInputError("mirrored training windows exist for particle data only", key="train.mirror_dims",
                                 expected="[]", found=list(dims))
-        if len(set(dims)) != len(dims) or any(not 0 <= int(d) < dim for d in dims):
-            raise GnsInputError("mirror dimensions must be distinct dimensions of the data", key="train.mirror_dims",
-                                expected=f"distinct integers in [0, {dim})", found=list(dims))
-        gravity = getattr(self.metadata, "gravity", None)
-        if gravity is not None and any(float(gravity[int(d)]) != 0.0 for d in dims):
-            raise GnsInputError("gravity has a component along a mirrored dimension: the data is not symmetric there",
-                                key="train.mirror_dims", expected="dimensions with zero gravity",
-                                found={int(d): float(gravity[int(d)]) for d in dims})
+        check_mirror_dims(dims, dim, getattr(self.metadata, "gravity", None), "train.mirror_dims")
 
     def _check_impacts(self, fraction: float, threshold: float) -> None:
         """Refuse ``train.impact_fraction`` outside [0, 1], a threshold that is not positive, or impacts on data

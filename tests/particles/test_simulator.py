@@ -284,3 +284,46 @@ def test_wall_particles_in_the_graph(bouncing_dataset, lj3d_dataset):
     assert sim.build_graph(state).num_nodes == 20
     with pytest.raises(GnsInputError, match="spacing"):
         ParticleSimulator(dataclasses.replace(config, wall_spacing=-0.01), meta, 1e-4)
+
+
+def test_mirror_average_makes_the_model_mirror_equivariant(bouncing_dataset, lj3d_dataset):
+    """model.mirror_average: the predicted acceleration of a reflected state is the reflection of the state's (the
+    plain network's is not), it is the mean of the network's passes over the reflected copies, it may be switched
+    on for a trained model, and dimensions that are not the data's or that gravity points along are refused."""
+    for root, dims, wall_spacing in ((bouncing_dataset, (0,), 0.0), (bouncing_dataset, (0,), 0.02),
+                                     (lj3d_dataset, (0, 2), 0.0)):
+        meta = load_metadata(root)
+        torch.manual_seed(0)
+        config = ModelConfig(latent_size=16, message_passing_steps=2, velocity_encoding="near_walls",
+                             edge_velocity=True, wall_spacing=wall_spacing)
+        sim = ParticleSimulator(config, meta, 1e-4)
+        state = ParticleState.concat(systems(meta, [30, 25], seed=4))
+        every = torch.ones(2, dtype=torch.bool)
+
+        @torch.no_grad()
+        def acceleration(s):
+            return sim.acceleration_normalizer.denormalize(sim(s))
+
+        sign = torch.ones(meta.dim)
+        sign[list(dims)] = -1.0
+        plain, plain_mirrored = acceleration(state), acceleration(sim.mirrored(state, dims, every))
+        assert not torch.allclose(plain_mirrored, plain * sign, atol=1e-5)          # a plain network is not
+        sim.mirror_average(dims)
+        assert sim.config.mirror_average == dims
+        averaged, averaged_mirrored = acceleration(state), acceleration(sim.mirrored(state, dims, every))
+        scale = float(averaged.abs().max())
+        assert torch.allclose(averaged_mirrored, averaged * sign, atol=1e-4 * scale)
+        for d in dims:                                    # each single reflection of the group too
+            one = torch.ones(meta.dim)
+            one[d] = -1.0
+            assert torch.allclose(acceleration(sim.mirrored(state, (d,), every)), averaged * one, atol=1e-4 * scale)
+        if len(dims) == 1:                                # the mean of the two passes, by hand
+            assert torch.allclose(averaged, (plain + plain_mirrored * sign) / 2, atol=1e-4 * scale)
+        sim.mirror_average(())
+        assert torch.allclose(acceleration(state), plain)
+    meta = load_metadata(bouncing_dataset)
+    for dims in ((0, 0), (2,), (1,)):                      # repeated, not a dimension, along gravity
+        with pytest.raises(GnsInputError, match="model.mirror_average"):
+            ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1, mirror_average=dims), meta, 1e-4)
+        with pytest.raises(GnsInputError, match="model.mirror_average"):
+            ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1), meta, 1e-4).mirror_average(dims)
