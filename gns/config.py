@@ -352,3 +352,21 @@ def preset_path(name: str) -> Path:
         known = sorted(q.stem for q in PRESETS_DIR.glob("*.yaml"))
         raise GnsInputError(f"unknown preset '{name}'", expected=known, found=name)
     return p
+
+
+# ModelConfig fields that only the particle simulator reads
+PARTICLE_MODEL_FIELDS = ("velocity_encoding", "edge_velocity", "box_position", "wall_spacing", "mirror_average")
+
+
+def refuse_particle_settings(model: ModelConfig, kind: str) -> None:
+    """Refuse a model config of the ``kind`` domain (``"mesh"``, ``"objects"``) that sets a particle-only field away
+    from its default: it would be silently ignored.
+
+    Raises:
+        GnsInputError: naming the first such ``model.<field>``, its default and the value found.
+    """
+    default = ModelConfig()
+    for name in PARTICLE_MODEL_FIELDS:
+        if getattr(model, name) != getattr(default, name):
+            raise GnsInputError(f"a setting of particle models only; the {kind} simulator does not read it",
+                                key=f"model.{name}", expected=getattr(default, name), found=getattr(model, name))

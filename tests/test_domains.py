@@ -20,3 +20,15 @@ def test_weights_that_do_not_fit_their_config_are_named(bouncing_dataset, tmp_pa
     with pytest.raises(GnsInputError, match=r"bad\.pt.*do not fit|do not fit.*bad\.pt") as info:
         load_simulator(bad)
     assert key in str(info.value) and "(3, 5)" in str(info.value)
+
+
+@pytest.mark.parametrize("setting", ["model.wall_spacing=0.01", "model.mirror_average=[0]", "model.edge_velocity=true"])
+def test_particle_settings_are_refused_by_other_domains(setting, cloth_dataset, objects_dataset, tmp_path, capsys):
+    """A particle-only model setting given to a mesh or object run is a clear error, not silently ignored."""
+    from gns.cli import main
+
+    for dataset in (cloth_dataset, objects_dataset):
+        code = main(["train", "--dataset", str(dataset), "--out", str(tmp_path / dataset.name), "--quiet",
+                     "--device", "cpu", "--set", setting])
+        assert code == 2
+        assert f"key '{setting.split('=')[0]}'" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gns.config import Config
+from gns.config import Config, refuse_particle_settings
 from gns.data.mesh import MeshMetadata, is_mesh_dataset, load_mesh_metadata, open_mesh_split
 from gns.errors import GnsInputError
 
@@ -69,6 +69,7 @@ class MeshDomain:
     def build_simulator(self, config: Config, metadata: MeshMetadata, noise_std: float | None):
         from gns.mesh.simulator import MeshSimulator
 
+        refuse_particle_settings(config.model, "mesh")
         return MeshSimulator(config.model, config.mesh, metadata)
 
     def training_windows(self, simulator, split):

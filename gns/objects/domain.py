@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gns.config import Config
+from gns.config import Config, refuse_particle_settings
 from gns.data.objects import ObjectMetadata, is_object_dataset, load_object_metadata, open_object_split
 from gns.errors import GnsInputError
 
@@ -59,6 +59,7 @@ class ObjectDomain:
     def build_simulator(self, config: Config, metadata: ObjectMetadata, noise_std: float | None):
         from gns.objects.simulator import ObjectSimulator
 
+        refuse_particle_settings(config.model, "objects")
         noise = noise_std if noise_std is not None else self.noise_settings(config, metadata)[0]
         return ObjectSimulator(config.model, config.objects, metadata, noise)
 
