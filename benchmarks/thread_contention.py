@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 POLICIES = ("default", "PASSIVE")
 
 CHILD = r"""
-import csv, json, sys, torch
+import csv, json, resource, sys, torch
+from gns.allocator import tune_allocator
+tune_allocator()   # as the command line does (GNS_TUNE_ALLOCATOR=0: glibc's defaults)
 torch.set_num_threads(int(sys.argv[1]))
 from gns.config import load_config, preset_path
 from gns.particles.task import ParticleTask
@@ -46,7 +48,8 @@ config = load_config(preset_path(sys.argv[4]), [f"out_dir={sys.argv[2]}", f"data
 trainer = Trainer(config, ParticleTask(config), config.out_dir)
 trainer.train(progress=False)
 rows = list(csv.DictReader(open(f"{sys.argv[2]}/log.csv")))
-print(json.dumps({"steps_per_s": steps / (float(rows[-1]["elapsed_s"]) - float(rows[-2]["elapsed_s"]))}))
+print(json.dumps({"steps_per_s": steps / (float(rows[-1]["elapsed_s"]) - float(rows[-2]["elapsed_s"])),
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 def child_env(policy: str) -> dict[str, str]:

@@ -17,6 +17,8 @@ _LAZY = {
     "load_metadata": "gns.data", "save_metadata": "gns.data", "open_split": "gns.data", "write_split": "gns.data",
     "compute_statistics": "gns.data", "convert_dataset": "gns.data", "inspect_dataset": "gns.data",
     "WindowSampler": "gns.data.windows",
+    # process settings
+    "tune_allocator": "gns.allocator",
     # the shared core: states, domains, rollouts, evaluation, rollout files, training
     "State": "gns.state", "hold": "gns.state",
     "get_domain": "gns.domains", "domain_for_dataset": "gns.domains", "load_simulator": "gns.domains",

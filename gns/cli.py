@@ -572,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from gns.allocator import tune_allocator
+
+    tune_allocator()   # large tensors reuse freed memory instead of faulting in new pages every step (gns/allocator.py)
     try:
         return args.func(args)
     except GnsInputError as exc:

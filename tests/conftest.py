@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from gns.allocator import tune_allocator
+
+tune_allocator()   # as the command line does: the suite's rollouts and trainings without a page fault per tensor page
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
