@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from gns.errors import GnsInputError
 
@@ -153,6 +153,14 @@ def _resolve_checkpoint(path: str) -> Path:
     return p
 
 
+def _mirror_average(simulator: Any, dims: Sequence[int]) -> None:
+    """``--mirror-average``: switch a particle model's averaging over reflections on (checked) or off."""
+    if not hasattr(simulator, "mirror_average"):
+        raise GnsInputError("mirror averaging exists for particle models only", key="--mirror-average",
+                            expected="a particle checkpoint", found=simulator.kind)
+    simulator.mirror_average(tuple(dims))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from gns.domains import get_domain, load_simulator, open_split_for
     from gns.evaluate import evaluate_split, format_table
@@ -160,10 +168,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     simulator, config, _ = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
     if args.mirror_average is not None:
-        if not hasattr(simulator, "mirror_average"):
-            raise GnsInputError("mirror averaging exists for particle models only", key="--mirror-average",
-                                expected="a particle checkpoint", found=simulator.kind)
-        simulator.mirror_average(tuple(args.mirror_average))
+        _mirror_average(simulator, args.mirror_average)
     set_execution(simulator, precision=args.precision or config.eval.precision,
                   key="--precision" if args.precision else "eval.precision")
     split = open_split_for(simulator, args.dataset or config.dataset, args.split or config.eval.split)
@@ -232,7 +237,15 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     from gns.train.checkpoint import release_checkpoint
 
-    released = release_checkpoint(_resolve_checkpoint(args.checkpoint), args.out, args.made_by)
+    checkpoint = _resolve_checkpoint(args.checkpoint)
+    model_settings = {}
+    if args.mirror_average is not None:   # a setting without weights, checked on the model before it is written
+        from gns.domains import load_simulator
+
+        simulator, _, _ = load_simulator(checkpoint, "cpu")
+        _mirror_average(simulator, args.mirror_average)
+        model_settings["mirror_average"] = list(simulator.config.mirror_average)
+    released = release_checkpoint(checkpoint, args.out, args.made_by, model_settings=model_settings)
     size = Path(args.out).stat().st_size / 1e6
     print(f"wrote {args.out} ({size:.2f} MB; {released.get('kind', 'particles')} model, step {released.get('step')})")
     return 0
@@ -539,6 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the .pt file to write")
     p.add_argument("--made-by", required=True, metavar="COMMAND",
                    help="how the checkpoint was made (the training command), stored in the file")
+    p.add_argument("--mirror-average", type=int, nargs="*", metavar="DIM",
+                   help="particles: store model.mirror_average = these dimensions in the released copy, so it "
+                        "averages every prediction over the box's reflections along them (no dimension: off; "
+                        "default: as trained)")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("export", help="export a mesh rollout to a ParaView (.vtu/.pvd) or trimesh (.ply) sequence")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -47,13 +47,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 MODEL_KEYS = ("model", "config", "metadata", "noise_std", "noise_gamma", "kind", "step")
 
 
-def release_checkpoint(src: str | Path, dst: str | Path, made_by: str) -> dict[str, Any]:
+def release_checkpoint(src: str | Path, dst: str | Path, made_by: str,
+                       model_settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write a model-only copy of a training checkpoint, to ship or share: no optimizer, scheduler or RNG state.
 
     Args:
         src: a checkpoint written by training (or a run folder: its ``latest.pt``).
         dst: the ``.pt`` file to write (atomically).
         made_by: how the source checkpoint was made (the command), kept in the file as ``made_by``.
+        model_settings: ``model`` config fields to change in the copy, for settings without weights of their own
+            (``mirror_average``); the caller checks them. The copy records them as ``released_with``.
 
     Returns:
         what was written (``gns.domains.load_simulator`` loads it like the source).
@@ -63,6 +66,13 @@ def release_checkpoint(src: str | Path, dst: str | Path, made_by: str) -> dict[s
         raise GnsInputError("checkpoint lacks the dataset statistics a simulator is built from", file=src,
                             key="metadata", expected="model, config, metadata", found=sorted(state))
     released = {k: state[k] for k in MODEL_KEYS if k in state}
+    if model_settings:
+        unknown = sorted(set(model_settings) - set(released["config"].get("model", {})))
+        if unknown:
+            raise GnsInputError("no such model setting in the checkpoint's config", file=src, key="config.model",
+                                expected=sorted(released["config"].get("model", {})), found=unknown)
+        released["config"] = {**released["config"], "model": {**released["config"]["model"], **model_settings}}
+        released["released_with"] = dict(model_settings)
     released["made_by"] = made_by
     released["released_from"] = Path(src).name
     save_checkpoint(dst, released)

@@ -156,6 +156,19 @@ def test_released_checkpoint_is_model_only_and_loads_alike(bouncing_dataset, tmp
         assert torch.equal(x, y), name
     assert main(["release", str(tmp_path / "none.pt"), "--out", str(tmp_path / "n.pt"), "--made-by", "x"]) == 2
     assert not (tmp_path / "n.pt").exists()
+    # a setting without weights, stored in the copy: the model it builds averages over the left-right reflection
+    assert main(["release", str(tmp_path / "run"), "--out", str(tmp_path / "avg.pt"), "--made-by", "gns train X",
+                 "--mirror-average", "0"]) == 0
+    averaged = load_checkpoint(tmp_path / "avg.pt")
+    assert averaged["config"]["model"]["mirror_average"] == [0] and averaged["released_with"] == {"mirror_average": [0]}
+    c, _, _ = load_simulator(tmp_path / "avg.pt")
+    assert tuple(c.config.mirror_average) == (0,) and tuple(b.config.mirror_average) == ()
+    for (name, x), (_, y) in zip(b.state_dict().items(), c.state_dict().items()):
+        assert torch.equal(x, y), name
+    # refused along gravity (dimension 1 of the bouncing set), before anything is written
+    assert main(["release", str(tmp_path / "run"), "--out", str(tmp_path / "g.pt"), "--made-by", "x",
+                 "--mirror-average", "1"]) == 2
+    assert not (tmp_path / "g.pt").exists()
 
 
 def test_unknown_config_key_is_a_clear_error(tmp_path):
