@@ -9,7 +9,8 @@ so every measurement is a fresh process, ``GNS_TUNE_ALLOCATOR=0`` (glibc's defau
 Rollout: a trained model's ``--steps`` steps over ``--batch`` held-out trajectories rolled together, from the state
 its own rollout reaches after ``--warmup-steps`` (made once, before the timed runs): by default the main job's model
 at the point of its evaluation where the predicted water has packed, what the main job's rollouts spend their time
-on. Training: ``--train-steps`` steps of a preset after as many untimed ones (``benchmarks/thread_contention.py``'s
+on. Each process first rolls ``--settle-steps`` untimed steps from that state: glibc adapts its thresholds to the
+sizes freed (up to 32 MiB), so a fresh process's first steps would overstate what a long rollout loses. Training: ``--train-steps`` steps of a preset after as many untimed ones (``benchmarks/thread_contention.py``'s
 timed training). Run it alone on the machine:
 
     gns demo     # makes runs/demo/checkpoints/latest.pt
@@ -61,8 +62,10 @@ from gns.domains import load_simulator
 from gns.rollout import rollout
 sim, _, _ = load_simulator(sys.argv[2], "cpu")
 state = torch.load(sys.argv[3], weights_only=False)["state"]
-steps = int(sys.argv[4])
-rollout(sim, state, 1)                                   # first-call costs out of the timing
+steps, settle = int(sys.argv[4]), int(sys.argv[5])
+# untimed first: first-call costs, and glibc's own thresholds adapt to the sizes freed (up to 32 MiB) as a long
+# rollout's would; the timed steps start from the same state
+rollout(sim, state, max(1, settle))
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 t0 = time.perf_counter()
 rollout(sim, state, steps)
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup-steps", type=int, default=250,
                    help="steps of the model's own rollout before the timed ones (default: 250; 0: the first frames)")
     p.add_argument("--steps", type=int, default=10, help="timed rollout steps per measurement (default: 10)")
+    p.add_argument("--settle-steps", type=int, default=20,
+                   help="untimed rollout steps from the same state before them, in the same process (default: 20)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--preset", default="demo", help="the preset whose training is timed (default: demo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -130,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         run_child(PREPARE, [str(args.threads), args.checkpoint, args.dataset, str(args.batch), str(args.warmup_steps),
                             state], "1")
         rows["rollout"] = turns(lambda flag: run_child(ROLLOUT_CHILD, [str(args.threads), args.checkpoint, state,
-                                                                       str(args.steps)], flag), args.repeats)
+                                                                       str(args.steps), str(args.settle_steps)], flag),
+                                args.repeats)
         for mode in MODES:
             print(f"rollout, {mode}: {median(rows['rollout'][mode], 's_per_step'):.3f} s/step", file=sys.stderr,
                   flush=True)
@@ -144,22 +150,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"## glibc's allocator defaults vs tuned (gns.allocator), median of {args.repeats}, {args.threads} torch "
           f"threads, fresh processes taking turns; load average {os.getloadavg()[0]:.1f} after\n")
     print(f"Rollout: {args.checkpoint}, {args.batch} test trajectories of {args.dataset} together, {args.steps} steps "
-          f"after {args.warmup_steps} of its own rollout.\n")
-    print("| | glibc default | tuned | default / tuned |")
+          f"from the state of its own rollout after {args.warmup_steps}, timed after {args.settle_steps} untimed "
+          f"ones from that state.\n")
+    print("| | glibc default | tuned | tuned / default |")
     print("|---|---|---|---|")
     r = rows["rollout"]
     a, b = (median(r[m], "s_per_step") for m in MODES)
-    print(f"| rollout s/step | {a:.3f} | {b:.3f} | {a / b:.2f} |")
+    print(f"| rollout s/step | {a:.3f} | {b:.3f} | {b / a:.2f} (speed {a / b:.2f}x) |")
     a, b = (median(r[m], "faults_per_step") for m in MODES)
-    print(f"| rollout minor page faults / step | {a:,.0f} | {b:,.0f} | {a / max(b, 1):.0f} |")
+    print(f"| rollout minor page faults / step | {a:,.0f} | {b:,.0f} | {b / max(a, 1):.3f} |")
     a, b = (median(r[m], "max_rss_mb") for m in MODES)
-    print(f"| rollout peak resident MB | {a:.0f} | {b:.0f} | {a / b:.2f} |")
+    print(f"| rollout peak resident MB | {a:.0f} | {b:.0f} | {b / a:.2f} |")
     if "training" in rows:
         t = rows["training"]
         a, b = (median(t[m], "steps_per_s") for m in MODES)
-        print(f"| {args.preset} training steps/s | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+        print(f"| {args.preset} training steps/s | {a:.2f} | {b:.2f} | {b / a:.2f} |")
         a, b = (median(t[m], "max_rss_mb") for m in MODES)
-        print(f"| training peak resident MB | {a:.0f} | {b:.0f} | {a / b:.2f} |")
+        print(f"| training peak resident MB | {a:.0f} | {b:.0f} | {b / a:.2f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
 

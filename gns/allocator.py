@@ -11,8 +11,10 @@ tens of millions of faults and about half a rollout's time.
 :func:`tune_allocator` raises both thresholds, so that tensors up to ``mmap_threshold`` come
 from the heap and freed memory stays there for the next step. Its price: the process keeps up
 to ``trim_threshold`` of freed memory instead of returning it (its peak resident size stays
-resident). The command line calls it for every command; the Python API leaves the process as
-it is unless the user calls it. ``GNS_TUNE_ALLOCATOR=0`` turns it off everywhere.
+resident). The command line calls it for every command that rolls out (``evaluate``, ``rollout``,
+``counterfactual``, ...; the demo before its evaluation), not for training, where it measured no
+faster (its tensors are smaller: batch 1, no dense packing); the Python API leaves the process
+as it is unless the user calls it. ``GNS_TUNE_ALLOCATOR=0`` turns it off everywhere.
 
 Only glibc (Linux) has these settings; elsewhere :func:`tune_allocator` does nothing and says so.
 """

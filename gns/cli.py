@@ -368,6 +368,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if trainer.out_of_time:   # the figures below are a shorter run's: say so before them, and again at the end
         print(trainer.budget_message(rerun="`gns demo`"))
     t2 = time.perf_counter()
+    from gns.allocator import tune_allocator
+
+    tune_allocator()   # for the rollouts (not for training: measured no faster there; gns/allocator.py)
     print(f"[3/{stages}] rolling out the test split, and rendering")
     run = Path(config.out_dir)
     simulator, _, _ = load_simulator(run / "checkpoints" / "latest.pt", config.device)
@@ -589,9 +592,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from gns.allocator import tune_allocator
+    if args.command not in ("train", "demo"):   # the demo's evaluation tunes it after its training
+        from gns.allocator import tune_allocator
 
-    tune_allocator()   # large tensors reuse freed memory instead of faulting in new pages every step (gns/allocator.py)
+        tune_allocator()   # rollouts' large tensors reuse freed memory instead of faulting in new pages (gns/allocator.py)
     try:
         return args.func(args)
     except GnsInputError as exc:

@@ -57,11 +57,15 @@ def test_once_per_process_and_switched_off_by_the_environment():
 
 
 @glibc_only
-def test_the_command_line_tunes_its_process(bouncing_dataset):
+def test_the_command_line_tunes_its_process_but_not_for_training(bouncing_dataset, tmp_path):
     code = ("import json, sys; from gns.cli import main; import gns.allocator as a; "
-            "main(['inspect', sys.argv[1]]); print(json.dumps(a._applied))")
-    assert _run(code, str(bouncing_dataset))["mmap_threshold"] >= 32 * 2**20
-    assert _run(code, str(bouncing_dataset), tune="0") is None
+            "main(sys.argv[1:]); print(json.dumps(a._applied))")
+    assert _run(code, "inspect", str(bouncing_dataset))["mmap_threshold"] >= 32 * 2**20
+    assert _run(code, "inspect", str(bouncing_dataset), tune="0") is None
+    train = ["train", "--dataset", str(bouncing_dataset), "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu",
+             "--set", "model.latent_size=8", "--set", "model.message_passing_steps=1", "--set", "train.steps=2",
+             "--set", "train.valid_rollout_steps=2"]
+    assert _run(code, *train) is None     # training measured no faster with it (gns/allocator.py)
 
 
 def test_a_setting_outside_a_c_int_is_an_error_naming_it():

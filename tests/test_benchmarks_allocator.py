@@ -16,7 +16,7 @@ def test_allocator_benchmark_measures_both_settings(bouncing_dataset, small_conf
     out = tmp_path / "allocator.json"
     tiny = ["--set", "model.latent_size=8", "--set", "model.message_passing_steps=1", "--set", "model.wall_spacing=0"]
     res = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", str(run / "checkpoints" / "latest.pt"),
-                          "--dataset", str(bouncing_dataset), "--batch", "2", "--warmup-steps", "8", "--steps", "2",
+                          "--dataset", str(bouncing_dataset), "--batch", "2", "--warmup-steps", "8", "--steps", "2", "--settle-steps", "2",
                           *tiny, "--train-steps", "2", "--repeats", "1", "--json", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
