@@ -33,7 +33,7 @@ POLICIES = ("default", "PASSIVE")
 CHILD = r"""
 import csv, json, resource, sys, torch
 from gns.allocator import tune_allocator
-tune_allocator()   # as the command line does (GNS_TUNE_ALLOCATOR=0: glibc's defaults)
+tune_allocator()   # unless GNS_TUNE_ALLOCATOR=0: this script's runs set it, as `gns train` leaves glibc's defaults
 torch.set_num_threads(int(sys.argv[1]))
 from gns.config import load_config, preset_path
 from gns.particles.task import ParticleTask
@@ -54,6 +54,7 @@ print(json.dumps({"steps_per_s": steps / (float(rows[-1]["elapsed_s"]) - float(r
 
 def child_env(policy: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env["GNS_TUNE_ALLOCATOR"] = "0"   # as `gns train` runs (benchmarks/allocator.py imports CHILD and sets it)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     if policy != "default":
         env["OMP_WAIT_POLICY"] = policy
