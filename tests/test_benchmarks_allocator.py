@@ -14,17 +14,16 @@ def test_allocator_benchmark_measures_both_settings(bouncing_dataset, small_conf
     run = tmp_path / "run"
     train_small(small_config(bouncing_dataset, run), steps=3)
     out = tmp_path / "allocator.json"
-    tiny = ["--set", "model.latent_size=8", "--set", "model.message_passing_steps=1", "--set", "model.wall_spacing=0"]
     res = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", str(run / "checkpoints" / "latest.pt"),
-                          "--dataset", str(bouncing_dataset), "--batch", "2", "--warmup-steps", "8", "--steps", "2", "--settle-steps", "2",
-                          *tiny, "--train-steps", "2", "--repeats", "1", "--json", str(out)],
+                          "--dataset", str(bouncing_dataset), "--batch", "2", "--warmup-steps", "8", "--steps", "2",
+                          "--settle-steps", "2", "--train-steps", "0", "--repeats", "1", "--json", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-    assert "| rollout s/step |" in res.stdout and "| demo training steps/s |" in res.stdout
+    # the training row is thread_contention.py's timed training (its own smoke test runs it): off here, for time
+    assert "| rollout s/step |" in res.stdout and "training steps/s" not in res.stdout
     rows = json.loads(out.read_text())["rows"]
-    for what, key in (("rollout", "s_per_step"), ("training", "steps_per_s")):
-        assert set(rows[what]) == {"glibc default", "tuned"}
-        assert all(len(v) == 1 and v[0][key] > 0 for v in rows[what].values())
+    assert set(rows) == {"rollout"} and set(rows["rollout"]) == {"glibc default", "tuned"}
+    assert all(len(v) == 1 and v[0]["s_per_step"] > 0 for v in rows["rollout"].values())
     assert rows["rollout"]["tuned"][0]["tuned"] and not rows["rollout"]["glibc default"][0]["tuned"]
 
 
