@@ -50,7 +50,7 @@ if warmup:
     frames = rollout(sim, state, warmup)
     for t in range(max(0, warmup - ev.window), warmup):   # the window of the last frames it reached
         state = state.shift({k: v[:, t] for k, v in frames.items() if k in state.fields})
-torch.save({"state": state, "systems": count}, out)
+torch.save({"state": state}, out)
 """
 
 ROLLOUT_CHILD = r"""

@@ -18,7 +18,7 @@ resident). The command line calls it for every command that rolls out (``evaluat
 faster (its tensors are smaller: batch 1, no dense packing); the Python API leaves the process
 as it is unless the user calls it. ``GNS_TUNE_ALLOCATOR=0`` turns it off everywhere.
 
-Only glibc (Linux) has these settings; elsewhere :func:`tune_allocator` does nothing and says so.
+Only glibc (Linux) has these settings; elsewhere :func:`tune_allocator` does nothing and returns None.
 """
 
 from __future__ import annotations
