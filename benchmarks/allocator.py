@@ -76,25 +76,27 @@ print(json.dumps({"s_per_step": seconds / steps, "faults_per_step": faults / ste
 """
 
 
-def child_env(flag: str) -> dict[str, str]:
-    env = dict(os.environ, GNS_TUNE_ALLOCATOR=flag)
+def child_env(variables: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ, **variables)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
-def run_child(code: str, argv: list[str], flag: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code, *argv], env=child_env(flag), capture_output=True, text=True,
-                          check=False)
+def run_child(code: str, argv: list[str], variables: dict[str, str]) -> dict:
+    """Run ``code`` in a fresh interpreter with these environment ``variables``; its last line of output, as JSON."""
+    done = subprocess.run([sys.executable, "-c", code, *argv], env=child_env(variables), capture_output=True,
+                          text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"a timed run failed:\n{done.stderr[-3000:]}")
     lines = done.stdout.strip().splitlines()
     return json.loads(lines[-1]) if lines else {}
 
 
-def turns(measure, repeats: int) -> dict[str, list[dict]]:
-    runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
+def turns(measure, repeats: int, modes: dict[str, str] = MODES) -> dict[str, list[dict]]:
+    """``{mode: [measure(flag) per round]}``, the modes taking turns within each of ``repeats`` rounds."""
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
     for _ in range(repeats):
-        for mode, flag in MODES.items():
+        for mode, flag in modes.items():
             runs[mode].append(measure(flag))
     return runs
 
@@ -133,9 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         state = str(Path(tmp) / "state.pt")
         run_child(PREPARE, [str(args.threads), args.checkpoint, args.dataset, str(args.batch), str(args.warmup_steps),
-                            state], "1")
+                            state], {"GNS_TUNE_ALLOCATOR": "1"})
         rows["rollout"] = turns(lambda flag: run_child(ROLLOUT_CHILD, [str(args.threads), args.checkpoint, state,
-                                                                       str(args.steps), str(args.settle_steps)], flag),
+                                                                       str(args.steps), str(args.settle_steps)],
+                                                         {"GNS_TUNE_ALLOCATOR": flag}),
                                 args.repeats)
         for mode in MODES:
             print(f"rollout, {mode}: {median(rows['rollout'][mode], 's_per_step'):.3f} s/step", file=sys.stderr,
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
             def train(flag: str) -> dict:
                 with tempfile.TemporaryDirectory() as out:
                     return run_child(TRAIN_CHILD, [str(args.threads), out, str(args.train_steps), args.preset,
-                                                   args.dataset, json.dumps(args.overrides)], flag)
+                                                   args.dataset, json.dumps(args.overrides)],
+                                     {"GNS_TUNE_ALLOCATOR": flag})
             rows["training"] = turns(train, args.repeats)
 
     print(f"## glibc's allocator defaults vs tuned (gns.allocator), median of {args.repeats}, {args.threads} torch "

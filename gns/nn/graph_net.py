@@ -8,17 +8,30 @@ For every edge set ``k`` with edges ``(s -> r)`` and latents ``e^k``:
 
 and both are applied residually: ``e <- e + ê``, ``h <- h + ĥ`` (the GNS / MeshGraphNets
 processor). Each edge set has its own edge MLP; the node MLP sees one aggregate per set.
+
+Without gradients (rollouts, the pushforward's unrolled steps) on the CPU, a block runs its edge MLPs over
+pieces of ``EDGE_CHUNK_BYTES`` per ``(rows, L)`` tensor, each piece's messages summed into the nodes and its
+residual written before the next piece starts: the per-edge tensors of a piece stay in the processor's cache
+instead of streaming through memory a dozen times per block. The same operations on the same rows: the result
+equals the whole-tensor form to rounding (``benchmarks/inference.py`` measures both, and checks it).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import os
+
 import torch
 from torch import Tensor, nn
 
 from gns.nn.mlp import build_mlp
 from gns.nn.scatter import scatter_sum
+
+#: bytes of one ``(rows, L)`` float tensor per piece of the inference path (module docstring); 0: whole tensors.
+#: 2 MiB: the fastest of 1-32 MiB for the main job's rollouts (latent 32) and about so at latent 128 on the 2-core
+#: machine (``benchmarks/inference.py``, docs/benchmarks.md); ``GNS_EDGE_CHUNK_BYTES`` overrides it.
+EDGE_CHUNK_BYTES = int(os.environ.get("GNS_EDGE_CHUNK_BYTES", 2 << 20))
 
 
 class EdgeBlock(nn.Module):
@@ -54,6 +67,31 @@ class EdgeBlock(nn.Module):
             x = layer(x)
         return x
 
+    def forward_into(self, edges: Tensor, nodes: Tensor, senders: Tensor, receivers: Tensor, residual: Tensor,
+                     aggregate: Tensor, rows: int) -> None:
+        """Inference only: ``residual <- edges + forward(...)`` and ``aggregate += scatter_sum(forward(...),
+        receivers)``, computed ``rows`` edges at a time (module docstring).
+
+        Args:
+            edges: ``(E, L)``; nodes: ``(N, L)``; senders/receivers: ``(E,)``.
+            residual: ``(E, out_size)`` written; aggregate: ``(N, out_size)`` added to.
+            rows: edges per piece (``>= 1``).
+        """
+        first: nn.Linear = self.mlp[0]
+        L, H = self.latent_size, first.out_features
+        w_edge = first.weight[:, :L].T                                                     # (L, H)
+        node_proj = nodes @ torch.cat([first.weight[:, L:2 * L], first.weight[:, 2 * L:]], dim=0).T   # (N, 2H)
+        from_sender, to_receiver = node_proj[:, :H].contiguous(), node_proj[:, H:].contiguous()
+        for start in range(0, edges.shape[0], rows):
+            piece = slice(start, start + rows)
+            x = torch.addmm(first.bias, edges[piece], w_edge)
+            x += from_sender.index_select(0, senders[piece])
+            x += to_receiver.index_select(0, receivers[piece])
+            for layer in self.mlp[1:]:
+                x = torch.relu_(x) if type(layer) is nn.ReLU else layer(x)   # in place: x is this piece's own
+            aggregate.index_add_(0, receivers[piece], x)
+            torch.add(edges[piece], x, out=residual[piece])
+
     def forward_concat(self, edges: Tensor, nodes: Tensor, senders: Tensor, receivers: Tensor) -> Tensor:
         """Reference form (concatenate then MLP); used by tests to check :meth:`forward`."""
         return self.mlp(torch.cat([edges, nodes[senders], nodes[receivers]], dim=-1))
@@ -83,6 +121,8 @@ class GraphNetBlock(nn.Module):
         Returns:
             updated nodes ``(N, L)`` and edges (name -> ``(E_k, L)``).
         """
+        if self.chunked(nodes):
+            return self._forward_chunked(nodes, edges, connectivity)
         n = nodes.shape[0]
         updates, aggregates = {}, []
         for name in self.edge_set_names:
@@ -92,3 +132,27 @@ class GraphNetBlock(nn.Module):
             aggregates.append(scatter_sum(upd, receivers, n))  # (N, L)
         node_update = self.node_mlp(torch.cat([nodes, *aggregates], dim=-1))
         return nodes + node_update, {name: edges[name] + updates[name] for name in self.edge_set_names}
+
+    @staticmethod
+    def chunked(nodes: Tensor) -> bool:
+        """Whether this call takes the piecewise inference path: no gradients, CPU, float32 without autocast,
+        and ``EDGE_CHUNK_BYTES`` set."""
+        return (EDGE_CHUNK_BYTES > 0 and not torch.is_grad_enabled() and nodes.device.type == "cpu"
+                and nodes.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"))
+
+    def _forward_chunked(self, nodes: Tensor, edges: dict[str, Tensor],
+                         connectivity: dict[str, tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`forward` piece by piece over each edge set's edges (module docstring); the same result."""
+        new_edges, aggregates = {}, []
+        for name in self.edge_set_names:
+            senders, receivers = connectivity[name]
+            latents = edges[name]
+            block = self.edge_blocks[name]
+            residual = torch.empty_like(latents)
+            aggregate = nodes.new_zeros(nodes.shape[0], latents.shape[1])
+            width = max(latents.shape[1], block.mlp[0].out_features)
+            rows = max(1, EDGE_CHUNK_BYTES // (latents.element_size() * width))
+            block.forward_into(latents, nodes, senders, receivers, residual, aggregate, rows)
+            new_edges[name] = residual
+            aggregates.append(aggregate)
+        return nodes + self.node_mlp(torch.cat([nodes, *aggregates], dim=-1)), new_edges

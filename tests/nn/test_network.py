@@ -33,6 +33,54 @@ def test_edge_block_split_first_layer_equals_concat():
     assert torch.allclose(eb(edges, nodes, s, r), eb.forward_concat(edges, nodes, s, r), atol=1e-5)
 
 
+def _block_both_ways(block, nodes, edges, connectivity, monkeypatch, chunk_bytes):
+    """(whole-tensor result, piecewise result) of one block without gradients."""
+    import gns.nn.graph_net as graph_net
+
+    with torch.no_grad():
+        monkeypatch.setattr(graph_net, "EDGE_CHUNK_BYTES", 0)
+        whole = block(nodes, edges, connectivity)
+        monkeypatch.setattr(graph_net, "EDGE_CHUNK_BYTES", chunk_bytes)
+        assert block.chunked(nodes)
+        pieces = block(nodes, edges, connectivity)
+    return whole, pieces
+
+
+def test_block_in_pieces_equals_whole_tensors(monkeypatch):
+    """The inference path over pieces of the edges (several, the last one short) gives the whole-tensor result,
+    for every edge set, and leaves its inputs as they were."""
+    torch.manual_seed(0)
+    block = GraphNetBlock(16, ["a", "b"])
+    nodes = torch.randn(20, 16)
+    edges = {"a": torch.randn(203, 16), "b": torch.randn(57, 16)}
+    connectivity = {name: (torch.randint(0, 20, (len(e),)), torch.randint(0, 20, (len(e),)))
+                    for name, e in edges.items()}
+    before = {name: e.clone() for name, e in edges.items()}
+    (n_whole, e_whole), (n_pieces, e_pieces) = _block_both_ways(block, nodes, edges, connectivity, monkeypatch,
+                                                                chunk_bytes=16 * 4 * 25)   # 25 rows a piece
+    assert torch.allclose(n_pieces, n_whole, atol=1e-5)
+    for name in edges:
+        assert torch.allclose(e_pieces[name], e_whole[name], atol=1e-5)
+        assert torch.equal(edges[name], before[name])
+    assert not torch.allclose(n_whole, nodes, atol=1e-3)   # the block did something
+
+
+def test_block_in_pieces_only_without_gradients(monkeypatch):
+    import gns.nn.graph_net as graph_net
+
+    monkeypatch.setattr(graph_net, "EDGE_CHUNK_BYTES", 1024)
+    nodes = torch.randn(4, 8)
+    assert GraphNetBlock.chunked(nodes) is False   # gradients on (the default)
+    with torch.no_grad():
+        assert GraphNetBlock.chunked(nodes) is True
+        assert GraphNetBlock.chunked(nodes.double()) is False
+    with torch.enable_grad():
+        assert GraphNetBlock.chunked(nodes) is False
+    monkeypatch.setattr(graph_net, "EDGE_CHUNK_BYTES", 0)
+    with torch.no_grad():
+        assert GraphNetBlock.chunked(nodes) is False
+
+
 def test_edge_latents_change_across_steps():
     torch.manual_seed(0)
     net = EncodeProcessDecode(5, {"neighbors": 3}, 2, latent_size=16, message_passing_steps=3)
