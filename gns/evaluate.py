@@ -5,8 +5,8 @@ Two protocols, for every domain:
 * **from the first frame**: each trajectory rolled out from its first ``window`` frames to its
   end (or ``num_steps``); error at ``horizons`` and over the whole rollout.
 * **from many start times** (``start_stride > 0``): rollouts of ``max(horizons)`` steps started
-  every ``start_stride`` frames, all starts of a group of trajectories in one batch; error at each
-  horizon averaged over starts. This scores the middle of trajectories too, not only how they
+  every ``start_stride`` frames, all starts of a group of trajectories in one batch (those from frame 0
+  are the first-frame rollouts' first steps, scored from them); error at each horizon averaged over starts. This scores the middle of trajectories too, not only how they
   begin (water2d opens in free fall, where gravity-only is exact; a flag opens at rest). Skipped
   when only the first frame fits.
 
@@ -170,15 +170,23 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
         frames = windows.num_frames(group[0])
         steps = frames - ev.window if num_steps is None else min(num_steps, frames - ev.window)
         full = windows.load([(i, 0) for i in group], ev.window + steps).to(device)
+        starts = list(range(0, frames - ev.window - longest + 1, start_stride)) if start_stride > 0 and longest else []
         monitor = Monitor(checks, on_divergence)
-        predictions, steps = _score(ev, full, steps, first, extras=True, monitor=monitor, clock=divergence)
+        # the multi-start rollouts from frame 0 are the first-frame rollouts' first steps: scored from them, not
+        # rolled again (when the first-frame rollouts got that far)
+        prefix = (multi, longest) if len(starts) > 1 else None
+        predictions, steps = _score(ev, full, steps, first, extras=True, monitor=monitor, clock=divergence,
+                                    prefix=prefix)
         _record_events(monitor, [(keys[i], 0) for i in group], divergence["first_frame"], divergence)
+        if prefix is not None and steps >= longest:
+            _record_events(monitor, [(keys[i], 0) for i in group], divergence["multistart"], divergence,
+                           before=longest)
+            starts, num_starts = starts[1:], num_starts + len(group)
         steps_done = steps if steps_done is None else min(steps_done, steps)
         _per_trajectory_rows(ev, first, [keys[i] for i in group], steps, horizons, per_trajectory)
         if save_path is not None:
             records += _records(ev, full.window(0, ev.window + steps), predictions["model"], [keys[i] for i in group])
-        starts = list(range(0, frames - ev.window - longest + 1, start_stride)) if start_stride > 0 and longest else []
-        if len(starts) > 1:
+        if prefix is not None and starts:
             batch = windows.load([(i, t0) for t0 in starts for i in group], ev.window + longest).to(device)
             monitor = Monitor(checks, on_divergence)
             _score(ev, batch, longest, multi, extras=False, monitor=monitor, clock=divergence)
@@ -212,20 +220,27 @@ def _groups(windows: WindowSampler, count: int, size: int) -> list[list[int]]:
     return [idx[k:k + size] for idx in by_length.values() for k in range(0, len(idx), max(1, size))]
 
 
-def _record_events(monitor: Monitor, systems: list[tuple[str, int]], into: list, divergence: dict) -> None:
-    """The monitor's events, with each system's trajectory key and start frame."""
+def _record_events(monitor: Monitor, systems: list[tuple[str, int]], into: list, divergence: dict,
+                   before: int | None = None) -> None:
+    """The monitor's events (those at steps up to ``before``, when given), with each system's trajectory key and
+    start frame; without ``before``, its checks' cost goes to the clock."""
     for event in monitor.events:
+        if before is not None and event.step > before:
+            continue
         key, start = systems[event.system]
         into.append({"trajectory": key, "start": start, **{k: v for k, v in vars(event).items() if k != "system"}})
-    divergence["check_seconds"] += monitor.cost_seconds
+    if before is None:
+        divergence["check_seconds"] += monitor.cost_seconds
 
 
 def _score(ev: Evaluation, full: State, steps: int, scores: _Scores, extras: bool, monitor: Monitor,
-           clock: dict) -> tuple[dict[str, dict[str, Tensor]], int]:
+           clock: dict, prefix: tuple[_Scores, int] | None = None) -> tuple[dict[str, dict[str, Tensor]], int]:
     """Roll every stepper from the first ``window`` frames of ``full`` and add their errors to ``scores``.
 
     The model rolls out first, watched by ``monitor``; when it stops the rollout, every stepper is
-    scored over the steps done. Returns the rollouts and that number of steps.
+    scored over the steps done. With ``prefix = (other, k)`` and at least ``k`` steps done, every
+    stepper's errors over its first ``k`` steps go to ``other`` as well (the multi-start protocol's
+    rollouts from frame 0 are these rollouts' first steps). Returns the rollouts and the steps done.
     """
     import time
 
@@ -249,6 +264,8 @@ def _score(ev: Evaluation, full: State, steps: int, scores: _Scores, extras: boo
             sq = ev.squared_error(field_name, predicted[field_name], future.fields[field_name])   # (N, S)
             sums = per_system_sum(sq, batch, scored, full.num_systems)                          # (B, S)
             scores.add(name, field_name, sums, counts * future.fields[field_name].shape[-1])
+            if prefix is not None and steps >= prefix[1]:
+                prefix[0].add(name, field_name, sums[:, :prefix[1]], counts * future.fields[field_name].shape[-1])
         if extras:
             scores.add_extra(name, ev.extra_metrics(predicted, future.fields, initial, scored))
     return predictions, steps

@@ -161,3 +161,30 @@ def test_shedding_errors_when_one_side_does_not_shed():
     assert float(out["strouhal_error"][0]) == 1.0 and float(out["shedding_amplitude_error"][0]) == 1.0
     out = evaluation.extra_metrics({"velocity": shedding_field}, {"velocity": steady}, state, None)
     assert np.isnan(float(out["strouhal_error"][0])) and np.isnan(float(out["shedding_amplitude_error"][0]))
+
+
+def test_multistart_from_frame_0_reuses_the_first_frame_rollouts(cloth_dataset, monkeypatch):
+    """The multi-start rollouts from frame 0 are the first-frame rollouts' first steps: the model is not rolled
+    from frame 0 twice, and the table is the one of rolling it again (a first-frame rollout too short to reuse)."""
+    import gns.evaluate as evaluate
+
+    simulator = _simulator(cloth_dataset)
+    split = open_mesh_split(cloth_dataset, "test")
+    rolled, plain_rollout = [], evaluate.rollout
+
+    def counting(stepper, initial, steps, *args, **kwargs):
+        if stepper is simulator:
+            rolled.append((initial.num_systems, steps))
+        return plain_rollout(stepper, initial, steps, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "rollout", counting)
+    reused = evaluate_split(simulator, split, horizons=(1, 5), start_stride=7, progress=False)
+    frames = split[0].fields["world_pos"].shape[0]
+    assert rolled == [(1, frames - 2), (3, 5)]                          # starts 7, 14, 21 only
+    rolled.clear()
+    again = evaluate_split(simulator, split, horizons=(1, 5), start_stride=7, progress=False, num_steps=3)
+    assert rolled == [(1, 3), (4, 5)]                                   # 3 < 5 steps: frame 0 rolled again
+    assert reused["multistart"]["num_rollouts"] == again["multistart"]["num_rollouts"] == 4
+    for name in ("model", "persistence"):
+        for h, value in again["multistart"][name]["rmse"].items():
+            assert reused["multistart"][name]["rmse"][h] == pytest.approx(value, rel=1e-5), (name, h)
