@@ -105,8 +105,8 @@ def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_state_options(p: argparse.ArgumentParser, steps: int, settle: int) -> None:
+    """The options naming the timed rollout: the model, its dataset, the batch, the state it starts from."""
     p.add_argument("--checkpoint", default="runs/demo/checkpoints/latest.pt",
                    help="the model rolled out (default: the main job's, runs/demo/checkpoints/latest.pt)")
     p.add_argument("--dataset", default="datasets/water2d", help="its dataset (default: datasets/water2d)")
@@ -114,9 +114,31 @@ def main(argv: list[str] | None = None) -> None:
                    help="held-out trajectories rolled out together (default: 4, the main job's batch)")
     p.add_argument("--warmup-steps", type=int, default=250,
                    help="steps of the model's own rollout before the timed ones (default: 250; 0: the first frames)")
-    p.add_argument("--steps", type=int, default=10, help="timed rollout steps per measurement (default: 10)")
-    p.add_argument("--settle-steps", type=int, default=20,
-                   help="untimed rollout steps from the same state before them, in the same process (default: 20)")
+    p.add_argument("--steps", type=int, default=steps, help=f"timed rollout steps per measurement (default: {steps})")
+    p.add_argument("--settle-steps", type=int, default=settle,
+                   help=f"untimed rollout steps from the same state before them, in the same process "
+                        f"(default: {settle})")
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Exit with the command that makes the dataset or the checkpoint when one is missing."""
+    for path, how in ((Path(args.dataset, "metadata.json"), f"gns generate water2d --out {args.dataset}"),
+                      (Path(args.checkpoint), "gns demo (or gns train) first")):
+        if not path.exists():
+            raise SystemExit(f"{path} is missing; make it with: {how}")
+
+
+def prepare_state(args: argparse.Namespace, tmp: str) -> str:
+    """Write the state the timed rollouts start from (``PREPARE``) into ``tmp``; its path."""
+    state = str(Path(tmp) / "state.pt")
+    run_child(PREPARE, [str(args.threads), args.checkpoint, args.dataset, str(args.batch), str(args.warmup_steps),
+                        state], {"GNS_TUNE_ALLOCATOR": "1"})
+    return state
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_state_options(p, steps=10, settle=20)
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--preset", default="demo", help="the preset whose training is timed (default: demo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -126,16 +148,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=2, help="A B rounds per row; the median is printed (default: 2)")
     p.add_argument("--json", help="write every measurement here")
     args = p.parse_args(argv)
-    for path, how in ((Path(args.dataset, "metadata.json"), f"gns generate water2d --out {args.dataset}"),
-                      (Path(args.checkpoint), "gns demo (or gns train) first")):
-        if not path.exists():
-            raise SystemExit(f"{path} is missing; make it with: {how}")
+    check_inputs(args)
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        state = str(Path(tmp) / "state.pt")
-        run_child(PREPARE, [str(args.threads), args.checkpoint, args.dataset, str(args.batch), str(args.warmup_steps),
-                            state], {"GNS_TUNE_ALLOCATOR": "1"})
+        state = prepare_state(args, tmp)
         rows["rollout"] = turns(lambda flag: run_child(ROLLOUT_CHILD, [str(args.threads), args.checkpoint, state,
                                                                        str(args.steps), str(args.settle_steps)],
                                                          {"GNS_TUNE_ALLOCATOR": flag}),

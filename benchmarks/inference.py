@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from allocator import PREPARE, REPO, median, run_child, turns
+from allocator import REPO, add_state_options, check_inputs, median, prepare_state, run_child, turns
 from thread_contention import CHILD as TRAIN_CHILD
 
 sys.path.insert(0, str(REPO))
@@ -80,16 +80,7 @@ print(json.dumps({"rows": rows, "nodes": int(graph.nodes.shape[0]), "edges": edg
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", default="runs/demo/checkpoints/latest.pt",
-                   help="the model rolled out (default: the main job's, runs/demo/checkpoints/latest.pt)")
-    p.add_argument("--dataset", default="datasets/water2d", help="its dataset (default: datasets/water2d)")
-    p.add_argument("--batch", type=int, default=4,
-                   help="held-out trajectories rolled out together (default: 4, the main job's batch)")
-    p.add_argument("--warmup-steps", type=int, default=250,
-                   help="steps of the model's own rollout before the timed ones (default: 250; 0: the first frames)")
-    p.add_argument("--steps", type=int, default=5, help="timed rollout steps per measurement (default: 5)")
-    p.add_argument("--settle-steps", type=int, default=5,
-                   help="untimed rollout steps from the same state first (default: 5)")
+    add_state_options(p, steps=5, settle=5)
     p.add_argument("--sizes", type=float, nargs="+", default=[0, 1, 2, 4, 8, 16, 32],
                    help="piece sizes in MiB, 0 (whole tensors) first (default: 0 1 2 4 8 16 32)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
@@ -106,15 +97,10 @@ def main(argv: list[str] | None = None) -> None:
         args.overrides = ["train.pushforward_steps=[0,1,2,3]"]
     if args.sizes[0] != 0:
         raise SystemExit(f"--sizes must start with 0 (whole tensors, the reference); got {args.sizes}")
-    for path, how in ((Path(args.dataset, "metadata.json"), f"gns generate water2d --out {args.dataset}"),
-                      (Path(args.checkpoint), "gns demo (or gns train) first")):
-        if not path.exists():
-            raise SystemExit(f"{path} is missing; make it with: {how}")
+    check_inputs(args)
 
     with tempfile.TemporaryDirectory() as tmp:
-        state = str(Path(tmp) / "state.pt")
-        run_child(PREPARE, [str(args.threads), args.checkpoint, args.dataset, str(args.batch), str(args.warmup_steps),
-                            state], {"GNS_TUNE_ALLOCATOR": "1"})
+        state = prepare_state(args, tmp)
         sweep = run_child(SWEEP, [str(args.threads), args.checkpoint, state, str(args.steps), str(args.settle_steps),
                                   str(args.repeats), json.dumps(args.sizes)], {})
     training = None
