@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Rollout: {args.checkpoint}, {args.batch} test trajectories of {args.dataset} together "
           f"({sweep['nodes']} nodes, edges {sweep['edges']}), {args.steps} steps from the state of its own rollout "
           f"after {args.warmup_steps}. Network 128: latent 128, 10 blocks, random weights, on that state's graph.\n")
-    print("| piece MiB | rollout s/step | speed vs whole | largest position difference | network 128 s | speed vs whole |")
+    print("| piece MiB | rollout s/step | speed vs whole | largest position difference | network 128 s "
+          "| speed vs whole |")
     print("|---|---|---|---|---|---|")
     base = rows[str(args.sizes[0])]
     r0, n0 = statistics.median(base["rollout_s_per_step"]), statistics.median(base["network128_s"])

@@ -6,9 +6,10 @@ Two protocols, for every domain:
   end (or ``num_steps``); error at ``horizons`` and over the whole rollout.
 * **from many start times** (``start_stride > 0``): rollouts of ``max(horizons)`` steps started
   every ``start_stride`` frames, all starts of a group of trajectories in one batch (those from frame 0
-  are the first-frame rollouts' first steps, scored from them); error at each horizon averaged over starts. This scores the middle of trajectories too, not only how they
-  begin (water2d opens in free fall, where gravity-only is exact; a flag opens at rest). Skipped
-  when only the first frame fits.
+  are the first-frame rollouts' first steps, scored from them); error at each horizon averaged over
+  starts. This scores the middle of trajectories too, not only how they begin (water2d opens in
+  free fall, where gravity-only is exact; a flag opens at rest). Skipped when only the first frame
+  fits.
 
 The domain supplies an :class:`Evaluation` (its steppers: the model and the baselines; the error
 of a field; the entities that are scored; what a saved record holds) through

@@ -18,9 +18,8 @@ equals the whole-tensor form to rounding (``benchmarks/inference.py`` measures b
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import os
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +31,14 @@ from gns.nn.scatter import scatter_sum
 #: 2 MiB: the fastest of 1-32 MiB for the main job's rollouts (latent 32) and about so at latent 128 on the 2-core
 #: machine (``benchmarks/inference.py``, docs/benchmarks.md); ``GNS_EDGE_CHUNK_BYTES`` overrides it.
 EDGE_CHUNK_BYTES = int(os.environ.get("GNS_EDGE_CHUNK_BYTES", 2 << 20))
+
+
+def _cpu_autocast() -> bool:
+    """Whether CPU autocast is on (``torch.is_autocast_enabled`` takes a device type from torch 2.4)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
 
 
 class EdgeBlock(nn.Module):
@@ -138,7 +145,7 @@ class GraphNetBlock(nn.Module):
         """Whether this call takes the piecewise inference path: no gradients, CPU, float32 without autocast,
         and ``EDGE_CHUNK_BYTES`` set."""
         return (EDGE_CHUNK_BYTES > 0 and not torch.is_grad_enabled() and nodes.device.type == "cpu"
-                and nodes.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"))
+                and nodes.dtype == torch.float32 and not _cpu_autocast())
 
     def _forward_chunked(self, nodes: Tensor, edges: dict[str, Tensor],
                          connectivity: dict[str, tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, Tensor]]:
