@@ -61,15 +61,11 @@ class EdgeBlock(nn.Module):
     def forward(self, edges: Tensor, nodes: Tensor, senders: Tensor, receivers: Tensor) -> Tensor:
         """edges ``(E, L)``, nodes ``(N, L)``, senders/receivers ``(E,)`` -> ``(E, out_size)``."""
         first: nn.Linear = self.mlp[0]
-        L = self.latent_size
-        w_edge, w_nodes = first.weight[:, :L], first.weight[:, L:]  # (H, L), (H, 2L)
-        # (N, 2H): sender and receiver projections for every node in one matmul.
-        node_proj = nodes @ torch.cat([w_nodes[:, :L], w_nodes[:, L:]], dim=0).T
-        H = first.out_features
+        from_sender, to_receiver = self._node_projections(nodes)
         # index_select rather than node_proj[senders, :H]: same values, but its backward is an
         # index_add_ instead of index_put_ with accumulation, 2.5-2.9x faster (benchmarks/scatter.py).
-        x = (torch.addmm(first.bias, edges, w_edge.T) + node_proj[:, :H].index_select(0, senders)
-             + node_proj[:, H:].index_select(0, receivers))
+        x = (torch.addmm(first.bias, edges, first.weight[:, :self.latent_size].T)
+             + from_sender.index_select(0, senders) + to_receiver.index_select(0, receivers))
         for layer in self.mlp[1:]:
             x = layer(x)
         return x
@@ -85,10 +81,8 @@ class EdgeBlock(nn.Module):
             rows: edges per piece (``>= 1``).
         """
         first: nn.Linear = self.mlp[0]
-        L, H = self.latent_size, first.out_features
-        w_edge = first.weight[:, :L].T                                                     # (L, H)
-        node_proj = nodes @ torch.cat([first.weight[:, L:2 * L], first.weight[:, 2 * L:]], dim=0).T   # (N, 2H)
-        from_sender, to_receiver = node_proj[:, :H].contiguous(), node_proj[:, H:].contiguous()
+        w_edge = first.weight[:, :self.latent_size].T                                      # (L, H)
+        from_sender, to_receiver = (p.contiguous() for p in self._node_projections(nodes))
         for start in range(0, edges.shape[0], rows):
             piece = slice(start, start + rows)
             x = torch.addmm(first.bias, edges[piece], w_edge)
@@ -98,6 +92,14 @@ class EdgeBlock(nn.Module):
                 x = torch.relu_(x) if type(layer) is nn.ReLU else layer(x)   # in place: x is this piece's own
             aggregate.index_add_(0, receivers[piece], x)
             torch.add(edges[piece], x, out=residual[piece])
+
+    def _node_projections(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
+        """The first layer's sender and receiver parts applied to every node, ``(N, H)`` each (views of one
+        matmul's ``(N, 2H)``)."""
+        first: nn.Linear = self.mlp[0]
+        L, H = self.latent_size, first.out_features
+        projections = nodes @ torch.cat([first.weight[:, L:2 * L], first.weight[:, 2 * L:]], dim=0).T   # (N, 2H)
+        return projections[:, :H], projections[:, H:]
 
     def forward_concat(self, edges: Tensor, nodes: Tensor, senders: Tensor, receivers: Tensor) -> Tensor:
         """Reference form (concatenate then MLP); used by tests to check :meth:`forward`."""

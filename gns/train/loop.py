@@ -261,8 +261,8 @@ class Trainer:
                 f"trained for {100 * self.step / cfg.steps:.2g}% of its steps and is weaker for it (a busy or slow "
                 f"machine; with other jobs on its cores a multi-threaded step can be many times slower: there, "
                 f"OMP_WAIT_POLICY=PASSIVE in the environment or --set train.num_threads=1 helps, on an idle machine "
-                f"both are slower: benchmarks/thread_contention.py). Rerun {rerun} to resume with a fresh budget, or add --set "
-                f"train.time_budget_s=0 for none.")
+                f"both are slower: benchmarks/thread_contention.py). Rerun {rerun} to resume with a fresh budget, "
+                f"or add --set train.time_budget_s=0 for none.")
 
     def _step(self, replica: nn.Module) -> tuple[float, Tensor]:
         """One optimizer step: this rank's loss, backward (gradients averaged over the ranks), clip, update.
