@@ -63,6 +63,7 @@ class RolloutAnimation(FuncAnimation):
         super().__init__(fig, func, frames=[int(t) for t in steps], interval=1000.0 / fps,
                          blit=False, repeat=True, cache_frame_data=False)
         self.figure = fig
+        self.update = func   # step -> the artists it changed (what a GIF redraws per frame: _blitted_frames)
         self.axes = list(axes)
         self.fps = fps
         self.steps = np.asarray(steps, dtype=int)
@@ -111,10 +112,55 @@ def save_animation(anim: FuncAnimation, path: str | Path, fps: int | None = None
         raise ValueError(f"cannot write '{path}': unsupported animation format '{path.suffix}' "
                          "(expected .gif or .mp4)")
 
+    frames = _blitted_frames(anim, dpi, progress_callback) if suffix == ".gif" else None
     # The real suffix last: the writers pick the encoder from it.
     with atomic_path(path, suffix=suffix) as tmp:
-        anim.save(str(tmp), writer=writer, dpi=dpi, progress_callback=progress_callback)
+        if frames is not None:   # as PillowWriter.finish writes them
+            frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+        else:
+            anim.save(str(tmp), writer=writer, dpi=dpi, progress_callback=progress_callback)
     return path
+
+
+def _blitted_frames(anim: FuncAnimation, dpi: int, progress_callback: Callable[[int, int], None] | None
+                    ) -> list[Any] | None:
+    """The frames of a 2D :class:`RolloutAnimation` as RGB images, the figure drawn once and only the artists
+    that each frame changes drawn again over it (matplotlib's blitting), instead of a whole redraw per frame as
+    :meth:`~matplotlib.animation.Animation.save` does: the same pictures but for the changed artists lying on
+    top of the axes' frame and ticks (``benchmarks/render.py`` measures the time and the pixels that differ).
+    None where this does not apply (another animation, 3D axes, whose projection a whole draw computes)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    fig = anim._fig
+    if not isinstance(anim, RolloutAnimation) or any(ax.name == "3d" for ax in fig.axes):
+        return None
+    anim._draw_was_started = True   # rendered here, not through matplotlib's loop: no "deleted without rendering"
+    steps = [int(t) for t in anim.steps]
+    original_canvas, original_dpi = fig.canvas, fig.dpi
+    changed = list(anim.update(steps[0]))
+    try:
+        canvas = FigureCanvasAgg(fig)   # off screen, whatever the figure is shown on
+        fig.dpi = dpi
+        for artist in changed:
+            artist.set_animated(True)      # left out of a whole draw
+        canvas.draw()
+        background = canvas.copy_from_bbox(fig.bbox)
+        frames = []
+        for i, step in enumerate(steps):
+            canvas.restore_region(background)
+            for artist in anim.update(step):
+                fig.draw_artist(artist)
+            rgba = Image.fromarray(np.asarray(canvas.buffer_rgba()).copy(), "RGBA")
+            frames.append(rgba if rgba.getextrema()[3][0] < 255 else rgba.convert("RGB"))
+            if progress_callback is not None:
+                progress_callback(i, len(steps))
+        return frames
+    finally:
+        for artist in changed:
+            artist.set_animated(False)
+        fig.dpi = original_dpi
+        fig.set_canvas(original_canvas)
 
 
 def animation_html(anim: FuncAnimation, *, embed_limit_mb: float | None = None) -> str:

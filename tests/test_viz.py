@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.animation import FFMpegWriter  # noqa: E402
+from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter  # noqa: E402
+from PIL import Image, ImageSequence  # noqa: E402
 
 from gns import viz  # noqa: E402
 from gns.particles import viz as pviz  # noqa: E402
@@ -75,6 +76,37 @@ def test_failed_write_keeps_old_file_and_no_temp_files(tmp_path, drift):
         viz.save_animation(anim, target, dpi=20, progress_callback=fail)
     assert [p.name for p in tmp_path.iterdir()] == ["rollout.gif"]
     assert target.read_bytes() == b"old"
+
+
+def _gif_rgb(path) -> list[np.ndarray]:
+    return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(Image.open(path))]
+
+
+def test_a_2d_gif_redraws_only_what_changes_and_looks_as_matplotlibs_own(tmp_path, drift, monkeypatch):
+    """save_animation draws a 2D animation's figure once and then only the artists each frame changes; its
+    frames are matplotlib's whole redraws but for those artists lying over the axes' frame and ticks."""
+    anim = pviz.animate_rollout(drift(6, 60, 2), drift(6, 60, 2, seed=1))
+    anim.save(tmp_path / "theirs.gif", writer=PillowWriter(fps=anim.fps), dpi=40)
+
+    def whole_redraws(*args, **kwargs):
+        raise AssertionError("a 2D GIF went through matplotlib's whole redraw per frame")
+
+    monkeypatch.setattr(FuncAnimation, "save", whole_redraws)
+    viz.save_animation(anim, tmp_path / "ours.gif", dpi=40)
+    ours, theirs = _gif_rgb(tmp_path / "ours.gif"), _gif_rgb(tmp_path / "theirs.gif")
+    assert len(ours) == len(theirs) == 6 and ours[0].shape == theirs[0].shape
+    assert max((a != b).any(-1).mean() for a, b in zip(ours, theirs)) < 0.01
+    assert (ours[0] != ours[-1]).any(-1).mean() > 0.01          # the particles move from frame to frame
+    # the figure is left as it was: its artists in a whole draw again (a notebook's player), its dpi
+    assert not any(a.get_animated() for a in anim.figure.findobj())
+    assert anim.figure.dpi == viz.Figure().dpi
+
+
+def test_a_3d_gif_is_redrawn_whole(tmp_path, drift, gif_frames):
+    anim = pviz.animate_rollout(drift(3, 8, 3))
+    assert viz._blitted_frames(anim, 20, None) is None     # a 3D projection is computed by a whole draw
+    viz.save_animation(anim, tmp_path / "rollout.gif", dpi=20)
+    assert gif_frames(tmp_path / "rollout.gif") == 3
 
 
 def test_plot_error_vs_horizon_ignores_non_integer_keys():
