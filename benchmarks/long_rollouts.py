@@ -15,7 +15,8 @@ checkpoint rolls out the held-out test split and is scored as a user of long rol
 * **checks of what the animations show**: free fall (the model's acceleration of water in flight, in units of
   g), landing spread (from true states, how much landed water spreads over the truth's spreading) and rest
   drift (from settled true water, how far its height moves in 300 steps): :func:`free_fall`,
-  :func:`landing_spread`, :func:`rest_drift`; ``--checks-of CHECKPOINT`` runs them on any checkpoint.
+  :func:`landing_spread`, :func:`rest_drift`; ``--checks-of CHECKPOINT`` runs them on any checkpoint;
+  ``--density-of`` and ``--flight-of ROLLOUTS_H5`` read rollout files (:func:`density`, :func:`flight`).
 
 Runs go to ``--out/<lever>-s<seed>/`` (a finished one is reused: rerun to add levers or seeds);
 ``--jobs`` runs that many at once, each with ``--threads`` torch threads. The table is printed
@@ -576,6 +577,43 @@ def density(rollouts: str, dataset: str) -> list[str]:
     return lines
 
 
+def flight(rollouts: str, dataset: str, every: int = 10, tolerance: float = 0.1) -> list[str]:
+    """One line per trajectory of a particle rollout file whose water starts in the air: the mean acceleration
+    along gravity (in g) of the particles above the middle of the box at the first frame, predicted and true,
+    per ``every`` steps, for as long as the truth's stays within ``tolerance`` of g (until that water lands), and
+    the first step whose predicted acceleration is below half of g (a block that stops falling in mid-air)."""
+    import numpy as np
+
+    from gns.data import load_metadata
+    from gns.rollout_io import read_rollouts
+
+    meta = load_metadata(dataset)
+    gravity = np.asarray(meta.gravity, dtype=np.float64)
+    down = int(np.argmax(np.abs(gravity)))
+    middle = float(np.mean(meta.bounds[down]))
+    g = gravity[down]
+    records, _ = read_rollouts(rollouts)
+    lines = []
+    for record in records:
+        heights = {name: np.asarray(record.sources[name]["position"], dtype=np.float64)[..., down]
+                   for name in ("predicted", "ground_truth")}                                  # (T, N)
+        airborne = heights["ground_truth"][0] > middle
+        if not airborne.any():
+            continue
+        accel = {name: (h[2:] - 2.0 * h[1:-1] + h[:-2])[:, airborne].mean(1) / g for name, h in heights.items()}
+        off = np.nonzero(np.abs(accel["ground_truth"] - 1.0) > tolerance)[0]
+        end = int(off[0]) if len(off) else len(accel["ground_truth"])                          # truth in flight
+        if end < every:
+            continue
+        windows = range(0, end - every + 1, every)
+        cells = {name: ", ".join(f"{a[k:k + every].mean():.2f}" for k in windows) for name, a in accel.items()}
+        stops = np.nonzero(accel["predicted"][:end] < 0.5)[0]
+        lines.append(f"{record.key} ({int(airborne.sum())} particles above {middle:.2f} m at the start), steps 1-{end} "
+                     f"in {every}s: predicted {cells['predicted']}; true {cells['ground_truth']}; predicted below "
+                     f"0.5 g from step " + (f"{int(stops[0]) + 1}" if len(stops) else "- (never)"))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -603,14 +641,19 @@ def main(argv: list[str] | None = None) -> None:
                         "neighbours per particle within the dataset's connectivity radius, at steps 50, 150, 250 "
                         "and the last), how low they reach (the lowest particle, against the floor) and the largest "
                         "acceleration along gravity (in g: impacts); train nothing")
+    p.add_argument("--flight-of", nargs="+", metavar="ROLLOUTS_H5", default=None,
+                   help="print, for the water that starts above the middle of the box in these rollout files, the mean "
+                        "acceleration along gravity (in g) predicted and true per 10 steps while the truth's falls "
+                        "freely, and the first step the predicted one is below 0.5 g; train nothing")
     p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
-    if args.density_of:
-        for path in args.density_of:
-            print(path)
-            for line in density(path, args.dataset):
-                print("  " + line)
+    if args.density_of or args.flight_of:
+        for paths, report in ((args.density_of, density), (args.flight_of, flight)):
+            for path in paths or ():
+                print(path)
+                for line in report(path, args.dataset):
+                    print("  " + line)
         return
     if args.one:
         run_one(args.one[0], int(args.one[1]), args)

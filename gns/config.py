@@ -62,6 +62,10 @@ class ModelConfig:
     # processed latent only within one radius of a wall: away from walls a group's mean acceleration is
     # that shared one, whatever its inputs)
     decoder: str = "node"
+    # the gated antisymmetric decoder's shared acceleration: "learned" (one parameter) or "gravity" (particles:
+    # the dataset's metadata.gravity, fixed: water away from walls falls at exactly g as a group, whatever the
+    # network reads from its own history, and a resting pool must be held up by the pair terms and the walls)
+    body_force: str = "learned"
     latent_size: int = 128             # width of node/edge latents (GNS: 128)
     message_passing_steps: int = 10    # processor blocks, unshared weights (GNS: 10)
     hidden_layers: int = 2             # hidden layers per MLP (GNS: 2)
@@ -355,7 +359,8 @@ def preset_path(name: str) -> Path:
 
 
 # ModelConfig fields that only the particle simulator reads
-PARTICLE_MODEL_FIELDS = ("velocity_encoding", "edge_velocity", "box_position", "wall_spacing", "mirror_average")
+PARTICLE_MODEL_FIELDS = ("velocity_encoding", "edge_velocity", "box_position", "wall_spacing", "mirror_average",
+                         "body_force")
 
 
 def refuse_particle_settings(model: ModelConfig, kind: str) -> None:

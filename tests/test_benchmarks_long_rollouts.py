@@ -47,3 +47,28 @@ def test_lj3d_energy(tmp_path):
 def test_divergence_cost(tmp_path):
     text = _run(BENCHMARKS / "divergence_cost.py", "--repeats", "1", "--datasets", tmp_path / "none", "--threads", "1")
     assert "skipped" in text and "| test-sized particles (random weights) | 24 |" in text
+
+
+def test_flight_reports_where_airborne_water_stops_falling(bouncing_dataset, tmp_path):
+    """``--flight-of``: water above the middle of the box at the start, predicted against true acceleration
+    while the truth falls freely; a prediction that goes on at a constant speed after step 20 is reported."""
+    import numpy as np
+
+    from gns.data import load_metadata
+    from gns.rollout_io import RolloutRecord, write_rollouts
+
+    g = load_metadata(bouncing_dataset).gravity[1]                                  # per step squared, < 0
+    steps = np.arange(60, dtype=np.float64)
+    true_y = 0.9 + 0.5 * g * steps ** 2                                              # free fall the whole time
+    predicted_y = np.where(steps <= 20, true_y, true_y[20] + g * 20 * (steps - 20))  # then a constant speed
+    x = np.linspace(0.2, 0.8, 10)
+    position = {name: np.stack([np.broadcast_to(x, (60, 10)), np.broadcast_to(y[:, None], (60, 10))], -1)
+                for name, y in (("predicted", predicted_y), ("ground_truth", true_y))}
+    record = RolloutRecord("00000", {name: {"position": p} for name, p in position.items()},
+                           {"particle_type": np.zeros(10, dtype=int)})
+    rollouts = write_rollouts(tmp_path / "r.h5", [record], simulator="particles", domain="bouncing", dt=0.01,
+                              target_field="position")
+    text = _run(BENCHMARKS / "long_rollouts.py", "--flight-of", rollouts, "--dataset", bouncing_dataset)
+    assert "00000 (10 particles above 0.50 m at the start)" in text
+    # the acceleration at step t is from steps t - 1, t, t + 1: half of g at step 20, none from step 21
+    assert "true 1.00, 1.00" in text and "predicted below 0.5 g from step 21" in text

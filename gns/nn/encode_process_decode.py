@@ -62,17 +62,19 @@ class EncodeProcessDecode(nn.Module):
         message_passing_steps: number of processor blocks, unshared weights (GNS: 10).
         hidden_layers: hidden layers per MLP (GNS: 2).
         hidden_size: hidden width of every MLP (default ``latent_size``).
-        decoder: ``"node"`` or ``"antisymmetric"`` (module docstring).
+        decoder: ``"node"``, ``"antisymmetric"`` or ``"gated_antisymmetric"`` (module docstring).
         pair_edge_set: the (symmetric) edge set whose pair terms the antisymmetric decoder sums
             (default: the first).
         precision: ``"fp32"`` or ``"bf16"`` (autocast; module docstring).
         checkpoint_processor: recompute the processor blocks in the backward (module docstring).
+        learn_bias: the gated decoder's shared constant ``b`` is a parameter; False: none (``b = 0``), for an
+            owner that adds a known one to the output.
     """
 
     def __init__(self, node_in: int, edge_in: Mapping[str, int], node_out: int, latent_size: int = 128,
                  message_passing_steps: int = 10, hidden_layers: int = 2, hidden_size: int | None = None,
                  decoder: str = "node", pair_edge_set: str | None = None, precision: str = "fp32",
-                 checkpoint_processor: bool = False) -> None:
+                 checkpoint_processor: bool = False, learn_bias: bool = True) -> None:
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r} (expected one of {DECODERS})")
@@ -88,8 +90,8 @@ class EncodeProcessDecode(nn.Module):
              for _ in range(message_passing_steps)])
         self.decoder_kind = decoder
         self.decoder = build_mlp(latent_size, hidden_size, node_out, hidden_layers, layer_norm=False)
-        if decoder == "gated_antisymmetric":
-            self.bias = nn.Parameter(torch.zeros(node_out))
+        # the gated decoder's shared constant: learned, or left to the owner, who adds its own (learn_bias=False)
+        self.bias = nn.Parameter(torch.zeros(node_out)) if decoder == "gated_antisymmetric" and learn_bias else None
         if decoder in ("antisymmetric", "gated_antisymmetric"):
             self.pair_edge_set = pair_edge_set or self.edge_set_names[0]
             if self.pair_edge_set not in self.edge_set_names:
@@ -150,7 +152,8 @@ class EncodeProcessDecode(nn.Module):
         if graph.node_gate is None:
             raise ValueError("the gated antisymmetric decoder needs the graph's node_gate (one weight per node)")
         gate = graph.node_gate.to(nodes.dtype)[:, None]                                   # (N, 1)
-        return self.bias + gate * self.decoder(nodes) + pairs
+        out = gate * self.decoder(nodes) + pairs
+        return out if self.bias is None else self.bias + out
 
     def pair_sum(self, nodes: Tensor, edges: Tensor, graph: Graph) -> Tensor:
         """``(N, node_out)``: per node, the sum over incoming edges of the antisymmetric pair terms.

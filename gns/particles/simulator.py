@@ -34,6 +34,7 @@ from gns.train.noise import random_walk_noise
 
 
 VELOCITY_ENCODINGS = ("velocities", "differences", "near_walls")
+BODY_FORCES = ("learned", "gravity")   # model.body_force (gns/config.py)
 
 
 class ParticleSimulator(nn.Module):
@@ -51,6 +52,17 @@ class ParticleSimulator(nn.Module):
         super().__init__()
         if config.decoder not in DECODERS:
             raise GnsInputError("unknown decoder", key="model.decoder", expected=DECODERS, found=config.decoder)
+        if config.body_force not in BODY_FORCES:
+            raise GnsInputError("unknown body force", key="model.body_force", expected=BODY_FORCES,
+                                found=config.body_force)
+        if config.body_force == "gravity" and config.decoder != "gated_antisymmetric":
+            raise GnsInputError("a fixed body force is the gated antisymmetric decoder's shared acceleration",
+                                key="model.body_force", expected="model.decoder: gated_antisymmetric",
+                                found=f"model.decoder: {config.decoder}")
+        if config.body_force == "gravity" and getattr(metadata, "gravity", None) is None:
+            raise GnsInputError("model.body_force: gravity needs the dataset's gravity", key="gravity",
+                                expected=f"a list of {metadata.dim} per-step accelerations in metadata.json",
+                                found="none")
         if config.velocity_encoding not in VELOCITY_ENCODINGS:
             raise GnsInputError("unknown velocity encoding", key="model.velocity_encoding",
                                 expected=VELOCITY_ENCODINGS, found=config.velocity_encoding)
@@ -91,7 +103,11 @@ class ParticleSimulator(nn.Module):
         edge_in = self.dim + 1 + (self.dim if config.edge_velocity else 0)
         self.network = EncodeProcessDecode(node_in, {"neighbors": edge_in}, self.dim, config.latent_size,
                                            config.message_passing_steps, config.hidden_layers,
-                                           decoder=config.decoder, pair_edge_set="neighbors")
+                                           decoder=config.decoder, pair_edge_set="neighbors",
+                                           learn_bias=config.body_force == "learned")
+        # model.body_force: gravity: the network's shared term, the dataset's gravity (normalized in forward)
+        self.register_buffer("body_force", torch.as_tensor(metadata.gravity, dtype=torch.float32)
+                             if config.body_force == "gravity" else torch.zeros(0), persistent=False)
 
     # --- masks -----------------------------------------------------------------------------
     def is_kinematic(self, particle_type: Tensor) -> Tensor:
@@ -249,15 +265,25 @@ class ParticleSimulator(nn.Module):
         """
         reflections = self._reflections()
         if len(reflections) == 1:
-            return self.network(self.build_graph(batch))[:len(batch.particle_type)]
+            return self._network(self.build_graph(batch))[:len(batch.particle_type)]
         n, every = len(batch.particle_type), torch.ones(batch.num_systems, dtype=torch.bool)
         copies = type(batch).concat([self.mirrored(batch, dims, every) if dims else batch for dims in reflections])
-        out = self.network(self.build_graph(copies))[:n * len(reflections)]                      # (K*N, D)
+        out = self._network(self.build_graph(copies))[:n * len(reflections)]                     # (K*N, D)
         acceleration = self.acceleration_normalizer.denormalize(out).view(len(reflections), n, self.dim)
         sign = torch.ones(len(reflections), 1, self.dim, dtype=acceleration.dtype, device=acceleration.device)
         for k, dims in enumerate(reflections):
             sign[k, 0, list(dims)] = -1.0
         return self.acceleration_normalizer.normalize((acceleration * sign).mean(0))
+
+    def _network(self, graph: Graph) -> Tensor:
+        """``(N_graph, D)`` the network's normalized output, plus the fixed body force where
+        ``model.body_force`` is ``gravity`` (the gated decoder's shared term: normalized, so that it decodes to
+        exactly the dataset's gravity)."""
+        out = self.network(graph)
+        if not len(self.body_force):
+            return out
+        offset = self.acceleration_normalizer.normalize(self.body_force.to(out.dtype)[None])     # (1, D)
+        return out + offset
 
     def integrate(self, state: ParticleState, normalized: Tensor) -> dict[str, Tensor]:
         """Decode the network output ``(N, D)`` and integrate one step: ``{"position": (N, D)}``."""

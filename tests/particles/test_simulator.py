@@ -217,6 +217,30 @@ def test_gated_antisymmetric_decoder_gates_the_node_term_by_wall_nearness(bounci
     assert torch.allclose(sim(state).mean(0), sim.network.bias.detach(), atol=1e-5)
 
 
+def test_a_fixed_body_force_makes_free_water_fall_at_the_datasets_gravity(bouncing_dataset):
+    """``model.body_force: gravity``: the gated decoder's shared term is the dataset's gravity, not learned, so a
+    group of particles away from every wall accelerates at exactly that, whatever the weights and inputs."""
+    meta = dataclasses.replace(load_metadata(bouncing_dataset), gravity=[0.0, -6.0e-5])
+    torch.manual_seed(0)
+    config = ModelConfig(latent_size=16, message_passing_steps=2, decoder="gated_antisymmetric", body_force="gravity",
+                         velocity_encoding="near_walls", edge_velocity=True)
+    sim = ParticleSimulator(config, meta, 1e-4)
+    assert sim.network.bias is None and "network.bias" not in sim.state_dict()
+    (state,) = systems(meta, [40], seed=3)
+    centre = (sim.bounds[:, 0] + sim.bounds[:, 1]) / 2
+    free = ParticleState((state.position - state.position[:, -1].mean(0)) * 0.2 + centre, state.particle_type,
+                         state.n_particles)
+    acceleration = sim.acceleration_normalizer.denormalize(sim(free))                    # (40, 2)
+    assert acceleration.std(0).min() > 1e-7                                            # per particle, they differ
+    assert torch.allclose(acceleration.mean(0), torch.tensor(meta.gravity), atol=1e-9)
+    with pytest.raises(GnsInputError, match="model.body_force"):
+        ParticleSimulator(dataclasses.replace(config, decoder="node"), meta, 0.0)
+    with pytest.raises(GnsInputError, match="model.body_force"):
+        ParticleSimulator(dataclasses.replace(config, body_force="magnetic"), meta, 0.0)
+    with pytest.raises(GnsInputError, match="gravity"):
+        ParticleSimulator(config, dataclasses.replace(meta, gravity=None), 0.0)
+
+
 def test_wall_particles_in_the_graph(bouncing_dataset, lj3d_dataset):
     from gns.graph import reverse_edges
     from gns.particles.features import wall_lattice
