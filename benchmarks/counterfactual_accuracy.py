@@ -1,7 +1,8 @@
 """Counterfactual error against the reference solver for the shipped models, at every horizon.
 
-For each test trajectory of ``datasets/water2d`` (with ``runs/demo``'s model) and of
-``datasets/cloth`` (with ``runs/cloth``'s), the example queries of ``docs/interventions/`` are
+For each test trajectory of ``datasets/water2d`` (with the shipped long-recipe model
+``gns/pretrained/water_long.pt``, or ``--water-checkpoint``: e.g. ``runs/demo``'s) and of ``datasets/cloth``
+(with ``runs/cloth``'s), the example queries of ``docs/interventions/`` are
 answered by the model, by the domain's baselines and by the solver re-run under the same
 interventions (:func:`gns.counterfactual.query`). Printed per variant, averaged over the
 trajectories it applies to (a selection that matches nothing on a trajectory skips it there):
@@ -16,6 +17,7 @@ Errors are the domain's metric: position MSE (m^2) for water, position RMSE (m) 
 
     python benchmarks/counterfactual_accuracy.py                   # both domains, their test splits
     python benchmarks/counterfactual_accuracy.py --domains water --trajectories 2 --json water.json
+    python benchmarks/counterfactual_accuracy.py --domains water --water-checkpoint runs/demo/checkpoints/latest.pt
     python benchmarks/counterfactual_accuracy.py --from-json water.json     # reprint, run nothing
 """
 
@@ -39,6 +41,7 @@ import yaml  # noqa: E402
 from gns.counterfactual import query  # noqa: E402
 from gns.domains import load_simulator, open_split_for  # noqa: E402
 from gns.errors import GnsInputError  # noqa: E402
+from gns.pretrained import WATER_LONG  # noqa: E402
 
 SETUPS = {  # domain -> (dataset, run, interventions, steps (None: to the end), horizons)
     "water": ("water2d", "demo", "water2d.yaml", 100, (1, 5, 10, 20, 50, 100)),
@@ -134,7 +137,10 @@ def main(argv: list[str] | None = None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--domains", nargs="+", default=list(SETUPS), choices=SETUPS, help="default: both")
     p.add_argument("--datasets", default=str(REPO / "datasets"), help="folder of water2d/ and cloth/")
-    p.add_argument("--runs", default=str(REPO / "runs"), help="folder of the trained runs (demo/, cloth/)")
+    p.add_argument("--runs", default=str(REPO / "runs"), help="folder of the trained runs (cloth/; demo/ where no "
+                   "water model is shipped)")
+    p.add_argument("--water-checkpoint", help="the water model (default: the shipped long-recipe model "
+                   "gns/pretrained/water_long.pt; where a checkout has none, RUNS/demo/checkpoints/latest.pt)")
     p.add_argument("--trajectories", type=int, default=None, help="test trajectories per domain (default: all)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto (default: cpu)")
     p.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
@@ -152,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
     for domain in args.domains:
         data_name, run_name, spec_name, steps, horizons = SETUPS[domain]
         dataset, run = Path(args.datasets) / data_name, Path(args.runs) / run_name / "checkpoints" / "latest.pt"
+        if domain == "water" and (args.water_checkpoint or WATER_LONG.exists()):
+            run = Path(args.water_checkpoint or WATER_LONG)
         if not run.exists() or not (dataset / "metadata.json").exists():
             print(f"\n{domain}: skipped ({run} or {dataset} is missing; `./run demo` makes the water pair, "
                   f"`gns generate cloth` and `gns train --preset cloth` the cloth one)")

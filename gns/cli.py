@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gns.errors import GnsInputError
+from gns.pretrained import WATER_LONG
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -299,7 +300,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-PRETRAINED_WATER = Path(__file__).parent / "pretrained" / "water_long.pt"
+PRETRAINED_WATER = WATER_LONG   # the shipped long-recipe model (gns/pretrained/water_long.md)
 
 
 def _evaluate_and_render(simulator: Any, config: Any, dataset: Path, out: Path, stride: int, quiet: bool,

@@ -43,11 +43,13 @@ def test_counterfactual_accuracy_on_a_tiny_water_set(tmp_path, small_config, tra
     train_small(small_config(dataset, tmp_path / "runs" / "demo", "train.steps=2"))
     out = tmp_path / "accuracy.json"
     res = subprocess.run([sys.executable, str(BENCHMARKS / "counterfactual_accuracy.py"), "--domains", "water",
-                          "--datasets", str(tmp_path / "datasets"), "--runs", str(tmp_path / "runs"), "--json",
-                          str(out)], capture_output=True, text=True, timeout=600)
+                          "--datasets", str(tmp_path / "datasets"), "--water-checkpoint",
+                          str(tmp_path / "runs" / "demo" / "checkpoints" / "latest.pt"), "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads(out.read_text())["water"]
     assert data["metric"] == "MSE" and len(data["per_trajectory"]) == 1
+    assert data["run"] == str(tmp_path / "runs" / "demo" / "checkpoints" / "latest.pt")   # the model it was given
     answered = {name: entry for name, entry in data["averaged"].items() if entry}
     assert "remove_left" in answered or "still" in answered
     for entry in answered.values():
