@@ -54,6 +54,10 @@ class ModelConfig:
     # costs 2^k network passes (one batch). Only for dimensions gravity is perpendicular to; may be set on a trained
     # model at evaluation (`gns evaluate --mirror-average 0`). (): off (GNS)
     mirror_average: tuple[int, ...] = ()
+    # False: train the network plain (one pass a step: half the cost) and average only where the model predicts
+    # outside training (eval mode: evaluation, rollouts, counterfactuals, validation), as a trained model
+    # given `--mirror-average` is. True: training averages too
+    mirror_average_in_training: bool = True
     # how the network's output is read: "node" (GNS: an MLP of each node's final latent) or "antisymmetric"
     # (particles: a term of each particle's own inputs plus a sum of pair terms over its neighbours with
     # f_ij = -f_ji, so that what particles do to each other cannot accelerate a group as a whole: internal
@@ -360,7 +364,7 @@ def preset_path(name: str) -> Path:
 
 # ModelConfig fields that only the particle simulator reads
 PARTICLE_MODEL_FIELDS = ("velocity_encoding", "edge_velocity", "box_position", "wall_spacing", "mirror_average",
-                         "body_force")
+                         "mirror_average_in_training", "body_force")
 
 
 def refuse_particle_settings(model: ModelConfig, kind: str) -> None:

@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 import torch
 
-from gns.cli import PRETRAINED_WATER
+from gns.pretrained import WATER_LONG as PRETRAINED_WATER
 from gns.config import load_config, preset_path
 from gns.domains import load_simulator
 from gns.particles.state import ParticleState

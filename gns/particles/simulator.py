@@ -250,8 +250,11 @@ class ParticleSimulator(nn.Module):
         self.config = dataclasses.replace(self.config, mirror_average=dims)
 
     def _reflections(self) -> list[tuple[int, ...]]:
-        """Every subset of ``config.mirror_average``, the identity first: the group the prediction averages over."""
+        """Every subset of ``config.mirror_average``, the identity first: the group the prediction averages over
+        (the identity alone in training mode where ``config.mirror_average_in_training`` is False)."""
         dims = tuple(self.config.mirror_average)
+        if self.training and not self.config.mirror_average_in_training:
+            dims = ()
         return [tuple(d for j, d in enumerate(dims) if mask >> j & 1) for mask in range(2 ** len(dims))]
 
     # --- model -----------------------------------------------------------------------------

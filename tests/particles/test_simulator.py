@@ -241,6 +241,28 @@ def test_a_fixed_body_force_makes_free_water_fall_at_the_datasets_gravity(bounci
         ParticleSimulator(config, dataclasses.replace(meta, gravity=None), 0.0)
 
 
+def test_mirror_average_outside_training_only(bouncing_dataset):
+    """model.mirror_average_in_training False: in training mode the network runs plain (one pass), in eval mode
+    (rollouts, evaluation, validation) the prediction is the average over the reflections; True: both average."""
+    meta = load_metadata(bouncing_dataset)
+    state = ParticleState.concat(systems(meta, [30, 25], seed=4))
+    outputs = {}
+    for in_training in (True, False):
+        torch.manual_seed(0)
+        config = ModelConfig(latent_size=16, message_passing_steps=2, velocity_encoding="near_walls",
+                             edge_velocity=True, mirror_average=(0,), mirror_average_in_training=in_training)
+        sim = ParticleSimulator(config, meta, 1e-4)
+        with torch.no_grad():
+            outputs[in_training] = {"train": sim.train()(state), "eval": sim.eval()(state)}
+            sim.mirror_average(())
+            outputs[in_training]["plain"] = sim(state)
+    for in_training, out in outputs.items():
+        assert not torch.allclose(out["plain"], out["eval"], atol=1e-5)              # averaging changes it
+        assert torch.allclose(out["eval"], outputs[True]["eval"])                  # eval: averaged either way
+    assert torch.allclose(outputs[True]["train"], outputs[True]["eval"])
+    assert torch.allclose(outputs[False]["train"], outputs[False]["plain"])        # training: plain
+
+
 def test_wall_particles_in_the_graph(bouncing_dataset, lj3d_dataset):
     from gns.graph import reverse_edges
     from gns.particles.features import wall_lattice
