@@ -23,11 +23,12 @@ FREE = {"num_threads", "time_budget_s"}
 
 def test_the_shipped_model_is_the_presets():
     state = load_checkpoint(PRETRAINED_WATER)
-    assert "gns train --preset water_long" in state["made_by"] and "--mirror-average 0" in state["made_by"]
+    assert "gns train --preset water_long" in state["made_by"] and "gns release" in state["made_by"]
     simulator, config, metadata = load_simulator(PRETRAINED_WATER, "cpu")
     preset = load_config(preset_path("water_long"))
-    assert dataclasses.replace(config.model, mirror_average=()) == preset.model
+    assert config.model == preset.model
     assert tuple(config.model.mirror_average) == (0,) == tuple(simulator.config.mirror_average)
+    assert config.model.body_force == "gravity" and not simulator.training      # averaged: it predicts in eval mode
     trained, wanted = dataclasses.asdict(config.train), dataclasses.asdict(preset.train)
     assert {k: v for k, v in trained.items() if k not in FREE} == {k: v for k, v in wanted.items() if k not in FREE}
     assert metadata.dim == 2 and metadata.dt == pytest.approx(0.0025)
