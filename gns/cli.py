@@ -300,9 +300,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-PRETRAINED_WATER = WATER_LONG   # the shipped long-recipe model (gns/pretrained/water_long.md)
-
-
 def _evaluate_and_render(simulator: Any, config: Any, dataset: Path, out: Path, stride: int, quiet: bool,
                          title: str, start_stride: int | None = None) -> dict[str, Any]:
     """The demo's scoring of one model: roll out the test split (first frame, and multi-start every
@@ -344,7 +341,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.pretrained and not Path(args.pretrained).exists():
         raise GnsInputError("no such checkpoint", file=args.pretrained, key="--pretrained")
     pretrained = None if args.no_pretrained else Path(args.pretrained) if args.pretrained else \
-        (PRETRAINED_WATER if PRETRAINED_WATER.exists() else None)
+        (WATER_LONG if WATER_LONG.exists() else None)
     stages = 3 if pretrained is None else 4
     dataset = Path(args.dataset)
     if not (dataset / "metadata.json").exists():
@@ -382,7 +379,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from gns.train.checkpoint import load_checkpoint
 
         made_by = load_checkpoint(pretrained).get("made_by", "unknown")
-        what = "the SHIPPED long-recipe model" if pretrained == PRETRAINED_WATER else "the given model"
+        what = "the SHIPPED long-recipe model" if pretrained == WATER_LONG else "the given model"
         print(f"[4/4] {what} {pretrained} (not trained now; made by: {made_by}), on the same test split, "
               "from the first frame only (the whole-trajectory figures; multi-start: `gns evaluate`)")
         second, _, _ = load_simulator(pretrained, config.device)

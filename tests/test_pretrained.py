@@ -9,22 +9,22 @@ import dataclasses
 import pytest
 import torch
 
-from gns.pretrained import WATER_LONG as PRETRAINED_WATER
+from gns.pretrained import WATER_LONG
 from gns.config import load_config, preset_path
 from gns.domains import load_simulator
 from gns.particles.state import ParticleState
 from gns.rollout import rollout
 from gns.train.checkpoint import load_checkpoint
 
-pytestmark = pytest.mark.skipif(not PRETRAINED_WATER.exists(), reason="no shipped model in this checkout")
+pytestmark = pytest.mark.skipif(not WATER_LONG.exists(), reason="no shipped model in this checkout")
 # what a user may change without changing the recipe: where it runs and how long it may take
 FREE = {"num_threads", "time_budget_s"}
 
 
 def test_the_shipped_model_is_the_presets():
-    state = load_checkpoint(PRETRAINED_WATER)
+    state = load_checkpoint(WATER_LONG)
     assert "gns train --preset water_long" in state["made_by"] and "gns release" in state["made_by"]
-    simulator, config, metadata = load_simulator(PRETRAINED_WATER, "cpu")
+    simulator, config, metadata = load_simulator(WATER_LONG, "cpu")
     preset = load_config(preset_path("water_long"))
     assert config.model == preset.model
     assert tuple(config.model.mirror_average) == (0,) == tuple(simulator.config.mirror_average)
@@ -35,7 +35,7 @@ def test_the_shipped_model_is_the_presets():
 
 
 def test_the_shipped_model_drops_a_block_of_water():
-    simulator, _, metadata = load_simulator(PRETRAINED_WATER, "cpu")
+    simulator, _, metadata = load_simulator(WATER_LONG, "cpu")
     g = torch.tensor(metadata.gravity, dtype=torch.float32)                             # (2,) per step squared
     xs, ys = torch.meshgrid(torch.arange(20) * 0.01 + 0.40, torch.arange(10) * 0.01 + 0.60, indexing="ij")
     block = torch.stack([xs.flatten(), ys.flatten()], -1)                               # (200, 2) at rest spacing
