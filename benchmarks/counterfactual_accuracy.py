@@ -2,8 +2,9 @@
 
 For each test trajectory of ``datasets/water2d`` (with the shipped long-recipe model
 ``gns/pretrained/water_long.pt``, or ``--water-checkpoint``: e.g. ``runs/demo``'s) and of ``datasets/cloth``
-(with ``runs/cloth``'s), the example queries of ``docs/interventions/`` are
-answered by the model, by the domain's baselines and by the solver re-run under the same
+(with ``runs/cloth``'s, or ``--cloth-checkpoint``; ``--strain-limit`` strain-limits its rollouts, a named
+projection reported with the figures: :mod:`gns.mesh.constraints`), the example queries of
+``docs/interventions/`` are answered by the model, by the domain's baselines and by the solver re-run under the same
 interventions (:func:`gns.counterfactual.query`). Printed per variant, averaged over the
 trajectories it applies to (a selection that matches nothing on a trajectory skips it there):
 
@@ -18,6 +19,8 @@ Errors are the domain's metric: position MSE (m^2) for water, position RMSE (m) 
     python benchmarks/counterfactual_accuracy.py                   # both domains, their test splits
     python benchmarks/counterfactual_accuracy.py --domains water --trajectories 2 --json water.json
     python benchmarks/counterfactual_accuracy.py --domains water --water-checkpoint runs/demo/checkpoints/latest.pt
+    python benchmarks/counterfactual_accuracy.py --domains cloth --cloth-checkpoint RUN/checkpoints/latest.pt \
+        --strain-limit 1.1
     python benchmarks/counterfactual_accuracy.py --from-json water.json     # reprint, run nothing
 """
 
@@ -141,6 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
                    "water model is shipped)")
     p.add_argument("--water-checkpoint", help="the water model (default: the shipped long-recipe model "
                    "gns/pretrained/water_long.pt; where a checkout has none, RUNS/demo/checkpoints/latest.pt)")
+    p.add_argument("--cloth-checkpoint", help="the cloth model (default: RUNS/cloth/checkpoints/latest.pt)")
+    p.add_argument("--strain-limit", type=float, help="cloth: strain-limit the model's rollouts at this edge length "
+                   "over rest length (a named projection, gns.mesh.constraints; default: the checkpoint's, none)")
     p.add_argument("--trajectories", type=int, default=None, help="test trajectories per domain (default: all)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto (default: cpu)")
     p.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
@@ -160,11 +166,17 @@ def main(argv: list[str] | None = None) -> dict:
         dataset, run = Path(args.datasets) / data_name, Path(args.runs) / run_name / "checkpoints" / "latest.pt"
         if domain == "water" and (args.water_checkpoint or WATER_LONG.exists()):
             run = Path(args.water_checkpoint or WATER_LONG)
+        if domain == "cloth" and args.cloth_checkpoint:
+            run = Path(args.cloth_checkpoint)
         if not run.exists() or not (dataset / "metadata.json").exists():
             print(f"\n{domain}: skipped ({run} or {dataset} is missing; `./run demo` makes the water pair, "
                   f"`gns generate cloth` and `gns train --preset cloth` the cloth one)")
             continue
         simulator, _, _ = load_simulator(run, args.device)
+        if domain == "cloth" and args.strain_limit is not None:
+            simulator.limit_strain(args.strain_limit)
+        projection = f", strain-limited at {args.strain_limit:g} (a named projection)" \
+            if domain == "cloth" and args.strain_limit is not None else ""
         spec = yaml.safe_load((REPO / "docs" / "interventions" / spec_name).read_text())
         count = len(open_split_for(simulator, dataset, "test"))
         count = count if args.trajectories is None else min(count, args.trajectories)
@@ -172,8 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
         metric = "MSE" if simulator.kind == "particles" else "RMSE"
         averaged = {name: average(per_trajectory, name) for name in spec["variants"]}
         results[domain] = {"run": str(run), "dataset": str(dataset), "metric": metric, "per_trajectory": per_trajectory,
-                           "averaged": averaged}
-        print(f"\n## {domain}: {count} test trajectories, model {run}, {metric}")
+                           "averaged": averaged,
+                           "strain_limit": args.strain_limit if domain == "cloth" else None}
+        print(f"\n## {domain}: {count} test trajectories, model {run}{projection}, {metric}")
         print_tables(domain, metric, averaged)
         print_summary(domain, metric, averaged)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

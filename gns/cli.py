@@ -162,6 +162,32 @@ def _mirror_average(simulator: Any, dims: Sequence[int]) -> None:
     simulator.mirror_average(tuple(dims))
 
 
+STRAIN_HELP = ("cloth: after every step shorten mesh edges longer than this many times their rest length (e.g. 1.1: "
+               "10%% stretch), moving free nodes only: a named projection that changes the model's answers and is "
+               "reported with the metrics; off: none (default: the checkpoint's mesh.strain_limit, none)")
+
+
+def _strain_limit_arg(value: str) -> float | None:
+    """``--strain-limit``: a number above 1, or ``off``."""
+    if value.strip().lower() == "off":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number above 1 (e.g. 1.1) or 'off', found {value!r}") from None
+
+
+def _apply_strain_limit(simulator: Any, args: argparse.Namespace) -> None:
+    """``--strain-limit``: switch a cloth model's strain limiting (a named projection) on or off (checked)."""
+    limit = getattr(args, "strain_limit", "unset")
+    if limit == "unset":
+        return
+    if not hasattr(simulator, "limit_strain"):
+        raise GnsInputError("strain limiting exists for mesh models only", key="--strain-limit",
+                            expected="a mesh (cloth) checkpoint", found=simulator.kind)
+    simulator.limit_strain(limit)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from gns.domains import get_domain, load_simulator, open_split_for
     from gns.evaluate import evaluate_split, format_table
@@ -170,6 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     simulator, config, _ = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
     if args.mirror_average is not None:
         _mirror_average(simulator, args.mirror_average)
+    _apply_strain_limit(simulator, args)
     set_execution(simulator, precision=args.precision or config.eval.precision,
                   key="--precision" if args.precision else "eval.precision")
     split = open_split_for(simulator, args.dataset or config.dataset, args.split or config.eval.split)
@@ -269,6 +296,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     from gns.domains import load_simulator
 
     simulator, config, _ = load_simulator(_resolve_checkpoint(args.checkpoint), args.device or "auto")
+    _apply_strain_limit(simulator, args)
     result = query(simulator, args.dataset or config.dataset, args.interventions, split=args.split,
                    trajectory=args.trajectory, start=args.start, steps=args.steps, solver=args.solver,
                    horizons=tuple(args.horizons), out=args.out, progress=not args.quiet,
@@ -464,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="particles: average each predicted step over the box's reflections along these "
                             "dimensions (e.g. 0: left-right), which makes the model mirror-symmetric there; no "
                             "dimension: off (default: the checkpoint's model.mirror_average)")
+        p.add_argument("--strain-limit", type=_strain_limit_arg, default=argparse.SUPPRESS, metavar="LIMIT", help=STRAIN_HELP)
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
         p.set_defaults(func=func)
 
@@ -484,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizons", type=int, nargs="+", default=[1, 5, 10, 20, 50, 100],
                    help="steps at which errors against the solver are reported")
     p.add_argument("--device", help="cpu, cuda, auto")
+    p.add_argument("--strain-limit", type=_strain_limit_arg, default=argparse.SUPPRESS, metavar="LIMIT", help=STRAIN_HELP)
     p.add_argument("--on-divergence", default="warn", choices=["warn", "stop"],
                    help="when the model diverges (non-finite values, entities leaving the domain, runaway energy): "
                         "warn (report and go on) or stop every future at that step")

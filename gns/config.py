@@ -174,6 +174,11 @@ class MeshConfig:
                                        # of a spring of that strain); MeshGraphNets: the two lengths only
     max_accumulations: int = 1_000_000  # online normalizers stop accumulating after this many training batches
     horizons: tuple[int, ...] = (1, 10, 20, 50, 100, 200)  # rollout steps at which RMSE is reported
+    # a named projection, never a default (gns/mesh/constraints.py): after every rollout step, mesh edges longer
+    # than strain_limit times their rest length are shortened to it by moving their movable nodes (Lagrangian
+    # meshes; `gns evaluate --strain-limit`); rollouts only, training is untouched; None: off
+    strain_limit: float | None = None
+    strain_limit_iterations: int = 50  # the most sweeps over the edges of that projection per step
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from gns.errors import GnsInputError
+from gns.evaluate import format_projections
 from gns.interventions import Intervention, Scenario, Selection, Space, apply_interventions
 from gns.metrics import at_horizons
 from gns.rollout import Monitor, default_chunk, rollout_many, stepper_device
@@ -70,6 +71,8 @@ class CounterfactualResult:
             ``divergence_checks``.
         divergences: name -> the model's divergences in that future (:class:`gns.rollout.Divergence` as dicts).
         steps: the steps rolled out (fewer than asked when ``on_divergence="stop"`` stopped the model).
+        projections: the named projections that changed the model's futures, with what they did (the
+            simulator's ``projections``; empty: the model alone).
     """
 
     names: list[str]
@@ -85,6 +88,7 @@ class CounterfactualResult:
     timing: dict[str, float] = field(default_factory=dict)
     divergences: dict[str, list[dict]] = field(default_factory=dict)
     steps: int = 0
+    projections: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def factual_scenario(windows: Any, index: int, start: int, steps: int, window: int, needs_controls: bool) -> Scenario:
@@ -180,6 +184,8 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
         device = factual.state.device
         return {name: {k: v.to(device) for k, v in output.items()} for name, output in zip(names, outputs)}
 
+    if hasattr(simulator, "reset_projections"):
+        simulator.reset_projections()
     t0 = time.perf_counter()
     predicted = roll(simulator, monitor)
     timing["rollout"] = time.perf_counter() - t0
@@ -193,7 +199,8 @@ def run_counterfactuals(simulator: Any, factual: Scenario, variants: Mapping[str
                 others[name] = roll(stepper)
     timing["baselines"] = time.perf_counter() - t0
     result = CounterfactualResult(names, scenarios, predicted, others, metric=evaluation.metric,
-                                  horizons=[h for h in horizons if h <= steps], steps=steps)
+                                  horizons=[h for h in horizons if h <= steps], steps=steps,
+                                  projections=dict(getattr(simulator, "projections", {})))
     for event in monitor.events:
         result.divergences.setdefault(names[event.system], []).append(
             {k: v for k, v in vars(event).items() if k != "system"})
@@ -478,7 +485,8 @@ def summary(result: CounterfactualResult) -> dict[str, Any]:
                                      else result.solver_notes.get(name, "no solver"))}
     return _plain({"names": result.names, "metric": result.metric, "horizons": result.horizons, "steps": result.steps,
                    "variants": variants,
-                   "divergence": result.divergence, "scores": result.scores, "timing": result.timing})
+                   "divergence": result.divergence, "scores": result.scores, "timing": result.timing,
+                   **({"projections": result.projections} if result.projections else {})})
 
 
 def write_counterfactuals(path: str | Path, result: CounterfactualResult, evaluation: Any, query: Mapping[str, Any]
@@ -552,7 +560,7 @@ def format_counterfactuals(result: CounterfactualResult) -> str:
                             collisions["agreement"], columns, ".3f")
             lines += _table("  share of pairs on which whether the intervention changes it agrees with the solver:",
                             collisions["change_agreement"], columns, ".3f")
-    return "\n".join(lines)
+    return "\n".join(lines + format_projections(result.projections))
 
 
 def _table(title: str, tables: Mapping[str, Mapping[str, float]], columns: Sequence[str], form: str) -> list[str]:

@@ -42,7 +42,8 @@ from gns.rollout import Monitor, Stepper, rollout, stepper_device
 from gns.rollout_io import RolloutRecord, system_arrays, write_rollouts
 from gns.state import State
 
-__all__ = ["Evaluation", "EvaluationDefaults", "evaluate_split", "format_table", "format_divergence", "best_baseline"]
+__all__ = ["Evaluation", "EvaluationDefaults", "evaluate_split", "format_table", "format_divergence",
+           "format_projections", "best_baseline"]
 
 
 class Evaluation(Protocol):
@@ -152,7 +153,9 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
         ["multistart": {<rollout name>: .., "num_rollouts", "start_stride"}], "divergence": {"first_frame":
         [events], "multistart": [events], "check_seconds", "rollout_seconds"}}``; ``<metric>`` is the target
         field's table, ``"<field>_<metric>"`` another scored field's; an event names the trajectory (and the
-        start frame), the kind, the step and the entities (:class:`gns.rollout.Divergence`).
+        start frame), the kind, the step and the entities (:class:`gns.rollout.Divergence`); and
+        ``"projections"`` when a named projection changed the model's rollouts (its settings and what it did:
+        the simulator's ``projections``, e.g. :attr:`gns.mesh.simulator.MeshSimulator.projections`).
     """
     from gns.domains import evaluation_for
 
@@ -166,6 +169,8 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
     steps_done, num_starts = None, 0
     keys = windows.keys()
     checks = ev.divergence_checks()
+    if hasattr(simulator, "reset_projections"):
+        simulator.reset_projections()          # count what a named projection does in this evaluation only
     divergence: dict[str, Any] = {"first_frame": [], "multistart": [], "check_seconds": 0.0, "rollout_seconds": 0.0}
     for group in tqdm(_groups(windows, count, batch_trajectories), desc="evaluate", disable=no_bar(progress)):
         frames = windows.num_frames(group[0])
@@ -204,6 +209,9 @@ def evaluate_split(simulator: Any, split: Any, horizons: Sequence[int], *, max_t
         summary["multistart"] = {**_tables(ev, multi, horizons), "num_rollouts": num_starts,
                                  "start_stride": start_stride}
     summary["divergence"] = divergence
+    projections = dict(getattr(simulator, "projections", {}))
+    if projections:                            # a named option changed the model's answers: said in the summary
+        summary["projections"] = projections
     if save_path is not None:
         save_path = Path(save_path)
         write_rollouts(save_path, records, simulator=ev.kind, domain=ev.domain, dt=ev.dt,
@@ -393,7 +401,23 @@ def format_table(summary: Mapping[str, Any]) -> str:
                 parts += [f"{label} of {field_name} (multi-start):",
                           *_table_lines(multi, rollouts, f"{field_name}_{metric}")]
     parts += format_divergence(summary.get("divergence"))
+    parts += format_projections(summary.get("projections"))
     return "\n".join(parts)
+
+
+def format_projections(projections: Mapping[str, Any] | None) -> list[str]:
+    """Lines saying which named projections changed the model's rollouts, and how much (none: no line)."""
+    lines = []
+    for name, done in (projections or {}).items():
+        if name == "strain_limit":
+            lines.append(f"projection (a named option, not the model alone): strain limit {done['limit']:g} "
+                         f"(edge length over rest length), {done['steps']:.0f} steps, {done['node_moves']:.0f} node "
+                         f"moves, the largest {done['moved_max']:.3g} m; strain up to {done['strain_before_max']:.3g}"
+                         f" before it, {done['strain_after_max']:.3g} after (sweeps up to "
+                         f"{done['iterations_max']:.0f} of {done['iterations']:.0f})")
+        else:
+            lines.append(f"projection (a named option, not the model alone): {name} {done}")
+    return lines
 
 
 def format_divergence(divergence: Mapping[str, Any] | None, most: int = 8) -> list[str]:

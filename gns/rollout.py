@@ -17,8 +17,11 @@ the same way, field -> ``(N, num_steps, F)``, entity first like the state.
 Divergence is reported, never silent: a :class:`Monitor` (the domain's checks: non-finite values,
 entities that leave the domain, runaway kinetic energy) looks at every step and records the first
 step, the system and the entities of each kind of divergence; ``on_divergence="stop"`` ends the
-rollout at that step (the frames so far are returned). No check changes a value: a projection
-back into the domain would be a named option of its own.
+rollout at that step (the frames so far are returned). No check changes a value. A projection
+that does (a cloth's strain limiting, :mod:`gns.mesh.constraints`) is a named option of its
+stepper, never a default: a stepper with a ``project(state, frames) -> frames`` method has it applied
+to every step's frames after the held entities took their prescribed values, and reports what it did
+through its ``projections`` (which :func:`gns.evaluate.evaluate_split` writes into its summary).
 """
 
 from __future__ import annotations
@@ -277,6 +280,7 @@ def rollout(stepper: Stepper, initial: State, num_steps: int, controls: Mapping[
     _check_controls(stepper, state, controls, num_steps)
     held = stepper.held(state)
     held_controls = {k: v for k, v in controls.items() if k in stepper.predicted_fields} if bool(held.any()) else {}
+    project = getattr(stepper, "project", None)      # a named projection the stepper was given, if any
     learned = [stepper] if isinstance(stepper, nn.Module) else []
     was_training = [m.training for m in learned]
     for module in learned:
@@ -287,6 +291,8 @@ def rollout(stepper: Stepper, initial: State, num_steps: int, controls: Mapping[
             for t in tqdm(range(num_steps), desc="rollout", disable=no_bar(progress), leave=False):
                 nxt = stepper.predict_next(state)
                 nxt = hold(nxt, {k: v[:, t] for k, v in held_controls.items()}, held)
+                if project is not None:
+                    nxt = project(state, nxt)
                 for name in frames:
                     frames[name].append(nxt[name])
                 if monitor is not None and monitor.observe(t + 1, state, nxt):

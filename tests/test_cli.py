@@ -156,6 +156,19 @@ def test_mesh_pipeline_train_evaluate_render_export(kind, cloth_dataset, flow_da
     assert main(["evaluate", str(run), "--horizons", "1", "--mirror-average", "0"]) == 2
     assert "--mirror-average" in capsys.readouterr().err
     summary = json.loads(out.with_suffix(".json").read_text())
+    assert "projections" not in summary                          # the model alone unless a projection is named
+    # strain limiting (a named projection): said in the table and the summary; a cloth's only, above 1
+    limited = tmp_path / "limited.h5"
+    code = main(["evaluate", str(run), "--horizons", "1", "10", "--strain-limit", "1.1", "--out", str(limited)])
+    captured = capsys.readouterr()
+    if kind == "cloth":
+        assert code == 0 and "projection (a named option, not the model alone): strain limit 1.1" in captured.out
+        done = json.loads(limited.with_suffix(".json").read_text())["projections"]["strain_limit"]
+        assert done["limit"] == 1.1 and done["steps"] > 0
+        assert main(["evaluate", str(run), "--horizons", "1", "--strain-limit", "0.9"]) == 2
+        assert "mesh.strain_limit" in capsys.readouterr().err
+    else:
+        assert code == 2 and "strain" in captured.err
     assert set(summary["model"]["rmse"]) == {"1", "10", "20", "full"}
     gif = tmp_path / "roll.gif"
     assert main(["render", str(out), "--out", str(gif)]) == 0 and gif.stat().st_size > 0

@@ -11,7 +11,7 @@ import yaml
 
 from gns.cli import main
 from gns.config import ModelConfig
-from gns.counterfactual import factual_scenario, format_counterfactuals, query, run_counterfactuals
+from gns.counterfactual import factual_scenario, format_counterfactuals, query, run_counterfactuals, summary
 from gns.data import load_metadata
 from gns.domains import evaluation_for, get_domain, load_simulator, open_split_for
 from gns.interventions import AddCopy, Kick, Move, Remove, Selection, SetVelocity, apply_interventions
@@ -137,6 +137,14 @@ def test_cloth_replay_restarts_exactly_and_says_what_it_cannot_do(tmp_path):
     assert [r.key for r in records] == result.names and attrs["simulator"] == "mesh"
     assert "solver" not in records[-1].sources and records[-1].num_entities == truth.shape[1] - 1
     assert "torn" in format_counterfactuals(result)
+    # a named projection (strain limiting) changes the model's futures and says so; none by default
+    assert result.projections == {} and "projection" not in format_counterfactuals(result)
+    simulator.limit_strain(1.05)
+    limited = query(simulator, dataset, spec, steps=12, horizons=(1, 12))
+    done = limited.projections["strain_limit"]
+    assert done["limit"] == 1.05 and done["steps"] == 12 and done["strain_after_max"] <= 1.05 * 1.002
+    assert "projection (a named option, not the model alone): strain limit 1.05" in format_counterfactuals(limited)
+    assert summary(limited)["projections"] == limited.projections and "projections" not in summary(result)
 
 
 def test_counterfactual_command_writes_paired_futures_and_renders(water, tmp_path, capsys, small_config,

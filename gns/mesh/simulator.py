@@ -22,6 +22,8 @@ integrated: rollouts overwrite them with their prescribed values.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
@@ -29,6 +31,7 @@ from gns.config import MeshConfig, ModelConfig
 from gns.data.mesh import MeshMetadata
 from gns.errors import GnsInputError
 from gns.graph import EdgeSet, Graph
+from gns.mesh.constraints import StrainLimit, edge_groups, limit_strain, undirected_rest_edges
 from gns.mesh.features import mesh_edge_features, strain_features, world_edge_features
 from gns.mesh.state import MeshState
 from gns.mesh.types import NODE_TYPE_SIZE, one_hot
@@ -101,6 +104,65 @@ class MeshSimulator(nn.Module):
         self.output_normalizer = OnlineNormalizer(self.output_size, acc)
         self.network = EncodeProcessDecode(node_in, edge_in, self.output_size, config.latent_size,
                                            config.message_passing_steps, config.hidden_layers)
+        self._strain_limit: StrainLimit | None = None
+        self._projection_stats: dict[str, float] = {}
+        self._projection_edges: tuple | None = None    # (the mesh's tensors, its edges once and their groups)
+        self.limit_strain(mesh_config.strain_limit, mesh_config.strain_limit_iterations)
+
+    # --- the named projection (gns.mesh.constraints), off by default ----------------------------
+    def limit_strain(self, limit: float | None, iterations: int | None = None) -> None:
+        """Switch strain limiting on (``limit``: the longest edge over its rest length, > 1) or off (None) for
+        every later rollout step (:mod:`gns.mesh.constraints`); Lagrangian meshes only. ``mesh_config`` follows."""
+        iterations = self.mesh_config.strain_limit_iterations if iterations is None else int(iterations)
+        if limit is not None and not self.lagrangian:
+            raise GnsInputError("strain limiting moves the nodes of a Lagrangian mesh (cloth); this model's nodes "
+                                "do not move", key="mesh.strain_limit", expected="null for an Eulerian mesh",
+                                found=limit)
+        self._strain_limit = None if limit is None else StrainLimit(float(limit), iterations)
+        self.mesh_config = dataclasses.replace(self.mesh_config, strain_limit=None if limit is None else float(limit),
+                                               strain_limit_iterations=iterations)
+        self.reset_projections()
+
+    def reset_projections(self) -> None:
+        """Start counting what the projection does afresh (:attr:`projections`)."""
+        self._projection_edges = None
+        self._projection_stats = {"steps": 0.0, "node_moves": 0.0, "moved_max": 0.0, "strain_before_max": 0.0,
+                                  "strain_after_max": 0.0, "iterations_max": 0.0}
+
+    @property
+    def projections(self) -> dict[str, dict[str, float]]:
+        """The named projections this model's rollouts apply, with what they did since the last
+        :meth:`reset_projections`: ``{}`` when none (the default), else ``{"strain_limit": {"limit",
+        "iterations", "steps", "node_moves", "moved_max" (m), "strain_before_max", "strain_after_max",
+        "iterations_max"}}`` (strains: the largest edge length over rest length found before and left after)."""
+        if self._strain_limit is None:
+            return {}
+        return {"strain_limit": {"limit": self._strain_limit.limit, "iterations": float(self._strain_limit.iterations),
+                                 **self._projection_stats}}
+
+    def project(self, state: MeshState, frames: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The rollout driver's projection hook (:func:`gns.rollout.rollout`): ``frames`` (the next frame of
+        every predicted field, held nodes already prescribed) with the strain limited, or as they are when
+        the projection is off."""
+        if self._strain_limit is None:
+            return frames
+        key = (state.mesh_edges, state.node_type, state.mesh_pos)   # the same tensors over a rollout's steps
+        cached = self._projection_edges
+        if cached is None or any(a is not b for a, b in zip(cached[0], key)):
+            movable = self.is_simulated(state.node_type)
+            senders, receivers, rest = undirected_rest_edges(state.mesh_edges, state.mesh_pos, movable)
+            cached = self._projection_edges = (key, (senders, receivers, rest, movable,
+                                                     edge_groups(senders, receivers, len(movable))))
+        senders, receivers, rest, movable, groups = cached[1]
+        position, done = limit_strain(frames[self.target_field], senders, receivers, rest, movable,
+                                      self._strain_limit, groups)
+        stats = self._projection_stats
+        stats["steps"] += 1
+        stats["node_moves"] += done["moved"]
+        for key, value in (("moved_max", done["moved_max"]), ("strain_before_max", done["strain_before"]),
+                           ("strain_after_max", done["strain_after"]), ("iterations_max", done["iterations"])):
+            stats[key] = max(stats[key], value)
+        return {**frames, self.target_field: position}
 
     # --- masks -------------------------------------------------------------------------------
     def is_simulated(self, node_type: Tensor) -> Tensor:

@@ -188,3 +188,19 @@ def test_multistart_from_frame_0_reuses_the_first_frame_rollouts(cloth_dataset, 
     for name in ("model", "persistence"):
         for h, value in again["multistart"][name]["rmse"].items():
             assert reused["multistart"][name]["rmse"][h] == pytest.approx(value, rel=1e-5), (name, h)
+
+
+def test_a_named_projection_is_reported_in_the_summary_and_the_table(cloth_dataset):
+    simulator = _simulator(cloth_dataset)
+    split = open_mesh_split(cloth_dataset, "test")
+    plain = evaluate_split(simulator, split, horizons=(1, 5), progress=False)
+    assert "projections" not in plain and "projection" not in format_table(plain)
+    simulator.limit_strain(1.05)
+    limited = evaluate_split(simulator, split, horizons=(1, 5), start_stride=7, progress=False)
+    done = limited["projections"]["strain_limit"]
+    # every step of the model's rollouts went through it: the first-frame one, then the later starts (7, 14, 21)
+    # rolled out together, one batch of 5 steps
+    assert done["limit"] == 1.05 and done["steps"] == limited["steps"] + 5
+    assert "projection (a named option, not the model alone): strain limit 1.05" in format_table(limited)
+    # the baselines are not projected
+    assert limited["persistence"]["rmse"] == plain["persistence"]["rmse"]

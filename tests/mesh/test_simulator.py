@@ -237,3 +237,46 @@ def test_history_noise_is_a_random_walk_on_normal_nodes(cloth_dataset):
     # increments of std 1e-2 / sqrt(3) summed along the history: the last velocity's noise has std 1e-2
     assert velocity_noise[:, -1].std().item() == pytest.approx(1e-2, rel=0.1)
     assert velocity_noise[:, 0].std().item() == pytest.approx(1e-2 / 3 ** 0.5, rel=0.1)
+
+
+def _largest_strain(position, state):
+    """The largest edge length over rest length, over the steps of ``position`` (N, S, 3), edges between free nodes."""
+    s, r = state.mesh_edges
+    free = (state.node_type[s] == 0) & (state.node_type[r] == 0)
+    s, r = s[free], r[free]
+    rest = (state.mesh_pos[s] - state.mesh_pos[r]).norm(dim=-1)
+    return float(((position[s] - position[r]).norm(dim=-1) / rest[:, None]).max())
+
+
+def test_strain_limit_is_a_named_projection_of_rollouts_only(cloth_dataset, flow_dataset):
+    simulator = _simulator(cloth_dataset)
+    state = _trajectory(simulator, cloth_dataset)
+    _accumulate(simulator, state)
+    with torch.no_grad():                    # an untrained network that pushes hard: the sheet stretches
+        simulator.network.decoder[-1].bias.normal_(0.0, 30.0, generator=torch.Generator().manual_seed(0))
+    k = simulator.window
+    controls = {f: v[:, k:k + 12] for f, v in state.fields.items()}
+    assert simulator.projections == {}       # off by default
+    free = rollout(simulator, state.window(0, k), 12, controls)["world_pos"]
+    assert _largest_strain(free, state) > 1.5
+    simulator.limit_strain(1.1, iterations=1000)
+    assert simulator.mesh_config.strain_limit == 1.1
+    limited = rollout(simulator, state.window(0, k), 12, controls)["world_pos"]
+    assert _largest_strain(limited, state) <= 1.1 * (1 + 2e-3)
+    held = ~simulator.is_simulated(state.node_type)
+    assert torch.equal(limited[held], controls["world_pos"][held])
+    done = simulator.projections["strain_limit"]
+    assert done["limit"] == 1.1 and done["steps"] == 12 and done["node_moves"] > 0
+    assert done["strain_before_max"] > 1.1 * (1 + 2e-3) >= done["strain_after_max"]
+    # the training step does not project: the loss sees the model alone
+    window = state.window(0, k)
+    assert torch.equal(simulator.integrate(window, simulator(window))["world_pos"],
+                       simulator.predict_next(window)["world_pos"])
+    simulator.limit_strain(None)
+    assert simulator.projections == {}
+    assert torch.equal(rollout(simulator, state.window(0, k), 12, controls)["world_pos"], free)
+    flow = _simulator(flow_dataset)
+    with pytest.raises(GnsInputError, match="strain"):
+        flow.limit_strain(1.1)
+    with pytest.raises(GnsInputError, match="strain_limit"):
+        _simulator(cloth_dataset, "mesh.strain_limit=0.9")
