@@ -16,7 +16,8 @@ checkpoint rolls out the held-out test split and is scored as a user of long rol
   g), landing spread (from true states, how much landed water spreads over the truth's spreading) and rest
   drift (from settled true water, how far its height moves in 300 steps): :func:`free_fall`,
   :func:`landing_spread`, :func:`rest_drift`; ``--checks-of CHECKPOINT`` runs them on any checkpoint;
-  ``--density-of`` and ``--flight-of ROLLOUTS_H5`` read rollout files (:func:`density`, :func:`flight`).
+  ``--density-of``, ``--flight-of`` and ``--energy-of ROLLOUTS_H5`` read rollout files (:func:`density`,
+  :func:`flight`, :func:`energy`).
 
 Runs go to ``--out/<lever>-s<seed>/`` (a finished one is reused: rerun to add levers or seeds);
 ``--jobs`` runs that many at once, each with ``--threads`` torch threads. The table is printed
@@ -577,6 +578,39 @@ def density(rollouts: str, dataset: str) -> list[str]:
     return lines
 
 
+def energy(rollouts: str, dataset: str, window: int = 50) -> list[str]:
+    """Where the energy and escape figures of a particle rollout file come from, per trajectory: the predicted over
+    the true mean kinetic energy per particle (``0.5 |v|^2``, per-step velocities) in each ``window``-step window,
+    beside the true one (a large factor over water the truth has settled is jitter at rest, one over moving water a
+    splash); and how far the predicted particles reach beyond the box the true ones span, per side (above, below,
+    left, right; 2-D, gravity along the second axis), as a share of the box width, with the step of the largest."""
+    import numpy as np
+
+    from gns.data import load_metadata
+    from gns.rollout_io import read_rollouts
+
+    meta = load_metadata(dataset)
+    bounds = np.asarray(meta.bounds, dtype=np.float64)
+    width = float((bounds[:, 1] - bounds[:, 0]).max())
+    records, _ = read_rollouts(rollouts)
+    lines = []
+    for record in records:
+        pos = {name: record.sources[name]["position"].astype(np.float64) for name in ("predicted", "ground_truth")}
+        ke = {name: 0.5 * (np.diff(x, axis=0) ** 2).sum(-1).mean(-1) for name, x in pos.items()}   # (T - 1,)
+        cells = []
+        for start in range(0, len(ke["ground_truth"]), window):
+            p, t = ke["predicted"][start:start + window].mean(), ke["ground_truth"][start:start + window].mean()
+            cells.append(f"{p / t:.2g}x of {t:.1e}" if t > 0 else f"{p:.1e} of 0")
+        x, truth = pos["predicted"], pos["ground_truth"]
+        beyond = {"above": x[..., 1].max(1) - truth[..., 1].max(1), "below": truth[..., 1].min(1) - x[..., 1].min(1),
+                  "left": truth[..., 0].min(1) - x[..., 0].min(1), "right": x[..., 0].max(1) - truth[..., 0].max(1)}
+        sides = ", ".join(f"{side} {max(float(d.max()), 0.0) / width:.3f} (step {int(d.argmax())})"
+                          for side, d in beyond.items())
+        lines.append(f"{record.key}: KE predicted / true per {window} steps: " + ", ".join(cells))
+        lines.append(f"{record.key}: beyond the truth's extent, box widths: {sides}")
+    return lines
+
+
 def flight(rollouts: str, dataset: str, every: int = 10, tolerance: float = 0.1) -> list[str]:
     """One line per trajectory of a particle rollout file whose water starts in the air: the mean acceleration
     along gravity (in g) of the particles above the middle of the box at the first frame, predicted and true,
@@ -645,11 +679,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="print, for the water that starts above the middle of the box in these rollout files, the mean "
                         "acceleration along gravity (in g) predicted and true per 10 steps while the truth's falls "
                         "freely, and the first step the predicted one is below 0.5 g; train nothing")
+    p.add_argument("--energy-of", nargs="+", metavar="ROLLOUTS_H5", default=None,
+                   help="print, per trajectory of these rollout files, the predicted over the true mean kinetic "
+                        "energy in each 50-step window beside the true one, and how far the predicted particles reach "
+                        "beyond the truth's extent on each side (box widths); train nothing")
     p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
-    if args.density_of or args.flight_of:
-        for paths, report in ((args.density_of, density), (args.flight_of, flight)):
+    if args.density_of or args.flight_of or args.energy_of:
+        for paths, report in ((args.density_of, density), (args.flight_of, flight), (args.energy_of, energy)):
             for path in paths or ():
                 print(path)
                 for line in report(path, args.dataset):

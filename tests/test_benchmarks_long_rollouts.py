@@ -72,3 +72,28 @@ def test_flight_reports_where_airborne_water_stops_falling(bouncing_dataset, tmp
     assert "00000 (10 particles above 0.50 m at the start)" in text
     # the acceleration at step t is from steps t - 1, t, t + 1: half of g at step 20, none from step 21
     assert "true 1.00, 1.00" in text and "predicted below 0.5 g from step 21" in text
+
+
+def test_energy_reports_windows_and_sides(bouncing_dataset, tmp_path):
+    """``--energy-of``: per 50-step window the predicted over the true kinetic energy, and how far the predicted
+    particles reach beyond the truth's extent on each side; a prediction moving twice as fast (4x the energy) with
+    one particle lifted at step 70 is reported so."""
+    import numpy as np
+
+    from gns.data import load_metadata
+    from gns.rollout_io import RolloutRecord, write_rollouts
+
+    bounds = np.asarray(load_metadata(bouncing_dataset).bounds, dtype=np.float64)
+    width = float((bounds[:, 1] - bounds[:, 0]).max())
+    steps = np.arange(81, dtype=np.float64)
+    x = np.linspace(0.3, 0.5, 10)
+    true = np.stack([x[None, :] + 1e-3 * steps[:, None], np.full((81, 10), 0.3)], -1)          # (T, N, 2)
+    predicted = np.stack([x[None, :] + 2e-3 * steps[:, None], np.full((81, 10), 0.3)], -1)
+    predicted[70, 0, 1] += 0.1 * width                                                         # one particle lifted
+    record = RolloutRecord("00000", {"predicted": {"position": predicted}, "ground_truth": {"position": true}},
+                           {"particle_type": np.zeros(10, dtype=int)})
+    rollouts = write_rollouts(tmp_path / "r.h5", [record], simulator="particles", domain="bouncing", dt=0.01,
+                              target_field="position")
+    text = _run(BENCHMARKS / "long_rollouts.py", "--energy-of", rollouts, "--dataset", bouncing_dataset)
+    assert "00000: KE predicted / true per 50 steps: 4x of 5.0e-07" in text
+    assert "above 0.100 (step 70)" in text and "right " + f"{0.08 / width:.3f} (step 80)" in text
