@@ -136,7 +136,7 @@ def limit_strain(position: Tensor, senders: Tensor, receivers: Tensor, rest: Ten
 
     worst = float(strain().max()) if rest.numel() else 0.0
     before, sweeps = worst, 0
-    while rest.numel() and worst > settings.limit * (1 + settings.tolerance) and sweeps < settings.iterations:
+    while rest.numel() and worst > settings.limit + settings.tolerance and sweeps < settings.iterations:
         for group in groups:
             s, r = senders[group], receivers[group]
             d = x[r] - x[s]                                      # (G, D)

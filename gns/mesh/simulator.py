@@ -159,9 +159,9 @@ class MeshSimulator(nn.Module):
         stats = self._projection_stats
         stats["steps"] += 1
         stats["node_moves"] += done["moved"]
-        for key, value in (("moved_max", done["moved_max"]), ("strain_before_max", done["strain_before"]),
-                           ("strain_after_max", done["strain_after"]), ("iterations_max", done["iterations"])):
-            stats[key] = max(stats[key], value)
+        for name, value in (("moved_max", done["moved_max"]), ("strain_before_max", done["strain_before"]),
+                            ("strain_after_max", done["strain_after"]), ("iterations_max", done["iterations"])):
+            stats[name] = max(stats[name], value)
         return {**frames, self.target_field: position}
 
     # --- masks -------------------------------------------------------------------------------
