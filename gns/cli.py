@@ -179,13 +179,12 @@ def _strain_limit_arg(value: str) -> float | None:
 
 def _apply_strain_limit(simulator: Any, args: argparse.Namespace) -> None:
     """``--strain-limit``: switch a cloth model's strain limiting (a named projection) on or off (checked)."""
-    limit = getattr(args, "strain_limit", "unset")
-    if limit == "unset":
+    if not hasattr(args, "strain_limit"):      # not given (argparse.SUPPRESS): the checkpoint's setting stays
         return
     if not hasattr(simulator, "limit_strain"):
         raise GnsInputError("strain limiting exists for mesh models only", key="--strain-limit",
                             expected="a mesh (cloth) checkpoint", found=simulator.kind)
-    simulator.limit_strain(limit)
+    simulator.limit_strain(args.strain_limit)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -492,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="particles: average each predicted step over the box's reflections along these "
                             "dimensions (e.g. 0: left-right), which makes the model mirror-symmetric there; no "
                             "dimension: off (default: the checkpoint's model.mirror_average)")
-        p.add_argument("--strain-limit", type=_strain_limit_arg, default=argparse.SUPPRESS, metavar="LIMIT", help=STRAIN_HELP)
+        p.add_argument("--strain-limit", type=_strain_limit_arg, default=argparse.SUPPRESS, metavar="LIMIT",
+                       help=STRAIN_HELP)
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
         p.set_defaults(func=func)
 
@@ -513,7 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizons", type=int, nargs="+", default=[1, 5, 10, 20, 50, 100],
                    help="steps at which errors against the solver are reported")
     p.add_argument("--device", help="cpu, cuda, auto")
-    p.add_argument("--strain-limit", type=_strain_limit_arg, default=argparse.SUPPRESS, metavar="LIMIT", help=STRAIN_HELP)
+    p.add_argument("--strain-limit", type=_strain_limit_arg, default=argparse.SUPPRESS, metavar="LIMIT",
+                   help=STRAIN_HELP)
     p.add_argument("--on-divergence", default="warn", choices=["warn", "stop"],
                    help="when the model diverges (non-finite values, entities leaving the domain, runaway energy): "
                         "warn (report and go on) or stop every future at that step")
