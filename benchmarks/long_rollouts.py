@@ -17,7 +17,8 @@ checkpoint rolls out the held-out test split and is scored as a user of long rol
   drift (from settled true water, how far its height moves in 300 steps): :func:`free_fall`,
   :func:`landing_spread`, :func:`rest_drift`; ``--checks-of CHECKPOINT`` runs them on any checkpoint;
   ``--density-of``, ``--flight-of`` and ``--energy-of ROLLOUTS_H5`` read rollout files (:func:`density`,
-  :func:`flight`, :func:`energy`).
+  :func:`flight`, :func:`energy`); ``--rest-motion-of CHECKPOINT`` rolls a model on from the truth's settling
+  water (:func:`rest_motion`).
 
 Runs go to ``--out/<lever>-s<seed>/`` (a finished one is reused: rerun to add levers or seeds);
 ``--jobs`` runs that many at once, each with ``--threads`` torch threads. The table is printed
@@ -425,6 +426,50 @@ def rest_drift(simulator, dataset: str, steps: int = 300, settled: int = 395) ->
             "num_trajectories": len(drifts), "steps": steps, "truth_max_m": truth}
 
 
+def motion_factors(predicted, truth, window: int = 25) -> list[tuple[float, float, float, float]]:
+    """Per ``window``-step window of two position sequences ``(T, N, D)`` (the same particles; D >= 2, gravity along
+    the last axis): the predicted over the true mean kinetic energy per particle (``0.5 |v|^2``, per-step velocities),
+    the predicted over the true rms of the horizontal (first axis) and of the vertical (last axis) per-step velocity,
+    and the true mean kinetic energy. A list of ``(energy factor, horizontal factor, vertical factor, true energy)``."""
+    import numpy as np
+
+    rows = []
+    n = min(len(predicted), len(truth))
+    for a in range(0, n - 1, window):
+        vp, vt = (np.diff(np.asarray(x[a:a + window + 1], dtype=np.float64), axis=0) for x in (predicted, truth))
+        kp, kt = 0.5 * (vp ** 2).sum(-1).mean(), 0.5 * (vt ** 2).sum(-1).mean()
+        rms = [np.sqrt((v[..., axis] ** 2).mean()) for axis in (0, -1) for v in (vp, vt)]
+        rows.append((kp / kt, rms[0] / rms[1], rms[2] / rms[3], kt))
+    return rows
+
+
+def rest_motion(simulator, dataset: str, start: int = 250, steps: int = 149, window: int = 25) -> list[str]:
+    """How the model keeps water that has come to rest: from the true window that ends at frame ``start`` of each
+    test trajectory (by frame 250 the default set's water has landed and is settling), the model rolls ``steps``
+    steps forward beside the truth; per ``window``-step window, the predicted over the true kinetic energy and
+    rms horizontal and vertical speed (:func:`motion_factors`). Vertical factors far above 1 with horizontal ones
+    near 1 are water bouncing on the floor; both below 1, water held too still."""
+    import numpy as np
+
+    from gns.rollout import rollout_many
+
+    w = simulator.window
+    states, truths, lasts = [], [], []
+    for position, kinds in _test_windows(simulator, dataset):
+        last = min(start, position.shape[0] - 2)
+        states.append(_state(position, kinds, last - w + 1, w))
+        truths.append(position[last:last + steps + 1])
+        lasts.append(last)
+    predicted = rollout_many(simulator, states, steps, [{} for _ in states], max_entities=4096)
+    lines = []
+    for k, (state, out, truth, last) in enumerate(zip(states, predicted, truths, lasts)):
+        sequence = np.concatenate([state.position[:, -1:].numpy(), out["position"].numpy()], 1).transpose(1, 0, 2)
+        cells = [f"{e:.2g}x (x {h:.2g}, y {v:.2g})" for e, h, v, _ in motion_factors(sequence, truth, window)]
+        lines.append(f"{k:05d}: from frame {last}, energy (rms speed x, y) predicted / true per {window} steps: "
+                     + ", ".join(cells))
+    return lines
+
+
 def run_one(lever: str, seed: int, args: argparse.Namespace) -> dict:
     """Train one (lever, seed) and score it; the result is written to ``<out>/<lever>-s<seed>/result.json``."""
     import torch
@@ -683,6 +728,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="print, per trajectory of these rollout files, the predicted over the true mean kinetic "
                         "energy in each 50-step window beside the true one, and how far the predicted particles reach "
                         "beyond the truth's extent on each side (box widths); train nothing")
+    p.add_argument("--rest-motion-of", nargs="+", metavar="CHECKPOINT", default=None,
+                   help="print, for these checkpoints, how they keep water that has come to rest: from the true "
+                        "window ending at frame --rest-from of each test trajectory, the predicted over the true "
+                        "kinetic energy and rms horizontal and vertical speed per 25 steps over --rest-steps steps; "
+                        "train nothing")
+    p.add_argument("--rest-from", type=int, default=250,
+                   help="--rest-motion-of: the last frame of the true input window (default: 250)")
+    p.add_argument("--rest-steps", type=int, default=149,
+                   help="--rest-motion-of: steps rolled out (default: 149, to the default set's last frame)")
     p.add_argument("--one", nargs=2, metavar=("LEVER", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -692,6 +746,15 @@ def main(argv: list[str] | None = None) -> None:
                 print(path)
                 for line in report(path, args.dataset):
                     print("  " + line)
+        return
+    if args.rest_motion_of:
+        from gns.domains import load_simulator
+
+        for checkpoint in args.rest_motion_of:
+            simulator, _, _ = load_simulator(checkpoint, "cpu")
+            print(checkpoint)
+            for line in rest_motion(simulator, args.dataset, args.rest_from, args.rest_steps):
+                print("  " + line)
         return
     if args.one:
         run_one(args.one[0], int(args.one[1]), args)

@@ -34,6 +34,10 @@ def test_lever_table(bouncing_dataset, tmp_path):
     text = _run(BENCHMARKS / "long_rollouts.py", "--checks-of", out / "preset-s0" / "checkpoints" / "latest.pt",
                 "--dataset", bouncing_dataset)
     assert "free fall x, y / g" in text and "landing spread" in text and "rest drift" in text
+    text = _run(BENCHMARKS / "long_rollouts.py", "--rest-motion-of", out / "preset-s0" / "checkpoints" / "latest.pt",
+                "--dataset", bouncing_dataset, "--rest-from", "20", "--rest-steps", "19")
+    rows = [line for line in text.splitlines() if "from frame 20, energy (rms speed x, y) predicted / true" in line]
+    assert len(rows) == 2 and all(row.count("x (x ") == 1 for row in rows), text    # every test trajectory, 1 window
 
 
 def test_lj3d_energy(tmp_path):
@@ -97,3 +101,24 @@ def test_energy_reports_windows_and_sides(bouncing_dataset, tmp_path):
     text = _run(BENCHMARKS / "long_rollouts.py", "--energy-of", rollouts, "--dataset", bouncing_dataset)
     assert "00000: KE predicted / true per 50 steps: 4x of 5.0e-07" in text
     assert "above 0.100 (step 70)" in text and "right " + f"{0.08 / width:.3f} (step 80)" in text
+
+
+def test_motion_factors_split_energy_by_axis():
+    """``motion_factors`` (behind ``--rest-motion-of``): a prediction that slides as the truth does but bounces
+    twice as fast vertically is reported as such, per window, with the true energy beside it."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("long_rollouts", BENCHMARKS / "long_rollouts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    steps = np.arange(51, dtype=np.float64)
+    bounce = np.where(steps % 2 == 0, 0.0, 1e-3)                                        # +-1e-3 per step
+    truth = np.stack([0.3 + 1e-3 * steps, 0.2 + bounce], -1)[:, None, :]                 # (T, 1, 2)
+    predicted = np.stack([0.3 + 1e-3 * steps, 0.2 + 2 * bounce], -1)[:, None, :]
+    rows = module.motion_factors(predicted, truth, window=25)
+    assert len(rows) == 2
+    for energy, horizontal, vertical, true_energy in rows:
+        assert np.isclose(horizontal, 1.0) and np.isclose(vertical, 2.0)
+        assert np.isclose(true_energy, 1e-6) and np.isclose(energy, 2.5)                # (1 + 4) / (1 + 1)
