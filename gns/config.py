@@ -96,6 +96,9 @@ class TrainConfig:
     noise_std: float | None = None     # particles: random-walk noise std on the last velocity, None: scaled from
                                        # WaterDrop; meshes: noise std on the target field, None: 3e-3 for
                                        # positions (order 2, MeshGraphNets cloth), 2e-2 otherwise (cylinder flow)
+    wall_noise_std: float | None = None  # particles: the random walk's std for particles at a wall, blended into
+                                       # noise_std over one radius from it (the nearness of the near-walls inputs);
+                                       # None: noise_std everywhere
     noise_correction: float = 1.0      # second-order targets (particles, cloth): share of the last input velocity's
                                        # noise the one-step target asks the model to remove. 1: GNS (the next
                                        # velocity is fully corrected); 0: noise only perturbs the inputs

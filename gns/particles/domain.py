@@ -41,7 +41,7 @@ class ParticleDomain:
         from gns.particles.simulator import ParticleSimulator
 
         noise = noise_std if noise_std is not None else default_noise_std(metadata.vel_std)
-        return ParticleSimulator(config.model, metadata, noise)
+        return ParticleSimulator(config.model, metadata, noise, wall_noise_std=config.train.wall_noise_std)
 
     def training_windows(self, simulator, split):
         from gns.particles.windows import ParticleWindows

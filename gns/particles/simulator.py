@@ -44,12 +44,18 @@ class ParticleSimulator(nn.Module):
         config: network and feature settings.
         metadata: the dataset's metadata (bounds, periodicity, statistics, particle types).
         noise_std: training noise std; inflates the velocity/acceleration normalization stds.
+        wall_noise_std: the training noise's std at a wall (:meth:`training_noise`); None: ``noise_std`` everywhere.
     """
 
     kind = "particles"  # the domain (gns.domains)
 
-    def __init__(self, config: ModelConfig, metadata: DatasetMetadata, noise_std: float) -> None:
+    def __init__(self, config: ModelConfig, metadata: DatasetMetadata, noise_std: float,
+                 wall_noise_std: float | None = None) -> None:
         super().__init__()
+        if wall_noise_std is not None and not (wall_noise_std >= 0 and math.isfinite(wall_noise_std)):
+            raise GnsInputError("the training noise at walls must be a finite number >= 0", key="train.wall_noise_std",
+                                expected=">= 0, or null for train.noise_std everywhere", found=wall_noise_std)
+        self.wall_noise_std = None if wall_noise_std is None else float(wall_noise_std)
         if config.decoder not in DECODERS:
             raise GnsInputError("unknown decoder", key="model.decoder", expected=DECODERS, found=config.decoder)
         if config.body_force not in BODY_FORCES:
@@ -307,8 +313,18 @@ class ParticleSimulator(nn.Module):
 
     def training_noise(self, state: ParticleState, noise_std: float, generator: torch.Generator | None = None
                        ) -> Tensor:
-        """``(N, W, D)`` random-walk noise on the position window (none on kinematic particles)."""
-        return random_walk_noise(state.position, noise_std, self.held(state), generator)
+        """``(N, W, D)`` random-walk noise on the position window (none on kinematic particles).
+
+        With a wall noise std (``train.wall_noise_std``) a particle's std is ``noise_std`` blended into it by the
+        particle's nearness to its closest wall at the window's last frame (``1 - distance / radius``, 0 farther
+        than one radius; :func:`wall_nearness`, the weight of the near-walls inputs' last velocity).
+        """
+        if self.wall_noise_std is None:
+            return random_walk_noise(state.position, noise_std, self.held(state), generator)
+        unit = random_walk_noise(state.position, 1.0, self.held(state), generator)                # (N, W, D)
+        near = wall_nearness(wall_distances(state.position[:, -1], self.bounds, self.periodic, self.radius))  # (N,)
+        std = noise_std + (self.wall_noise_std - noise_std) * near
+        return unit * std[:, None, None]
 
     def target_normalized_acceleration(self, position_seq: Tensor, next_position: Tensor) -> Tensor:
         """The inverse of decoding + integrating: what the network should output.

@@ -62,6 +62,9 @@ class SimulatorTask:
             raise GnsInputError("the velocity offset std must not be negative, and above 0 only for second-order "
                                 "targets (positions)", key="train.velocity_offset_std",
                                 expected=">= 0 (0 for first-order targets)", found=config.train.velocity_offset_std)
+        if config.train.wall_noise_std is not None and not hasattr(self.model, "wall_noise_std"):
+            raise GnsInputError("training noise at walls is a particle setting", key="train.wall_noise_std",
+                                expected=f"null for a {domain.kind} simulator", found=config.train.wall_noise_std)
         self._check_mirror(config.train.mirror_dims)
         self.sampler = domain.training_windows(self.model, self.train_split)
         self._check_impacts(config.train.impact_fraction, config.train.impact_threshold)

@@ -149,3 +149,9 @@ def test_mesh_refuses_the_antisymmetric_decoder(cloth_dataset, tmp_path, small_c
     config = small_config(cloth_dataset, tmp_path / "run", *MESH, "model.decoder=antisymmetric")
     with pytest.raises(GnsInputError, match="model.decoder"):
         MeshTask(config)
+
+
+def test_wall_noise_refused_for_meshes(cloth_dataset, tmp_path, small_config):
+    config = small_config(cloth_dataset, tmp_path / "run", *MESH, "train.wall_noise_std=1e-3")
+    with pytest.raises(GnsInputError, match="train.wall_noise_std"):
+        MeshTask(config)

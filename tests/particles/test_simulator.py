@@ -373,3 +373,31 @@ def test_mirror_average_makes_the_model_mirror_equivariant(bouncing_dataset, lj3
             ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1, mirror_average=dims), meta, 1e-4)
         with pytest.raises(GnsInputError, match="model.mirror_average"):
             ParticleSimulator(ModelConfig(latent_size=8, message_passing_steps=1), meta, 1e-4).mirror_average(dims)
+
+
+def test_wall_noise_std_raises_the_training_noise_near_walls_only(bouncing_dataset):
+    """``train.wall_noise_std``: a particle at a wall gets the wall std on its last velocity, one farther than
+    a radius from every wall ``noise_std``, one half a radius away half of each. Without it every particle gets
+    ``noise_std``."""
+    meta = load_metadata(bouncing_dataset)
+    lo, hi = torch.tensor(meta.bounds).T
+    cfg = ModelConfig(latent_size=8, message_passing_steps=1, radius=0.1)
+    sim = ParticleSimulator(cfg, meta, 1e-4, wall_noise_std=1e-2)
+    n = 20000
+    centre = (lo + hi) / 2
+    at_wall = centre.clone()
+    at_wall[1] = lo[1]                                             # on the floor
+    half = centre.clone()
+    half[1] = lo[1] + 0.05                                         # half a radius above it
+    where = torch.stack([at_wall, centre, half]).repeat_interleave(n, 0)                   # (3n, D)
+    state = ParticleState(where[:, None].expand(-1, 6, -1).contiguous(), torch.zeros(3 * n, dtype=torch.long),
+                          torch.tensor([3 * n]))
+    noise = sim.training_noise(state, 1e-4, torch.Generator().manual_seed(0))               # (3n, 6, D)
+    last_velocity = (noise[:, -1] - noise[:, -2]).reshape(3, n, -1)
+    std = last_velocity.std(dim=(1, 2))
+    assert torch.allclose(std, torch.tensor([1e-2, 1e-4, (1e-2 + 1e-4) / 2]), rtol=0.03)
+    plain = ParticleSimulator(cfg, meta, 1e-4).training_noise(state, 1e-4, torch.Generator().manual_seed(0))
+    plain_std = (plain[:, -1] - plain[:, -2]).reshape(3, n, -1).std(dim=(1, 2))
+    assert torch.allclose(plain_std, torch.full((3,), 1e-4), rtol=0.03)
+    with pytest.raises(GnsInputError, match="train.wall_noise_std"):
+        ParticleSimulator(cfg, meta, 1e-4, wall_noise_std=-1.0)
