@@ -41,7 +41,7 @@ from gns.errors import GnsInputError
 from gns.evaluate import format_projections
 from gns.interventions import Intervention, Scenario, Selection, Space, apply_interventions
 from gns.metrics import at_horizons
-from gns.rollout import Monitor, default_chunk, rollout_many, stepper_device
+from gns.rollout import Monitor, default_chunk, rollout_many, stepper_device, worst_words
 from gns.rollout_io import RolloutRecord, system_arrays, write_rollouts
 
 __all__ = ["CounterfactualResult", "factual_scenario", "run_counterfactuals", "query", "counterfactual_query",
@@ -536,7 +536,7 @@ def format_counterfactuals(result: CounterfactualResult) -> str:
             lines.append(f"  warning: {warning}")
         for event in result.divergences.get(name, []):
             lines.append(f"  the model diverged: {event['kind']} at step {event['step']}, {event['count']} entities, "
-                         f"e.g. {event['entities'][:5]}; {event['detail']}")
+                         f"e.g. {event['entities'][:5]}; {event['detail']}{worst_words(event)}")
         if name == "factual":
             continue
         for source, measures in result.divergence[name].items():

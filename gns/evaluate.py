@@ -38,7 +38,7 @@ from gns.atomic import write_json_atomic
 from gns.data.windows import WindowSampler
 from gns.metrics import per_system_sum, reduce_extra, reduce_rollouts
 from gns.progress import no_bar
-from gns.rollout import Monitor, Stepper, rollout, stepper_device
+from gns.rollout import Monitor, Stepper, rollout, stepper_device, worst_words
 from gns.rollout_io import RolloutRecord, system_arrays, write_rollouts
 from gns.state import State
 
@@ -237,7 +237,9 @@ def _record_events(monitor: Monitor, systems: list[tuple[str, int]], into: list,
         if before is not None and event.step > before:
             continue
         key, start = systems[event.system]
-        into.append({"trajectory": key, "start": start, **{k: v for k, v in vars(event).items() if k != "system"}})
+        # up to ``before`` the monitor saw only the first sighting for sure: its worst may lie beyond
+        drop = {"system"} | ({"worst_value", "worst_step", "most"} if before is not None else set())
+        into.append({"trajectory": key, "start": start, **{k: v for k, v in vars(event).items() if k not in drop}})
     if before is None:
         divergence["check_seconds"] += monitor.cost_seconds
 
@@ -433,7 +435,7 @@ def format_divergence(divergence: Mapping[str, Any] | None, most: int = 8) -> li
         for e in events[:most]:
             start = f" started at frame {e['start']}" if e["start"] else ""
             lines.append(f"  trajectory {e['trajectory']}{start}: {e['kind']} at step {e['step']}, {e['count']} "
-                         f"entities, e.g. {e['entities'][:5]}; {e['detail']}")
+                         f"entities, e.g. {e['entities'][:5]}; {e['detail']}{worst_words(e)}")
         if len(events) > most:
             lines.append(f"  ... {len(events) - most} more (see the summary's 'divergence')")
     if not lines:

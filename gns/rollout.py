@@ -16,7 +16,9 @@ the same way, field -> ``(N, num_steps, F)``, entity first like the state.
 
 Divergence is reported, never silent: a :class:`Monitor` (the domain's checks: non-finite values,
 entities that leave the domain, runaway kinetic energy) looks at every step and records the first
-step, the system and the entities of each kind of divergence; ``on_divergence="stop"`` ends the
+step, the system and the entities of each kind of divergence, and then its worst (the largest value, its
+step and the most entities at once: a particle first seen just past a wall may sink far deeper later);
+``on_divergence="stop"`` ends the
 rollout at that step (the frames so far are returned). No check changes a value. A projection
 that does (a cloth's strain limiting, :mod:`gns.mesh.constraints`) is a named option of its
 stepper, never a default: a stepper with a ``project(state, frames) -> frames`` method has it applied
@@ -27,7 +29,7 @@ through its ``projections`` (which :func:`gns.evaluate.evaluate_split` writes in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -84,6 +86,9 @@ class Divergence:
         entities: up to ten of the offending entities (indices inside their system).
         count: how many entities of the system were offending at that step.
         detail: the values, in words.
+        worst_value: the largest offending value over the whole rollout (the check's own value: for
+            ``"outside"`` the distance beyond a wall, for ``"energy"`` an entity's ``0.5 |v|^2``), and
+            worst_step: the step where it was reached; most: the most entities of the system offending at once.
     """
 
     kind: str
@@ -92,11 +97,23 @@ class Divergence:
     entities: list[int]
     count: int
     detail: str
+    worst_value: float = float("nan")
+    worst_step: int = 0
+    most: int = 0
 
     def __str__(self) -> str:
         more = f" (+{self.count - len(self.entities)} more)" if self.count > len(self.entities) else ""
         return (f"{self.kind} at step {self.step}, system {self.system}: {self.count} entities, e.g. "
-                f"{self.entities}{more}; {self.detail}")
+                f"{self.entities}{more}; {self.detail}{worst_words(vars(self))}")
+
+
+def worst_words(event: Mapping[str, Any]) -> str:
+    """``"; at its worst V at step S, up to M entities at once"`` for a divergence event (a :class:`Divergence`'s
+    fields) that grew after it was first seen; empty when it did not, or the event carries no worst."""
+    step, value, most = event.get("worst_step"), event.get("worst_value"), event.get("most", 0)
+    if not step or (step == event["step"] and most <= event["count"]):
+        return ""
+    return f"; at its worst {value:.4g} at step {step}, up to {most} entities at once"
 
 
 # A check maps the state before a step and the new frames to offending entities (N,) and the
@@ -188,7 +205,7 @@ class Monitor:
         import time
 
         t0 = time.perf_counter()
-        seen = {(e.kind, e.system) for e in self.events}
+        seen = {(e.kind, e.system): e for e in self.events}
         new = False
         batch, offsets = None, None
         for kind, check in self.checks.items():
@@ -200,14 +217,25 @@ class Monitor:
                 continue
             if batch is None:
                 batch, offsets = state.batch, state.offsets.tolist()
-            for system in torch.unique(batch[bad]).tolist():
-                if (kind, system) in seen:
+            # per system, the largest offending value and how many offend (one pass, whatever the number of systems)
+            offending = torch.where(bad, values.to(torch.float32).nan_to_num(nan=float("inf")),
+                                    values.new_full((), float("-inf"), dtype=torch.float32))
+            largest = offending.new_full((state.num_systems,), float("-inf")).scatter_reduce(
+                0, batch, offending, reduce="amax")
+            counts = torch.bincount(batch[bad], minlength=state.num_systems)
+            for system in torch.nonzero(counts).flatten().tolist():
+                value, count = float(largest[system]), int(counts[system])
+                event = seen.get((kind, system))
+                if event is not None:
+                    if value > event.worst_value:
+                        event.worst_value, event.worst_step = value, step
+                    event.most = max(event.most, count)
                     continue
                 members = torch.nonzero(bad & (batch == system)).flatten()
                 worst = members[values[members].argsort(descending=True)][:10]
                 self.events.append(Divergence(kind, step, system, (worst - offsets[system]).tolist(),
                                               int(members.numel()),
-                                              f"worst value {float(values[worst[0]]):.4g}"))
+                                              f"largest value {float(values[worst[0]]):.4g}", value, step, count))
                 new = True
         self.cost_seconds += time.perf_counter() - t0
         if new and self.on_divergence == "stop":

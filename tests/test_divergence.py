@@ -74,6 +74,34 @@ def test_a_particle_crossing_a_wall(bouncing_dataset):
     assert (event.kind, event.step, event.system, event.entities) == ("outside", first, 0, [2])
 
 
+def test_the_worst_of_a_divergence_is_kept_after_its_first_sighting(bouncing_dataset):
+    """A particle that walks on through the floor after it first crosses the margin, joined by two more from
+    step 8 and pulled back at step 9: the event keeps its first step and depth, and reports the deepest point, its
+    step and the most particles outside at once, in words too."""
+    from gns.rollout import worst_words
+
+    simulator, state = _setup(bouncing_dataset)
+    margin = OUTSIDE_MARGIN * 1.0                        # the unit box
+    state.position[12, :, 1] = 0.0
+
+    def rule(step, x):
+        out = x[:, -1].clone()
+        out[12, 1] = -0.005 * step if step < 9 else 0.5   # system 1, entity 2 sinks through the floor, then is back
+        if step == 8:
+            out[13:15, 1] = -margin - 0.001              # entities 3 and 4 just past the margin
+        return out
+
+    monitor = Monitor(divergence_checks(simulator))
+    rollout(Scripted(rule), state, 12, monitor=monitor)
+    (event,) = [e for e in monitor.events if e.kind == "outside"]
+    first = next(s for s in range(1, 13) if 0.005 * s > margin)
+    assert (event.step, event.system, event.entities, event.count) == (first, 1, [2], 1)
+    assert event.detail == f"largest value {0.005 * first:.4g}"
+    assert (event.worst_step, event.most) == (8, 3) and event.worst_value == pytest.approx(0.04)
+    assert str(event).endswith("; at its worst 0.04 at step 8, up to 3 entities at once")
+    assert worst_words({**vars(event), "worst_step": first, "most": 1}) == ""   # no worse than at first: nothing added
+
+
 def test_runaway_energy(bouncing_dataset):
     simulator, state = _setup(bouncing_dataset)
     mean, std = simulator.velocity_normalizer.mean, simulator.velocity_normalizer.std
