@@ -222,9 +222,10 @@ class Monitor:
                                     values.new_full((), float("-inf"), dtype=torch.float32))
             largest = offending.new_full((state.num_systems,), float("-inf")).scatter_reduce(
                 0, batch, offending, reduce="amax")
-            counts = torch.bincount(batch[bad], minlength=state.num_systems)
-            for system in torch.nonzero(counts).flatten().tolist():
-                value, count = float(largest[system]), int(counts[system])
+            counts = torch.bincount(batch[bad], minlength=state.num_systems).tolist()
+            largest = largest.tolist()                     # one transfer per check, not one per system
+            for system in (i for i, c in enumerate(counts) if c):
+                value, count = largest[system], counts[system]
                 event = seen.get((kind, system))
                 if event is not None:
                     if value > event.worst_value:
