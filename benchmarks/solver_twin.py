@@ -39,30 +39,15 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gns.data import load_metadata, open_split  # noqa: E402
+from gns.data import open_split  # noqa: E402
 from gns.errors import GnsInputError  # noqa: E402
 from gns.metrics import ENERGY_WINDOW, window_factor  # noqa: E402
 from gns.particles.evaluate import escape_from_truth, kinetic_energy_per_system  # noqa: E402
 from gns.solvers.common import SPLITS  # noqa: E402
-from gns.solvers.water2d import Water2DConfig, clip_to_bounds, sample_scene, simulate_scenes, state_at  # noqa: E402
+from gns.solvers.water2d import clip_to_bounds, dataset_config, sample_scene, simulate_scenes, state_at  # noqa: E402
 from gns.state import State  # noqa: E402
 
 DEFAULT_EPS = (1e-8, 1e-6, 1e-5, 1e-4, 1e-3)
-
-
-def solver_config(dataset: str | Path) -> Water2DConfig:
-    """The water2d generator's config stored in ``dataset``'s metadata.
-
-    Raises:
-        GnsInputError: the dataset was not made by the built-in water2d solver.
-    """
-    generator = load_metadata(dataset).extra.get("generator") or {}
-    if not str(generator.get("solver", "")).startswith("gns.solvers.water2d"):
-        raise GnsInputError("only a dataset made by the built-in water2d solver has a twin",
-                            file=Path(dataset) / "metadata.json", key="generator/solver",
-                            expected="gns.solvers.water2d", found=generator.get("solver"))
-    fields = {f.name for f in dataclasses.fields(Water2DConfig)}
-    return Water2DConfig(**{k: v for k, v in generator["config"].items() if k in fields})
 
 
 def score_twin(twin: np.ndarray, truth: np.ndarray, start: int, bounds: np.ndarray) -> dict[str, float]:
@@ -81,15 +66,15 @@ def score_twin(twin: np.ndarray, truth: np.ndarray, start: int, bounds: np.ndarr
     """
     predicted = torch.as_tensor(twin[start + 1:], dtype=torch.float32).transpose(0, 1)         # (N, S, 2)
     true = torch.as_tensor(truth[start + 1:], dtype=torch.float32).transpose(0, 1)
-    last = torch.as_tensor(truth[start], dtype=torch.float32)                                 # (N, 2)
+    last = {name: torch.as_tensor(x[start], dtype=torch.float32) for name, x in (("twin", twin), ("truth", truth))}
     n = predicted.shape[0]
     state = State(fields={"position": true[:, :1]}, n=torch.tensor([n]))
     mask = torch.ones(n, dtype=torch.bool)
     box, periodic = torch.as_tensor(bounds, dtype=torch.float32), torch.zeros(2, dtype=torch.bool)
     escape, _ = escape_from_truth(predicted, true, state, mask, box, periodic)
     args = (state, mask, box, periodic)
-    ke_twin = kinetic_energy_per_system(last, predicted, *args)
-    ke_true = kinetic_energy_per_system(last, true, *args)
+    ke_twin = kinetic_energy_per_system(last["twin"], predicted, *args)      # from its own (moved) start
+    ke_true = kinetic_energy_per_system(last["truth"], true, *args)
     starts = range(0, ke_true.shape[1], ENERGY_WINDOW)
     factors = [float(window_factor(ke_twin[:, s:s + ENERGY_WINDOW], ke_true[:, s:s + ENERGY_WINDOW], ENERGY_WINDOW)[0])
                for s in starts]
@@ -107,7 +92,7 @@ def twins(dataset: str | Path, eps: list[float], draws: int, start: int, split: 
     """Every twin of every trajectory of ``split``: one row each, ``{"twin", "trajectory", "escape",
     "ke_factor", "mse"}`` (see :func:`score_twin`). The perturbed twins of one trajectory advance together
     (one MPM scene each)."""
-    config = solver_config(dataset)
+    config = dataset_config(dataset)
     bounds = np.asarray(config.bounds, dtype=np.float64)
     rng = np.random.default_rng(seed)
     rows = []

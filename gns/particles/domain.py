@@ -108,20 +108,11 @@ class ParticleDomain:
         Raises:
             GnsInputError: no built-in solver made this dataset.
         """
-        import dataclasses
-
-        from gns.errors import GnsInputError
         from gns.solvers.common import SPLITS
+        from gns.solvers.water2d import Water2DReplay, dataset_config
 
+        config = dataset_config(dataset)
         metadata = load_metadata(dataset)
-        generator = metadata.extra.get("generator") or {}
-        if not str(generator.get("solver", "")).startswith("gns.solvers.water2d"):
-            raise GnsInputError("no built-in solver can re-simulate this dataset", file=Path(dataset) / "metadata.json",
-                                key="generator/solver", expected="gns.solvers.water2d", found=generator.get("solver"))
-        from gns.solvers.water2d import Water2DConfig, Water2DReplay
-
-        fields = {f.name for f in dataclasses.fields(Water2DConfig)}
-        config = Water2DConfig(**{k: v for k, v in generator["config"].items() if k in fields})
         with open_split(dataset, split, metadata) as trajectories:
             check = trajectories.read_window(index, start, start + 1)[0]
         return Water2DReplay(config, SPLITS.index(split), index, start, check=check)

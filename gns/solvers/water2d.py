@@ -442,6 +442,23 @@ def simulate_scenes(config: Water2DConfig, scenes: Sequence[Scene], num_steps: i
     return (frames, solver.states(scenes)) if final_states else frames
 
 
+def dataset_config(dataset_dir: str | os.PathLike) -> Water2DConfig:
+    """The generator config stored in the metadata of a dataset this solver made.
+
+    Raises:
+        GnsInputError: the dataset was not made by this solver (its ``generator/solver`` says so).
+    """
+    from gns.data import load_metadata
+
+    generator = load_metadata(dataset_dir).extra.get("generator") or {}
+    if not str(generator.get("solver", "")).startswith("gns.solvers.water2d"):
+        raise GnsInputError("no built-in solver can re-simulate this dataset",
+                            file=Path(dataset_dir) / "metadata.json", key="generator/solver",
+                            expected="gns.solvers.water2d", found=generator.get("solver"))
+    fields = {f.name for f in dataclasses.fields(Water2DConfig)}
+    return Water2DConfig(**{k: v for k, v in generator["config"].items() if k in fields})
+
+
 def state_at(config: Water2DConfig, split_id: int, index: int, frame: int) -> Scene:
     """The full state of trajectory ``index`` of split ``split_id`` at ``frame``, re-simulated from its seed.
 
