@@ -165,6 +165,10 @@ def _mirror_average(simulator: Any, dims: Sequence[int]) -> None:
 STRAIN_HELP = ("cloth: after every step shorten mesh edges longer than this many times their rest length (e.g. 1.1: "
                "10%% stretch), moving free nodes only: a named projection that changes the model's answers and is "
                "reported with the metrics; off: none (default: the checkpoint's mesh.strain_limit, none)")
+STRAIN_ITERATIONS_HELP = ("cloth, with --strain-limit: the most sweeps over the mesh's edges per step of that projection; "
+                          "it stops earlier once no edge is over the limit by more than 0.1%% of its rest length, and "
+                          "the metrics say how many it needed and the largest strain it left (default: the "
+                          "checkpoint's mesh.strain_limit_iterations, 500 since 2026-12-07)")
 
 
 def _strain_limit_arg(value: str) -> float | None:
@@ -178,13 +182,21 @@ def _strain_limit_arg(value: str) -> float | None:
 
 
 def _apply_strain_limit(simulator: Any, args: argparse.Namespace) -> None:
-    """``--strain-limit``: switch a cloth model's strain limiting (a named projection) on or off (checked)."""
-    if not hasattr(args, "strain_limit"):      # not given (argparse.SUPPRESS): the checkpoint's setting stays
-        return
+    """``--strain-limit`` (and its ``--strain-limit-iterations``): switch a cloth model's strain limiting (a named
+    projection) on or off, or change its sweeps (checked)."""
+    iterations = getattr(args, "strain_limit_iterations", None)
+    if not hasattr(args, "strain_limit") and iterations is None:
+        return                                 # neither given (argparse.SUPPRESS): the checkpoint's settings stay
+    key = "--strain-limit" if hasattr(args, "strain_limit") else "--strain-limit-iterations"
     if not hasattr(simulator, "limit_strain"):
-        raise GnsInputError("strain limiting exists for mesh models only", key="--strain-limit",
+        raise GnsInputError("strain limiting exists for mesh models only", key=key,
                             expected="a mesh (cloth) checkpoint", found=simulator.kind)
-    simulator.limit_strain(args.strain_limit)
+    limit = args.strain_limit if hasattr(args, "strain_limit") else simulator.mesh_config.strain_limit
+    if limit is None and iterations is not None:
+        raise GnsInputError("--strain-limit-iterations sets the sweeps of strain limiting, which is off for this "
+                            "model", key="--strain-limit-iterations", expected="--strain-limit LIMIT beside it",
+                            found="no strain limit")
+    simulator.limit_strain(limit, iterations)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -493,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "dimension: off (default: the checkpoint's model.mirror_average)")
         p.add_argument("--strain-limit", type=_strain_limit_arg, default=argparse.SUPPRESS, metavar="LIMIT",
                        help=STRAIN_HELP)
+        p.add_argument("--strain-limit-iterations", type=int, default=argparse.SUPPRESS, metavar="N",
+                       help=STRAIN_ITERATIONS_HELP)
         p.add_argument("--out", help="save predictions + ground truth (.h5 or .npz) and metrics (.json)")
         p.set_defaults(func=func)
 
@@ -515,6 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, auto")
     p.add_argument("--strain-limit", type=_strain_limit_arg, default=argparse.SUPPRESS, metavar="LIMIT",
                    help=STRAIN_HELP)
+    p.add_argument("--strain-limit-iterations", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help=STRAIN_ITERATIONS_HELP)
     p.add_argument("--on-divergence", default="warn", choices=["warn", "stop"],
                    help="when the model diverges (non-finite values, entities leaving the domain, runaway energy): "
                         "warn (report and go on) or stop every future at that step")

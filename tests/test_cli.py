@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gns.cli import build_parser, main
-from gns.config import ModelConfig
+from gns.config import MeshConfig, ModelConfig
 from gns.data import load_metadata
 from gns.errors import GraphTooLargeError
 from gns.particles.simulator import ParticleSimulator
@@ -165,8 +165,20 @@ def test_mesh_pipeline_train_evaluate_render_export(kind, cloth_dataset, flow_da
         assert code == 0 and "projection (a named option, not the model alone): strain limit 1.1" in captured.out
         done = json.loads(limited.with_suffix(".json").read_text())["projections"]["strain_limit"]
         assert done["limit"] == 1.1 and done["steps"] > 0
+        assert done["iterations"] == MeshConfig().strain_limit_iterations      # the current default, not a stale one
         assert main(["evaluate", str(run), "--horizons", "1", "--strain-limit", "0.9"]) == 2
         assert "mesh.strain_limit" in capsys.readouterr().err
+        # the sweeps per step: set beside the limit, refused alone (strain limiting is off for this checkpoint)
+        assert main(["evaluate", str(run), "--horizons", "1", "--strain-limit", "1.1", "--strain-limit-iterations",
+                     "3", "--out", str(limited)]) == 0
+        capsys.readouterr()
+        done = json.loads(limited.with_suffix(".json").read_text())["projections"]["strain_limit"]
+        assert done["iterations"] == 3 and done["iterations_max"] <= 3
+        assert main(["evaluate", str(run), "--horizons", "1", "--strain-limit-iterations", "3"]) == 2
+        assert "--strain-limit-iterations" in capsys.readouterr().err
+        assert main(["evaluate", str(run), "--horizons", "1", "--strain-limit", "1.1",
+                     "--strain-limit-iterations", "0"]) == 2
+        assert "mesh.strain_limit_iterations" in capsys.readouterr().err
     else:
         assert code == 2 and "strain" in captured.err
     assert set(summary["model"]["rmse"]) == {"1", "10", "20", "full"}

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gns.config import MeshConfig
 from gns.errors import GnsInputError
 
 __all__ = ["StrainLimit", "limit_strain", "undirected_rest_edges", "edge_groups"]
@@ -45,14 +46,14 @@ class StrainLimit:
 
     Attributes:
         limit: the longest edge allowed, as a multiple of its rest length (> 1; e.g. 1.1: 10% stretch).
-        iterations: the most sweeps over every edge per step.
+        iterations: the most sweeps over every edge per step (default: ``mesh.strain_limit_iterations``'s).
         tolerance: a sweep ends the projection once no edge exceeds ``limit`` by more than this share of its
             rest length.
         relaxation: each edge's correction is this multiple of the exact one (over-relaxation; in (0, 2)).
     """
 
     limit: float
-    iterations: int = 50
+    iterations: int = MeshConfig.strain_limit_iterations
     tolerance: float = 1e-3
     relaxation: float = 1.9
 
